@@ -1,0 +1,62 @@
+//! `netlab counters attach|show|detach --netns NS --dev DEV`.
+
+use std::process::ExitCode;
+
+use crate::{ebpf::counters, error::Result};
+
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// Namespace holding the interface (as in `ip netns list`).
+    #[arg(long)]
+    pub netns: String,
+    /// Interface to count on.
+    #[arg(long = "dev")]
+    pub device: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Attach XDP and tcx counters to the interface; they stay attached after netlab exits.
+    Attach(Target),
+    /// Print the counters.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detach the counters (idempotent).
+    Detach(Target),
+}
+
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Attach(target) => {
+            counters::attach(&target.netns, &target.device)?;
+            println!("counters attached to {} in {}", target.device, target.netns);
+        }
+        Command::Show { target, json } => {
+            let rows = counters::read(&target.netns, &target.device)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{:>8} {:<11} {:>10} {:>12}",
+                    "ifindex", "hook", "packets", "bytes"
+                );
+                for row in rows {
+                    println!(
+                        "{:>8} {:<11} {:>10} {:>12}",
+                        row.ifindex, row.hook, row.packets, row.bytes
+                    );
+                }
+            }
+        }
+        Command::Detach(target) => counters::detach(&target.netns, &target.device)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,23 @@
+//! `leak-check [PREFIX]`: exits non-zero, listing them, if objects named with PREFIX (default:
+//! the suites' prefix) still exist. `cargo xtask test` runs it after the suites.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let prefix = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| netlab_e2e::PREFIX.to_string());
+    let leaks = netlab_e2e::leaks::find(&prefix);
+    if leaks.is_empty() {
+        println!("leak check: nothing named {prefix}* is left behind");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "leak check FAILED: {} leftover(s) named {prefix}*:",
+        leaks.len()
+    );
+    for leak in leaks {
+        println!("  {leak}");
+    }
+    ExitCode::FAILURE
+}
