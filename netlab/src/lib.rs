@@ -4,8 +4,15 @@
 pub mod cli;
 pub mod ebpf;
 pub mod error;
+pub mod inspect;
 pub mod lab;
+pub mod lifecycle;
+pub mod link;
+pub mod nat;
+pub mod netlink;
 pub mod netns;
 pub mod ports;
+pub mod state;
+pub mod topology;
 
 pub use error::{Error, Result};

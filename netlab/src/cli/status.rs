@@ -1,0 +1,139 @@
+//! `netlab status [--json]`.
+
+use std::{net::Ipv4Addr, process::ExitCode};
+
+use serde::Serialize;
+
+use crate::{
+    error::Result,
+    lab::{HOST_NODE, WAN_NODE},
+    netlink::Place,
+    netns, state, topology,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Node {
+    name: String,
+    namespace: String,
+    present: bool,
+    addresses: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    lab: String,
+    backend: String,
+    subnet: String,
+    bridge: String,
+    nodes: Vec<Node>,
+    published: Vec<Published>,
+}
+
+#[derive(Debug, Serialize)]
+struct Published {
+    node: String,
+    spec: String,
+    container: Ipv4Addr,
+}
+
+pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
+    let saved = state::require(lab_name)?;
+    let lab = &saved.lab;
+    let node = |name: &str, addresses: Vec<String>| {
+        let (namespace, present) = match topology::place(lab_name, lab, name) {
+            Place::Root => ("(root)".to_string(), true),
+            Place::Netns(ns) => {
+                let present = netns::exists(&ns);
+                (ns, present)
+            }
+        };
+        Node {
+            name: name.to_string(),
+            namespace,
+            present,
+            addresses,
+        }
+    };
+    let mut nodes = vec![
+        node(
+            HOST_NODE,
+            vec![
+                format!("{} {}/{}", lab.bridge, lab.gateway, lab.subnet.prefix_len()),
+                format!("{} {}", lab.external.device, lab.external.address),
+            ],
+        ),
+        node(
+            WAN_NODE,
+            vec![format!(
+                "{} {}/{}",
+                lab.external.peer_device,
+                lab.external.peer_address,
+                lab.external.address.prefix_len()
+            )],
+        ),
+    ];
+    for c in &lab.containers {
+        nodes.push(node(
+            &c.name,
+            vec![format!(
+                "{} {}/{}",
+                c.device,
+                c.address,
+                lab.subnet.prefix_len()
+            )],
+        ));
+    }
+    let status = Status {
+        lab: lab_name.to_string(),
+        backend: saved.backend.to_string(),
+        subnet: lab.subnet.to_string(),
+        bridge: lab.bridge.clone(),
+        nodes,
+        published: lab
+            .publish
+            .iter()
+            .filter_map(|p| {
+                lab.container(&p.node).map(|c| Published {
+                    node: p.node.clone(),
+                    spec: p.spec.to_string(),
+                    container: c.address,
+                })
+            })
+            .collect(),
+    };
+    if args.json {
+        super::print_json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "lab {}  backend {}  subnet {}  bridge {}",
+        status.lab, status.backend, status.subnet, status.bridge
+    );
+    println!(
+        "{:<16} {:<24} {:<8} addresses",
+        "node", "namespace", "present"
+    );
+    for n in &status.nodes {
+        println!(
+            "{:<16} {:<24} {:<8} {}",
+            n.name,
+            n.namespace,
+            if n.present { "yes" } else { "MISSING" },
+            n.addresses.join(", ")
+        );
+    }
+    if !status.published.is_empty() {
+        println!("published:");
+        for p in &status.published {
+            println!("  {:<24} -> {} ({})", p.spec, p.node, p.container);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,55 @@
+//! `netlab up [-f FILE] [--backend ebpf|iptables] [--explain]`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use crate::{
+    error::{Context as _, Result},
+    lab::Lab,
+    lifecycle,
+    nat::BackendKind,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Lab file (TOML); without it, the built-in walkthrough lab.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// NAT backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Iptables)]
+    pub backend: BackendKind,
+    /// Print the equivalent iproute2/iptables commands instead of doing anything.
+    #[arg(long, visible_alias = "dry-run")]
+    pub explain: bool,
+}
+
+/// The lab a command describes: the file's, or the built-in default.
+pub fn load_lab(file: Option<&PathBuf>) -> Result<Lab> {
+    match file {
+        None => Ok(Lab::default_lab()),
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).op(|| format!("reading {}", path.display()))?;
+            Ok(Lab::from_toml(&text)?)
+        }
+    }
+}
+
+pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
+    let lab = load_lab(args.file.as_ref())?;
+    if args.explain {
+        crate::state::validate_name(lab_name)?;
+        lab.validate()?;
+        for line in lifecycle::explain(lab_name, &lab, args.backend)? {
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    lifecycle::up(lab_name, &lab, args.backend)?;
+    println!(
+        "lab {lab_name} is up: {} containers on {} ({} backend)",
+        lab.containers.len(),
+        lab.subnet,
+        args.backend
+    );
+    Ok(ExitCode::SUCCESS)
+}

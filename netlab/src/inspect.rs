@@ -1,0 +1,163 @@
+//! What the walkthrough's inspect script shows for a node — devices, addresses, routes,
+//! neighbours — read over netlink from the node's namespace.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_route::{
+    address::AddressAttribute,
+    link::{LinkAttribute, LinkFlags},
+    neighbour::{NeighbourAddress, NeighbourAttribute},
+    route::{RouteAddress, RouteAttribute, RouteMessage},
+};
+use serde::Serialize;
+
+use crate::{
+    error::Result,
+    lab::Ipv4Net,
+    link,
+    netlink::{self, Place},
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    pub index: u32,
+    pub name: String,
+    pub up: bool,
+    pub master: Option<String>,
+    pub mac: Option<String>,
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub destination: String,
+    pub gateway: Option<Ipv4Addr>,
+    pub device: Option<String>,
+    pub table: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Neighbour {
+    pub address: IpAddr,
+    pub mac: Option<String>,
+    pub device: Option<String>,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub devices: Vec<Device>,
+    pub routes: Vec<Route>,
+    pub neighbours: Vec<Neighbour>,
+}
+
+fn mac(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The IPv4 destination of a route (`0.0.0.0/0` for the default route).
+pub fn route_destination(route: &RouteMessage) -> Option<Ipv4Net> {
+    let prefix = route.header.destination_prefix_length;
+    let addr = route.attributes.iter().find_map(|attr| match attr {
+        RouteAttribute::Destination(RouteAddress::Inet(addr)) => Some(*addr),
+        _ => None,
+    });
+    Ipv4Net::new(addr.unwrap_or(Ipv4Addr::UNSPECIFIED), prefix).ok()
+}
+
+/// Reads devices, routes and neighbours of the namespace at `place`.
+pub async fn read(place: &Place) -> Result<NodeView> {
+    let handle = netlink::connect(place)?;
+    let links = link::dump_links(&handle).await?;
+    let addresses = link::dump_addresses(&handle).await?;
+    let routes = link::dump_routes(&handle).await?;
+    let neighbours = link::dump_neighbours(&handle).await?;
+    let name_of = |index: u32| {
+        links
+            .iter()
+            .find(|l| l.header.index == index)
+            .and_then(link::link_name)
+            .map(str::to_string)
+    };
+    let devices = links
+        .iter()
+        .map(|l| Device {
+            index: l.header.index,
+            name: link::link_name(l).unwrap_or_default().to_string(),
+            up: l.header.flags.contains(LinkFlags::Up),
+            master: l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Controller(index) => name_of(*index),
+                _ => None,
+            }),
+            mac: l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Address(bytes) if bytes.len() == 6 => Some(mac(bytes)),
+                _ => None,
+            }),
+            addresses: addresses
+                .iter()
+                .filter(|a| a.header.index == l.header.index)
+                .filter_map(|a| {
+                    a.attributes.iter().find_map(|attr| match attr {
+                        AddressAttribute::Address(IpAddr::V4(ip)) => {
+                            Some(format!("{ip}/{}", a.header.prefix_len))
+                        }
+                        _ => None,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let routes = routes
+        .iter()
+        .filter(|r| r.header.table == 254)
+        .map(|r| Route {
+            destination: route_destination(r).map_or_else(String::new, |net| {
+                if net.prefix_len() == 0 {
+                    "default".to_string()
+                } else {
+                    net.to_string()
+                }
+            }),
+            gateway: r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(gw)) => Some(*gw),
+                _ => None,
+            }),
+            device: r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(index) => name_of(*index),
+                _ => None,
+            }),
+            table: u32::from(r.header.table),
+        })
+        .collect();
+    let neighbours = neighbours
+        .iter()
+        .filter_map(|n| {
+            let address = n.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
+                    Some(IpAddr::V4(*ip))
+                }
+                _ => None,
+            })?;
+            Some(Neighbour {
+                address,
+                mac: n.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::LinkLayerAddress(bytes) if bytes.len() == 6 => {
+                        Some(mac(bytes))
+                    }
+                    _ => None,
+                }),
+                device: name_of(n.header.ifindex),
+                state: format!("{:?}", n.header.state).to_lowercase(),
+            })
+        })
+        .collect();
+    Ok(NodeView {
+        devices,
+        routes,
+        neighbours,
+    })
+}

@@ -1,0 +1,283 @@
+//! The life of a lab: `up` (create, or converge an existing lab), `down` (remove everything
+//! the lab created, also after a crash), `publish` and `unpublish`.
+
+use crate::{
+    error::{Chain, Error, Result},
+    lab::{HostMode, Ipv4Net, Lab, Publish},
+    link,
+    nat::{BackendKind, NatContext},
+    netlink::Place,
+    netns,
+    state::{self, LabState},
+    topology::{self, Plan},
+};
+
+/// A one-thread runtime for a command's netlink work.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::io("starting the async runtime", err))
+}
+
+/// Creates lab `name` from `lab`, or converges it when it is already up with the same
+/// definition. A failure while creating a new lab removes what this run created.
+pub fn up(name: &str, lab: &Lab, backend: BackendKind) -> Result<()> {
+    state::validate_name(name)?;
+    lab.validate()?;
+    let nat = backend.backend()?;
+    if lab.host == HostMode::Root {
+        validate_root_host(lab)?;
+    }
+    let existing = state::load(name)?;
+    if let Some(existing) = &existing {
+        if existing.backend != backend {
+            return Err(Error::invalid(format!(
+                "lab {name:?} is up with the {} backend; run `netlab down` first to switch to {backend}",
+                existing.backend
+            )));
+        }
+        let mut declared = existing.lab.clone();
+        declared.publish.clone_from(&lab.publish);
+        if declared != *lab {
+            return Err(Error::invalid(format!(
+                "lab {name:?} is already up with a different definition; run `netlab down` first"
+            )));
+        }
+    }
+    // Ports published live since the last `up` stay published.
+    let mut desired = lab.clone();
+    if let Some(existing) = &existing {
+        for publish in &existing.lab.publish {
+            if !desired.publish.contains(publish) {
+                desired.publish.push(publish.clone());
+            }
+        }
+        desired.validate()?;
+    }
+    let new_state = LabState {
+        name: name.to_string(),
+        backend,
+        lab: desired,
+    };
+    // Written before anything is created, so `down` finds every object even after a crash.
+    state::save(&new_state)?;
+    let result = (|| {
+        runtime()?.block_on(Plan::new(name, &new_state.lab).apply())?;
+        let ctx = NatContext {
+            lab_name: name,
+            lab: &new_state.lab,
+        };
+        nat.setup(ctx)?;
+        nat.publish(ctx, &new_state.lab.publish)
+    })();
+    if let Err(err) = result {
+        if existing.is_none() {
+            if let Err(rollback) = down(name) {
+                return Err(Error::invalid(format!(
+                    "{}; rolling back also failed: {}",
+                    Chain(&err),
+                    Chain(&rollback)
+                )));
+            }
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Refuses a root-namespace lab that would clash with the real host's routes or links.
+fn validate_root_host(lab: &Lab) -> Result<()> {
+    let (routes, links) = runtime()?.block_on(async {
+        let handle = crate::netlink::connect(&Place::Root)?;
+        let routes = link::dump_routes(&handle).await?;
+        let links = link::dump_links(&handle).await?;
+        Ok::<_, Error>((routes, links))
+    })?;
+    let routes: Vec<Ipv4Net> = routes
+        .iter()
+        .filter_map(crate::inspect::route_destination)
+        .collect();
+    let links: Vec<String> = links
+        .iter()
+        .filter_map(link::link_name)
+        .map(str::to_string)
+        .collect();
+    lab.validate_against_host(&routes, &links)?;
+    Ok(())
+}
+
+/// Removes lab `name`: NAT state, namespaces (which takes their links along), pins, state
+/// file. Keeps going past failures and reports them all; a lab that is not there is success.
+pub fn down(name: &str) -> Result<()> {
+    state::validate_name(name)?;
+    let mut errors = Vec::new();
+    let saved = state::load(name).unwrap_or_else(|err| {
+        errors.push(err);
+        None
+    });
+    if let Some(saved) = &saved {
+        let ctx = NatContext {
+            lab_name: name,
+            lab: &saved.lab,
+        };
+        let host_alive = match ctx.host() {
+            Place::Root => true,
+            Place::Netns(ns) => netns::exists(&ns),
+        };
+        if host_alive {
+            match saved.backend.backend() {
+                Ok(nat) => errors.extend(nat.teardown(ctx).err()),
+                Err(err) => errors.push(err),
+            }
+        }
+        if saved.lab.host == HostMode::Root {
+            errors.extend(remove_root_links(&saved.lab).err());
+        }
+    }
+    // Namespaces by name, too: `<lab>-` is a prefix no other lab can have.
+    let prefix = format!("{name}-");
+    match netns::list() {
+        Ok(all) => {
+            for ns in all.iter().filter(|ns| ns.starts_with(&prefix)) {
+                errors.extend(netns::delete(ns).err());
+            }
+        }
+        Err(err) => errors.push(err),
+    }
+    errors.extend(crate::ebpf::bpffs::remove_dir(&lab_pin_dir(name)).err());
+    errors.extend(state::remove(name).err());
+    Error::collect(errors)
+}
+
+/// Where a lab's eBPF objects are pinned.
+pub fn lab_pin_dir(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(crate::ebpf::bpffs::PIN_ROOT).join(name)
+}
+
+/// In a root-namespace lab the bridge and the host ends of the veths live in the real host;
+/// delete them (deleting a veth end deletes its peer).
+fn remove_root_links(lab: &Lab) -> Result<()> {
+    runtime()?.block_on(async {
+        let handle = crate::netlink::connect(&Place::Root)?;
+        let mut errors = Vec::new();
+        let names = std::iter::once(&lab.bridge)
+            .chain(std::iter::once(&lab.external.device))
+            .chain(lab.containers.iter().map(|c| &c.host_device));
+        for device in names {
+            match link::index(&handle, device).await {
+                Ok(Some(index)) => {
+                    if let Err(err) = handle.link().del(index).execute().await {
+                        errors.push(Error::netlink(format!("deleting {device}"), err));
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => errors.push(err),
+            }
+        }
+        Error::collect(errors)
+    })
+}
+
+/// Publishes `specs` on container `node`; all or nothing.
+pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Result<()> {
+    let mut saved = state::require(name)?;
+    if saved.lab.container(node).is_none() {
+        return Err(Error::invalid(format!(
+            "unknown node {node:?} (containers: {})",
+            container_list(&saved.lab)
+        )));
+    }
+    let added: Vec<Publish> = specs
+        .iter()
+        .map(|spec| Publish {
+            node: node.to_string(),
+            spec: spec.clone(),
+        })
+        .collect();
+    for publish in &added {
+        if let Some(taken) = saved
+            .lab
+            .publish
+            .iter()
+            .find(|p| p.spec.conflicts_with(&publish.spec))
+        {
+            return Err(Error::invalid(format!(
+                "port {} is already allocated (published as {} on {})",
+                publish.spec, taken.spec, taken.node
+            )));
+        }
+    }
+    let before = saved.lab.clone();
+    saved.lab.publish.extend(added.iter().cloned());
+    saved.lab.validate()?;
+    let nat = saved.backend.backend()?;
+    let ctx = NatContext {
+        lab_name: name,
+        lab: &saved.lab,
+    };
+    if let Err(err) = nat.publish(ctx, &added) {
+        // Put the datapath back the way it was.
+        let _ = nat.unpublish(
+            NatContext {
+                lab_name: name,
+                lab: &before,
+            },
+            &added,
+        );
+        return Err(err);
+    }
+    state::save(&saved)
+}
+
+/// Unpublishes `specs` from container `node`; each must be published exactly so.
+pub fn unpublish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Result<()> {
+    let mut saved = state::require(name)?;
+    if saved.lab.container(node).is_none() {
+        return Err(Error::invalid(format!(
+            "unknown node {node:?} (containers: {})",
+            container_list(&saved.lab)
+        )));
+    }
+    let mut removed = Vec::new();
+    for spec in specs {
+        let wanted = Publish {
+            node: node.to_string(),
+            spec: spec.clone(),
+        };
+        let Some(index) = saved.lab.publish.iter().position(|p| *p == wanted) else {
+            return Err(Error::invalid(format!("{spec} is not published on {node}")));
+        };
+        removed.push(saved.lab.publish.remove(index));
+    }
+    let nat = saved.backend.backend()?;
+    nat.unpublish(
+        NatContext {
+            lab_name: name,
+            lab: &saved.lab,
+        },
+        &removed,
+    )?;
+    state::save(&saved)
+}
+
+fn container_list(lab: &Lab) -> String {
+    lab.containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The commands `up` is equivalent to: iproute2 for the topology, then the backend's.
+pub fn explain(name: &str, lab: &Lab, backend: BackendKind) -> Result<Vec<String>> {
+    let mut lines: Vec<String> = Plan::new(name, lab)
+        .steps()
+        .map(topology::Step::explain)
+        .collect();
+    lines.extend(backend.backend()?.explain(NatContext {
+        lab_name: name,
+        lab,
+    }));
+    Ok(lines)
+}

@@ -1,0 +1,211 @@
+//! rtnetlink operations on links, addresses, routes and neighbours. Each takes the handle of
+//! the namespace it acts in; each doc comment gives the iproute2 equivalent. Every "add" is
+//! idempotent (an existing object is success), so `netlab up` converges when run again.
+
+use std::{net::Ipv4Addr, os::fd::AsRawFd as _};
+
+use futures::TryStreamExt as _;
+use netlink_packet_route::{
+    address::AddressMessage,
+    link::{InfoData, InfoVeth, LinkAttribute, LinkMessage},
+    neighbour::NeighbourMessage,
+    route::RouteMessage,
+};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    RouteMessageBuilder,
+};
+
+use crate::{
+    error::{Context as _, Error, Result},
+    lab::Ipv4Net,
+};
+
+const EEXIST: i32 = libc::EEXIST;
+
+/// Treats "already exists" as success.
+fn exists_ok(
+    result: std::result::Result<(), rtnetlink::Error>,
+) -> std::result::Result<(), rtnetlink::Error> {
+    match result {
+        Err(rtnetlink::Error::NetlinkError(ref msg))
+            if msg.code.is_some_and(|code| -code.get() == EEXIST) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Index of link `name`, or `None` when there is no such link. `ip link show NAME`.
+pub async fn index(handle: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(link) => Ok(link.map(|link| link.header.index)),
+        Err(rtnetlink::Error::NetlinkError(msg))
+            if msg.code.is_some_and(|code| -code.get() == libc::ENODEV) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(Error::netlink(format!("looking up link {name}"), err)),
+    }
+}
+
+/// Index of link `name`, which must exist.
+pub async fn require_index(handle: &Handle, name: &str) -> Result<u32> {
+    index(handle, name)
+        .await?
+        .ok_or_else(|| Error::invalid(format!("link {name} does not exist")))
+}
+
+/// `ip link set NAME up`.
+pub async fn set_up(handle: &Handle, name: &str) -> Result<()> {
+    let index = require_index(handle, name).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .op(|| format!("setting {name} up"))
+}
+
+/// `ip link add NAME type bridge`.
+pub async fn add_bridge(handle: &Handle, name: &str) -> Result<()> {
+    exists_ok(
+        handle
+            .link()
+            .add(LinkBridge::new(name).build())
+            .execute()
+            .await,
+    )
+    .op(|| format!("creating bridge {name}"))
+}
+
+/// A veth pair whose two ends are created directly in their namespaces:
+/// `ip link add NAME netns NS type veth peer PEER netns PEER_NS`.
+pub async fn add_veth(
+    handle: &Handle,
+    name: &str,
+    netns: Option<&std::fs::File>,
+    peer: &str,
+    peer_netns: &std::fs::File,
+) -> Result<()> {
+    let peer_message = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer.to_string())
+        .setns_by_fd(peer_netns.as_raw_fd())
+        .build();
+    let mut builder =
+        LinkVeth::new(name, peer).set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)));
+    if let Some(netns) = netns {
+        builder = builder.setns_by_fd(netns.as_raw_fd());
+    }
+    exists_ok(handle.link().add(builder.build()).execute().await)
+        .op(|| format!("creating veth pair {name} <-> {peer}"))
+}
+
+/// `ip link set NAME master BRIDGE`.
+pub async fn set_master(handle: &Handle, name: &str, bridge: &str) -> Result<()> {
+    let index = require_index(handle, name).await?;
+    let bridge_index = require_index(handle, bridge).await?;
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .controller(bridge_index)
+                .build(),
+        )
+        .execute()
+        .await
+        .op(|| format!("attaching {name} to bridge {bridge}"))
+}
+
+/// `bridge link set dev NAME hairpin on|off`.
+pub async fn set_hairpin(handle: &Handle, name: &str, on: bool) -> Result<()> {
+    let index = require_index(handle, name).await?;
+    handle
+        .link()
+        .set_port(LinkBridgePort::new(index).hairpin(on).build())
+        .execute()
+        .await
+        .op(|| format!("setting hairpin mode on {name}"))
+}
+
+/// `ip addr replace ADDR/LEN dev NAME`.
+pub async fn add_address(handle: &Handle, name: &str, address: Ipv4Net) -> Result<()> {
+    let index = require_index(handle, name).await?;
+    handle
+        .address()
+        .add(index, address.addr().into(), address.prefix_len())
+        .replace()
+        .execute()
+        .await
+        .op(|| format!("adding address {address} to {name}"))
+}
+
+/// `ip route replace default via GATEWAY`.
+pub async fn add_default_route(handle: &Handle, gateway: Ipv4Addr) -> Result<()> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gateway)
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .op(|| format!("adding the default route via {gateway}"))
+}
+
+/// `ip link show`.
+pub async fn dump_links(handle: &Handle) -> Result<Vec<LinkMessage>> {
+    handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .op(|| "listing links".to_string())
+}
+
+/// `ip -4 addr show`.
+pub async fn dump_addresses(handle: &Handle) -> Result<Vec<AddressMessage>> {
+    handle
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .op(|| "listing addresses".to_string())
+}
+
+/// `ip -4 route show table all`.
+pub async fn dump_routes(handle: &Handle) -> Result<Vec<RouteMessage>> {
+    let filter = RouteMessageBuilder::<Ipv4Addr>::new().build();
+    handle
+        .route()
+        .get(filter)
+        .execute()
+        .try_collect()
+        .await
+        .op(|| "listing routes".to_string())
+}
+
+/// `ip -4 neigh show`.
+pub async fn dump_neighbours(handle: &Handle) -> Result<Vec<NeighbourMessage>> {
+    handle
+        .neighbours()
+        .get()
+        .set_address_family(netlink_packet_route::AddressFamily::Inet)
+        .execute()
+        .try_collect()
+        .await
+        .op(|| "listing neighbours".to_string())
+}
+
+/// The name of a dumped link.
+pub fn link_name(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|attr| match attr {
+        LinkAttribute::IfName(name) => Some(name.as_str()),
+        _ => None,
+    })
+}

@@ -1,0 +1,402 @@
+//! The iptables backend: the reference the other backends are compared with. It behaves like
+//! Docker's bridge driver without the userland proxy: DNAT per published port, masquerade for
+//! the subnet, hairpin NAT. Rules live only in chains named `NL-<lab>-*`, jumped to from the
+//! built-in chains, and are changed atomically with `iptables-restore --noflush`, run in the
+//! lab's host node.
+
+use std::{
+    io::Write as _,
+    process::{Command, Stdio},
+};
+
+use crate::{
+    error::{Error, Result},
+    lab::{Lab, Publish},
+    ports::Proto,
+};
+
+use super::{NatBackend, NatContext, PortCounters};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Iptables;
+
+/// The chains of one lab: (table, chain suffix, built-in chain that jumps to it, jump match).
+const JUMPS: [(&str, &str, &str, &str); 4] = [
+    ("nat", "DNAT", "PREROUTING", "-m addrtype --dst-type LOCAL"),
+    ("nat", "DNAT", "OUTPUT", "-m addrtype --dst-type LOCAL"),
+    ("nat", "POST", "POSTROUTING", ""),
+    ("filter", "FWD", "FORWARD", ""),
+];
+
+fn chain(lab_name: &str, suffix: &str) -> String {
+    format!("NL-{lab_name}-{suffix}")
+}
+
+impl Iptables {
+    /// The full content of the lab's chains for the current published set. Each call
+    /// rewrites the chains whole (declaring a chain in `--noflush` mode flushes it), so
+    /// the result never depends on what was there before.
+    fn chains(ctx: NatContext<'_>) -> String {
+        let lab = ctx.lab;
+        let (dnat, post, fwd) = (
+            chain(ctx.lab_name, "DNAT"),
+            chain(ctx.lab_name, "POST"),
+            chain(ctx.lab_name, "FWD"),
+        );
+        let bridge = &lab.bridge;
+        let subnet = lab.subnet;
+        let mut nat = format!("*nat\n:{dnat} - [0:0]\n:{post} - [0:0]\n");
+        let mut filter = format!("*filter\n:{fwd} - [0:0]\n");
+        if lab.masquerade {
+            nat += &format!("-A {post} -s {subnet} ! -o {bridge} -j MASQUERADE\n");
+        }
+        // Host processes reaching a port published on 127.0.0.1 (route_localnet is on for
+        // the bridge): the container must answer to an address it can route back to.
+        nat += &format!("-A {post} -s 127.0.0.0/8 -o {bridge} -j MASQUERADE\n");
+        for publish in &lab.publish {
+            let Some(container) = lab.container(&publish.node) else {
+                continue;
+            };
+            let spec = &publish.spec;
+            let proto = spec.proto;
+            let cip = container.address;
+            let destination = spec
+                .host_ip
+                .map_or_else(|| format!("! -d {}", lab.gateway), |ip| format!("-d {ip}"));
+            // One rule per port, as Docker does: iptables' port ranges in DNAT do not map
+            // 1:1, and this is the cost the benchmark compares against.
+            for host_port in spec.host.start..=spec.host.end {
+                let Some(port) = spec.container_port_for(host_port) else {
+                    continue;
+                };
+                nat += &format!(
+                    "-A {dnat} {destination} -p {proto} -m {proto} --dport {host_port} -j DNAT --to-destination {cip}:{port}\n"
+                );
+            }
+            let cports = port_match(spec.container.start, spec.container.end);
+            // Self-hairpin: a container reaching its own published port through the host
+            // address must see the reply come from the host, not from itself.
+            nat += &format!(
+                "-A {post} -s {cip}/32 -d {cip}/32 -p {proto} -m {proto} --dport {cports} -j MASQUERADE\n"
+            );
+            filter += &format!(
+                "-A {fwd} -d {cip}/32 -o {bridge} -p {proto} -m {proto} --dport {cports} -j ACCEPT\n"
+            );
+        }
+        filter += &format!(
+            "-A {fwd} -d {subnet} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A {fwd} -s {subnet} -i {bridge} -j ACCEPT\n"
+        );
+        format!("{nat}COMMIT\n{filter}COMMIT\n")
+    }
+
+    /// Jump rules from the built-in chains that are missing, given the current rules.
+    fn missing_jumps(ctx: NatContext<'_>, saved: &str) -> String {
+        let mut by_table: std::collections::BTreeMap<&str, String> = Default::default();
+        for (table, suffix, builtin, matcher) in JUMPS {
+            let target = chain(ctx.lab_name, suffix);
+            let rule = if matcher.is_empty() {
+                format!("-A {builtin} -j {target}")
+            } else {
+                format!("-A {builtin} {matcher} -j {target}")
+            };
+            if !saved.lines().any(|line| line == rule) {
+                let rule = rule.replacen("-A", "-I", 1);
+                by_table
+                    .entry(table)
+                    .or_default()
+                    .push_str(&format!("{rule}\n"));
+            }
+        }
+        by_table
+            .into_iter()
+            .map(|(table, rules)| format!("*{table}\n{rules}COMMIT\n"))
+            .collect()
+    }
+
+    fn sync(ctx: NatContext<'_>) -> Result<()> {
+        // Chains first (a jump to a missing chain is an error), then the jumps.
+        restore(ctx, &Self::chains(ctx))?;
+        let saved = save(ctx)?;
+        let jumps = Self::missing_jumps(ctx, &saved);
+        if !jumps.is_empty() {
+            restore(ctx, &jumps)?;
+        }
+        Ok(())
+    }
+}
+
+fn port_match(start: u16, end: u16) -> String {
+    if start == end {
+        start.to_string()
+    } else {
+        format!("{start}:{end}")
+    }
+}
+
+/// Runs a command in the lab's host node: a child forked from a thread inside the namespace
+/// is born inside it.
+fn run_in_host(
+    ctx: NatContext<'_>,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
+    let op = format!("{program} {}", args.join(" "));
+    ctx.host().run(|| {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| Error::io(format!("running {op} (is iptables installed?)"), err))?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes())
+                .map_err(|err| Error::io(format!("feeding {op}"), err))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|err| Error::io(format!("running {op}"), err))?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                op,
+                stderr: String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .replace('\n', "; "),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+}
+
+fn restore(ctx: NatContext<'_>, rules: &str) -> Result<()> {
+    run_in_host(
+        ctx,
+        "iptables-restore",
+        &["--noflush", "--wait"],
+        Some(rules),
+    )
+    .map(drop)
+}
+
+fn save(ctx: NatContext<'_>) -> Result<String> {
+    run_in_host(ctx, "iptables-save", &[], None)
+}
+
+/// Writes a sysctl in the host node.
+fn sysctl(ctx: NatContext<'_>, key: &str, value: &str) -> Result<()> {
+    let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
+    ctx.host().run(|| {
+        std::fs::write(&path, value)
+            .map_err(|err| Error::io(format!("setting {key}={value} in the host node"), err))
+    })
+}
+
+impl NatBackend for Iptables {
+    fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
+        let lab: &Lab = ctx.lab;
+        // Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
+        // bridged frames must traverse iptables so the hairpin flow can be masqueraded.
+        sysctl(ctx, "net.bridge.bridge-nf-call-iptables", "1")?;
+        sysctl(
+            ctx,
+            &format!("net.ipv4.conf.{}.route_localnet", lab.bridge),
+            "1",
+        )?;
+        crate::topology::set_hairpin(ctx.lab_name, lab, true)?;
+        Self::sync(ctx)
+    }
+
+    fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
+        let saved = save(ctx)?;
+        let prefix = format!("NL-{}-", ctx.lab_name);
+        let mut script = String::new();
+        for table in ["nat", "filter"] {
+            let mut section = String::new();
+            let mut in_table = false;
+            for line in saved.lines() {
+                if let Some(name) = line.strip_prefix('*') {
+                    in_table = name == table;
+                } else if in_table && line.starts_with("-A ") {
+                    let builtin_jump = line.contains(&format!("-j {prefix}"))
+                        && !line.starts_with(&format!("-A {prefix}"));
+                    if builtin_jump {
+                        section += &format!("{}\n", line.replacen("-A", "-D", 1));
+                    }
+                }
+            }
+            let chains: Vec<&str> = saved
+                .lines()
+                .filter_map(|line| line.strip_prefix(':'))
+                .filter_map(|line| line.split_whitespace().next())
+                .filter(|name| name.starts_with(&prefix))
+                .collect();
+            // Only chains of this table: iptables-save lists them under their table header.
+            let table_chains: Vec<&str> = chains
+                .into_iter()
+                .filter(|name| table_of(&saved, name) == Some(table))
+                .collect();
+            for name in &table_chains {
+                section += &format!("-F {name}\n");
+            }
+            for name in &table_chains {
+                section += &format!("-X {name}\n");
+            }
+            if !section.is_empty() {
+                script += &format!("*{table}\n{section}COMMIT\n");
+            }
+        }
+        if script.is_empty() {
+            Ok(())
+        } else {
+            restore(ctx, &script)
+        }
+    }
+
+    fn publish(&self, ctx: NatContext<'_>, _added: &[Publish]) -> Result<()> {
+        Self::sync(ctx)
+    }
+
+    fn unpublish(&self, ctx: NatContext<'_>, _removed: &[Publish]) -> Result<()> {
+        Self::sync(ctx)
+    }
+
+    fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
+        // The nat table sees the first packet of each connection only: these count connections.
+        let out = run_in_host(
+            ctx,
+            "iptables",
+            &[
+                "-w",
+                "-t",
+                "nat",
+                "-L",
+                &chain(ctx.lab_name, "DNAT"),
+                "-n",
+                "-v",
+                "-x",
+            ],
+            None,
+        )?;
+        let mut rows = Vec::new();
+        for publish in &ctx.lab.publish {
+            let (mut packets, mut bytes) = (0, 0);
+            let Some(container) = ctx.lab.container(&publish.node) else {
+                continue;
+            };
+            for line in out.lines().skip(2) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let Some(dpt) = fields.iter().find_map(|f| f.strip_prefix("dpt:")) else {
+                    continue;
+                };
+                let Ok(port) = dpt.parse::<u16>() else {
+                    continue;
+                };
+                let proto = publish.spec.proto;
+                let proto_ok = fields
+                    .get(3)
+                    .is_some_and(|p| *p == proto_name(proto) || *p == proto.number().to_string());
+                let to_ok = line.contains(&format!("to:{}:", container.address));
+                if proto_ok && to_ok && publish.spec.host.contains(port) {
+                    packets += fields
+                        .first()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    bytes += fields
+                        .get(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+            rows.push(PortCounters {
+                node: publish.node.clone(),
+                spec: publish.spec.to_string(),
+                unit: "connections",
+                packets,
+                bytes,
+            });
+        }
+        Ok(rows)
+    }
+
+    fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
+        let host = ctx.host();
+        let exec = match &host {
+            crate::netlink::Place::Root => String::new(),
+            crate::netlink::Place::Netns(ns) => format!("ip netns exec {ns} "),
+        };
+        let mut lines = vec![
+            format!("{exec}sysctl -w net.bridge.bridge-nf-call-iptables=1"),
+            format!(
+                "{exec}sysctl -w net.ipv4.conf.{}.route_localnet=1",
+                ctx.lab.bridge
+            ),
+        ];
+        for container in &ctx.lab.containers {
+            lines.push(format!(
+                "{exec}bridge link set dev {} hairpin on",
+                container.host_device
+            ));
+        }
+        let mut table = "";
+        for line in Self::chains(ctx).lines() {
+            if let Some(name) = line.strip_prefix('*') {
+                table = name;
+            } else if let Some(chain) = line.strip_prefix(':') {
+                let chain = chain.split_whitespace().next().unwrap_or_default();
+                lines.push(format!("{exec}iptables -t {table} -N {chain}"));
+            } else if line.starts_with("-A") {
+                lines.push(format!("{exec}iptables -t {table} {line}"));
+            }
+        }
+        for (table, suffix, builtin, matcher) in JUMPS {
+            let target = chain(ctx.lab_name, suffix);
+            let matcher = if matcher.is_empty() {
+                String::new()
+            } else {
+                format!("{matcher} ")
+            };
+            lines.push(format!(
+                "{exec}iptables -t {table} -I {builtin} {matcher}-j {target}"
+            ));
+        }
+        lines
+    }
+
+    fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
+        let prefix = format!("NL-{}-", ctx.lab_name);
+        Ok(save(ctx)?
+            .lines()
+            .filter(|line| line.starts_with('*') || line.contains(&prefix))
+            .map(|line| format!("{line}\n"))
+            .collect())
+    }
+}
+
+fn proto_name(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    }
+}
+
+/// The table under which iptables-save declares `chain`.
+fn table_of<'a>(saved: &'a str, chain: &str) -> Option<&'a str> {
+    let mut table = None;
+    for line in saved.lines() {
+        if let Some(name) = line.strip_prefix('*') {
+            table = Some(name);
+        } else if line
+            .strip_prefix(':')
+            .and_then(|l| l.split_whitespace().next())
+            == Some(chain)
+        {
+            return table;
+        }
+    }
+    None
+}

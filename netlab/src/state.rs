@@ -1,0 +1,81 @@
+//! What netlab remembers about a lab between commands: `/run/netlab/<lab>.json`. It is written
+//! before `up` creates anything, so `down` can clean up after a crash at any point; `down`
+//! also finds the lab's namespaces by name, in case the state file itself is gone.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Context as _, Error, Result},
+    lab::Lab,
+    nat::BackendKind,
+};
+
+/// Folder of the state files (tmpfs: a reboot forgets labs, as it forgets their namespaces).
+pub const STATE_DIR: &str = "/run/netlab";
+
+/// A lab as netlab created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabState {
+    pub name: String,
+    pub backend: BackendKind,
+    /// The lab as declared, with `publish` being the ports published now (`publish` and
+    /// `unpublish` update it).
+    pub lab: Lab,
+}
+
+pub fn path(lab: &str) -> PathBuf {
+    Path::new(STATE_DIR).join(format!("{lab}.json"))
+}
+
+/// Checks a lab name: it becomes the prefix of namespace names (`<lab>-<node>`), chain names
+/// and pin folders, so it is short and has no `-`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 16
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid lab name {name:?}: use 1-16 letters, digits or '_'"
+        )))
+    }
+}
+
+pub fn load(lab: &str) -> Result<Option<LabState>> {
+    let file = path(lab);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io(format!("reading {}", file.display()), err)),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|err| Error::invalid(format!("corrupt state file {}: {err}", file.display())))
+}
+
+/// Loads the state of a lab that must be up.
+pub fn require(lab: &str) -> Result<LabState> {
+    load(lab)?.ok_or_else(|| Error::invalid(format!("lab {lab:?} is not up (run `netlab up`)")))
+}
+
+/// Writes the state atomically (write a temporary file, then rename).
+pub fn save(state: &LabState) -> Result<()> {
+    std::fs::create_dir_all(STATE_DIR).op(|| format!("creating {STATE_DIR}"))?;
+    let file = path(&state.name);
+    let tmp = file.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(state)
+        .map_err(|err| Error::invalid(format!("serializing the lab state: {err}")))?;
+    std::fs::write(&tmp, text).op(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).op(|| format!("writing {}", file.display()))
+}
+
+pub fn remove(lab: &str) -> Result<()> {
+    match std::fs::remove_file(path(lab)) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(Error::io(format!("removing {}", path(lab).display()), err)),
+    }
+}

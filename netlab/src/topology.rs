@@ -1,0 +1,437 @@
+//! Turns a [`Lab`] into kernel objects and back. The work is a [`Plan`] of [`Step`]s, so the
+//! same data drives `up` and `up --explain` (which prints each step's iproute2 equivalent):
+//! the explanation cannot drift from what is done.
+
+use std::{collections::HashMap, fs::File, net::Ipv4Addr};
+
+use futures::future::try_join_all;
+use rtnetlink::Handle;
+
+use crate::{
+    error::{Error, Result},
+    lab::{HOST_NODE, HostMode, Ipv4Net, Lab, WAN_NODE},
+    link,
+    netlink::{self, Place},
+    netns,
+};
+
+/// Namespace name of `node` in lab `lab`. Lab names cannot contain `-`, so `<lab>-` is an
+/// unambiguous prefix and two labs never share a namespace.
+pub fn netns_name(lab: &str, node: &str) -> String {
+    format!("{lab}-{node}")
+}
+
+/// Where `node` of `lab` lives.
+pub fn place(lab_name: &str, lab: &Lab, node: &str) -> Place {
+    if node == HOST_NODE && lab.host == HostMode::Root {
+        Place::Root
+    } else {
+        Place::Netns(netns_name(lab_name, node))
+    }
+}
+
+/// One kernel operation.
+#[derive(Debug, Clone)]
+pub enum Step {
+    CreateNetns {
+        name: String,
+    },
+    Sysctl {
+        place: Place,
+        key: &'static str,
+        value: &'static str,
+    },
+    LinkUp {
+        place: Place,
+        device: String,
+    },
+    AddBridge {
+        place: Place,
+        name: String,
+    },
+    AddVeth {
+        place: Place,
+        name: String,
+        peer: String,
+        peer_place: Place,
+    },
+    SetMaster {
+        place: Place,
+        device: String,
+        bridge: String,
+    },
+    AddAddress {
+        place: Place,
+        device: String,
+        address: Ipv4Net,
+    },
+    DefaultRoute {
+        place: Place,
+        via: Ipv4Addr,
+    },
+}
+
+impl Step {
+    /// The iproute2 (or sysctl) command that does the same.
+    pub fn explain(&self) -> String {
+        match self {
+            Self::CreateNetns { name } => format!("ip netns add {name}"),
+            Self::Sysctl { place, key, value } => match place {
+                Place::Root => format!("sysctl -w {key}={value}"),
+                Place::Netns(ns) => format!("ip netns exec {ns} sysctl -w {key}={value}"),
+            },
+            Self::LinkUp { place, device } => format!("{} link set {device} up", place.ip()),
+            Self::AddBridge { place, name } => {
+                format!("{} link add {name} type bridge", place.ip())
+            }
+            Self::AddVeth {
+                place,
+                name,
+                peer,
+                peer_place,
+            } => {
+                let peer_ns = match peer_place {
+                    Place::Root => String::new(),
+                    Place::Netns(ns) => format!(" netns {ns}"),
+                };
+                format!(
+                    "{} link add {name} type veth peer name {peer}{peer_ns}",
+                    place.ip()
+                )
+            }
+            Self::SetMaster {
+                place,
+                device,
+                bridge,
+            } => {
+                format!("{} link set {device} master {bridge}", place.ip())
+            }
+            Self::AddAddress {
+                place,
+                device,
+                address,
+            } => {
+                format!("{} addr add {address} dev {device}", place.ip())
+            }
+            Self::DefaultRoute { place, via } => {
+                format!("{} route add default via {via}", place.ip())
+            }
+        }
+    }
+
+    async fn apply(&self, ctx: &Ctx) -> Result<()> {
+        match self {
+            Self::CreateNetns { name } => {
+                if !netns::exists(name) {
+                    // A crash may have left the mount point file without a namespace behind it.
+                    netns::delete(name)?;
+                    netns::create(name)?;
+                }
+                Ok(())
+            }
+            Self::Sysctl { place, key, value } => place.run(|| {
+                let file = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
+                std::fs::write(&file, value)
+                    .map_err(|err| Error::io(format!("setting {key}={value} in {place:?}"), err))
+            }),
+            Self::LinkUp { place, device } => link::set_up(ctx.handle(place)?, device).await,
+            Self::AddBridge { place, name } => link::add_bridge(ctx.handle(place)?, name).await,
+            Self::AddVeth {
+                place,
+                name,
+                peer,
+                peer_place,
+            } => {
+                link::add_veth(
+                    ctx.handle(place)?,
+                    name,
+                    None,
+                    peer,
+                    ctx.netns_file(peer_place)?,
+                )
+                .await
+            }
+            Self::SetMaster {
+                place,
+                device,
+                bridge,
+            } => link::set_master(ctx.handle(place)?, device, bridge).await,
+            Self::AddAddress {
+                place,
+                device,
+                address,
+            } => link::add_address(ctx.handle(place)?, device, *address).await,
+            Self::DefaultRoute { place, via } => {
+                link::add_default_route(ctx.handle(place)?, *via).await
+            }
+        }
+    }
+}
+
+/// Everything `up` does, in phases: namespaces first, then the host and wan, then each
+/// container (containers are independent of each other and are set up concurrently).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub namespaces: Vec<Step>,
+    pub host: Vec<Step>,
+    pub containers: Vec<Vec<Step>>,
+}
+
+impl Plan {
+    pub fn new(lab_name: &str, lab: &Lab) -> Self {
+        let host = place(lab_name, lab, HOST_NODE);
+        let wan = place(lab_name, lab, WAN_NODE);
+        let namespaces = lab
+            .node_names()
+            .iter()
+            .filter_map(|node| match place(lab_name, lab, node) {
+                Place::Netns(name) => Some(Step::CreateNetns { name }),
+                Place::Root => None,
+            })
+            .collect();
+        let ext = &lab.external;
+        let bridge_address =
+            Ipv4Net::new(lab.gateway, lab.subnet.prefix_len()).unwrap_or(lab.subnet);
+        let external_peer =
+            Ipv4Net::new(ext.peer_address, ext.address.prefix_len()).unwrap_or(ext.address);
+        let host_steps = vec![
+            Step::Sysctl {
+                place: host.clone(),
+                key: "net.ipv4.ip_forward",
+                value: "1",
+            },
+            Step::LinkUp {
+                place: host.clone(),
+                device: "lo".into(),
+            },
+            Step::LinkUp {
+                place: wan.clone(),
+                device: "lo".into(),
+            },
+            Step::AddBridge {
+                place: host.clone(),
+                name: lab.bridge.clone(),
+            },
+            Step::AddAddress {
+                place: host.clone(),
+                device: lab.bridge.clone(),
+                address: bridge_address,
+            },
+            Step::LinkUp {
+                place: host.clone(),
+                device: lab.bridge.clone(),
+            },
+            Step::AddVeth {
+                place: host.clone(),
+                name: ext.device.clone(),
+                peer: ext.peer_device.clone(),
+                peer_place: wan.clone(),
+            },
+            Step::AddAddress {
+                place: host.clone(),
+                device: ext.device.clone(),
+                address: ext.address,
+            },
+            Step::LinkUp {
+                place: host.clone(),
+                device: ext.device.clone(),
+            },
+            Step::AddAddress {
+                place: wan.clone(),
+                device: ext.peer_device.clone(),
+                address: external_peer,
+            },
+            Step::LinkUp {
+                place: wan,
+                device: ext.peer_device.clone(),
+            },
+        ];
+        let containers = lab
+            .containers
+            .iter()
+            .map(|c| {
+                let ns = place(lab_name, lab, &c.name);
+                let address =
+                    Ipv4Net::new(c.address, lab.subnet.prefix_len()).unwrap_or(lab.subnet);
+                vec![
+                    Step::LinkUp {
+                        place: ns.clone(),
+                        device: "lo".into(),
+                    },
+                    Step::AddVeth {
+                        place: host.clone(),
+                        name: c.host_device.clone(),
+                        peer: c.device.clone(),
+                        peer_place: ns.clone(),
+                    },
+                    Step::SetMaster {
+                        place: host.clone(),
+                        device: c.host_device.clone(),
+                        bridge: lab.bridge.clone(),
+                    },
+                    Step::LinkUp {
+                        place: host.clone(),
+                        device: c.host_device.clone(),
+                    },
+                    Step::AddAddress {
+                        place: ns.clone(),
+                        device: c.device.clone(),
+                        address,
+                    },
+                    Step::LinkUp {
+                        place: ns.clone(),
+                        device: c.device.clone(),
+                    },
+                    Step::DefaultRoute {
+                        place: ns,
+                        via: lab.gateway,
+                    },
+                ]
+            })
+            .collect();
+        Self {
+            namespaces,
+            host: host_steps,
+            containers,
+        }
+    }
+
+    /// Every step, in an order that works when run one by one.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.namespaces
+            .iter()
+            .chain(&self.host)
+            .chain(self.containers.iter().flatten())
+    }
+
+    /// Runs the plan. Namespaces are created on threads of their own (unshare + mount each),
+    /// then one netlink socket per namespace carries its steps.
+    pub async fn apply(&self) -> Result<()> {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .namespaces
+                .chunks(self.namespaces.len().div_ceil(8).max(1))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let runtime = tokio::runtime::Builder::new_current_thread().build();
+                        let runtime =
+                            runtime.map_err(|err| Error::io("starting a runtime", err))?;
+                        let ctx = Ctx::default();
+                        chunk
+                            .iter()
+                            .try_for_each(|step| runtime.block_on(step.apply(&ctx)))
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|_| Err(Error::invalid("a worker panicked")))
+                })
+                .collect::<Result<Vec<()>>>()
+        })?;
+        let ctx = Ctx::open(self.steps())?;
+        for step in &self.host {
+            step.apply(&ctx).await?;
+        }
+        let ctx = &ctx;
+        try_join_all(self.containers.iter().map(|steps| async move {
+            for step in steps {
+                step.apply(&ctx).await?;
+            }
+            Ok::<(), Error>(())
+        }))
+        .await?;
+        Ok(())
+    }
+}
+
+/// Netlink handles and namespace files for the places a plan touches.
+#[derive(Default)]
+struct Ctx {
+    handles: HashMap<Place, Handle>,
+    files: HashMap<String, File>,
+}
+
+impl Ctx {
+    fn open<'a>(steps: impl Iterator<Item = &'a Step>) -> Result<Self> {
+        let mut ctx = Self::default();
+        for step in steps {
+            let (place, peer) = match step {
+                Step::CreateNetns { .. } => continue,
+                Step::AddVeth {
+                    place, peer_place, ..
+                } => (place, Some(peer_place)),
+                Step::Sysctl { place, .. }
+                | Step::LinkUp { place, .. }
+                | Step::AddBridge { place, .. }
+                | Step::SetMaster { place, .. }
+                | Step::AddAddress { place, .. }
+                | Step::DefaultRoute { place, .. } => (place, None),
+            };
+            if !ctx.handles.contains_key(place) {
+                ctx.handles.insert(place.clone(), netlink::connect(place)?);
+            }
+            if let Some(Place::Netns(name)) = peer {
+                if !ctx.files.contains_key(name) {
+                    ctx.files.insert(name.clone(), netns::open(name)?);
+                }
+            }
+        }
+        Ok(ctx)
+    }
+
+    fn handle(&self, place: &Place) -> Result<&Handle> {
+        self.handles
+            .get(place)
+            .ok_or_else(|| Error::invalid(format!("no netlink socket open in {place:?}")))
+    }
+
+    fn netns_file(&self, place: &Place) -> Result<&File> {
+        match place {
+            Place::Netns(name) => self
+                .files
+                .get(name)
+                .ok_or_else(|| Error::invalid(format!("namespace {name:?} is not open"))),
+            Place::Root => Err(Error::invalid(
+                "a veth peer in the root namespace is not supported",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("places", &self.handles.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hairpin mode on every container's bridge port: `bridge link set dev vethN hairpin on`.
+pub fn set_hairpin(lab_name: &str, lab: &Lab, on: bool) -> Result<()> {
+    let host = place(lab_name, lab, HOST_NODE);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::io("starting a runtime", err))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                runtime.block_on(async {
+                    let handle = netlink::connect(&host)?;
+                    try_join_all(
+                        lab.containers
+                            .iter()
+                            .map(|c| link::set_hairpin(&handle, &c.host_device, on)),
+                    )
+                    .await
+                    .map(drop)
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid("hairpin thread panicked")))
+    })
+}
