@@ -167,3 +167,18 @@ pub fn detach(netns_name: &str, device: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Detaches counters left on any namespace whose name starts with `prefix` (a lab's
+/// namespaces, when the lab goes down).
+pub fn detach_all_with_prefix(prefix: &str) -> Result<()> {
+    let root = Path::new(bpffs::PIN_ROOT).join("counters");
+    let Ok(entries) = std::fs::read_dir(&root) else { return Ok(()) };
+    let mut errors = Vec::new();
+    for entry in entries.filter_map(std::result::Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            errors.extend(bpffs::remove_dir(&entry.path()).err());
+        }
+    }
+    let _ = std::fs::remove_dir(&root);
+    Error::collect(errors)
+}

@@ -1,0 +1,280 @@
+//! The lab topology, end to end: what `up` builds, real traffic across it, `exec`, `inspect`,
+//! convergence, crash clean-up and input validation.
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use netlab_e2e::{Lab, netlab, netlab_bin, netlab_err, unique};
+
+fn ping(lab: &Lab, node: &str, address: &str) -> bool {
+    lab.sh(node, &format!("ping -c 1 -W 1 {address}")).status.success()
+}
+
+fn namespaces_of(lab_name: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(&format!("{lab_name}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A lab file with `n` containers on 10.90.0.0/16, written to a temporary file.
+fn lab_file(n: usize) -> tempfile::TempPath {
+    let mut text = String::from("subnet = \"10.90.0.0/16\"\n");
+    for i in 0..n {
+        text += &format!(
+            "[[container]]\nname = \"c{i}\"\naddress = \"10.90.{}.{}\"\n",
+            (i + 2) / 250,
+            (i + 2) % 250 + 2
+        );
+    }
+    write_temp(&text)
+}
+
+mod tempfile {
+    /// A file removed on drop.
+    #[derive(Debug)]
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    impl TempPath {
+        pub fn as_str(&self) -> &str {
+            self.0.to_str().expect("UTF-8 temp path")
+        }
+    }
+}
+
+fn write_temp(text: &str) -> tempfile::TempPath {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("f")));
+    std::fs::write(&path, text).expect("writing a lab file");
+    tempfile::TempPath(path)
+}
+
+#[test]
+fn default_lab_carries_traffic_over_the_bridge_and_to_the_host() {
+    let lab = Lab::up(&[]);
+    assert!(ping(&lab, "netns0", "172.18.0.20"), "netns0 -> netns1 over the bridge");
+    assert!(ping(&lab, "netns1", "172.18.0.10"), "netns1 -> netns0 over the bridge");
+    assert!(ping(&lab, "host", "172.18.0.10"), "host -> netns0");
+    assert!(ping(&lab, "netns1", "172.18.0.1"), "netns1 -> host (gateway)");
+    assert!(ping(&lab, "wan", "198.18.0.1"), "wan -> host external address");
+    // TCP across the bridge, with the payload checked.
+    let server = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("netns1"), "socat", "-T", "5", "TCP-LISTEN:7777,reuseaddr", "EXEC:cat"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting socat");
+    let _kill = Kill(server);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let echoed = loop {
+        let out = lab.sh("netns0", "printf netlab-payload | socat -t 2 - TCP:172.18.0.20:7777");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text == "netlab-payload" || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(echoed, "netlab-payload");
+}
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn wan_cannot_reach_the_container_subnet() {
+    let lab = Lab::up(&[]);
+    assert!(!ping(&lab, "wan", "172.18.0.10"), "wan has no route to the containers");
+    let routes = lab.sh_ok("wan", "ip -4 route show");
+    assert!(!routes.contains("172.18."), "wan routes: {routes}");
+}
+
+#[test]
+fn inspect_shows_routes_devices_and_learned_neighbours() {
+    let lab = Lab::up(&[]);
+    assert!(ping(&lab, "host", "172.18.0.10"));
+    let host: serde_json::Value =
+        serde_json::from_str(&lab.netlab_ok(&["inspect", "host", "--json"])).expect("JSON");
+    let neighbours = host["neighbours"].as_array().expect("neighbours");
+    assert!(
+        neighbours.iter().any(|n| n["address"] == "172.18.0.10" && n["device"] == "br0"),
+        "the host learned netns0's MAC on br0: {neighbours:?}"
+    );
+    let devices = host["devices"].as_array().expect("devices");
+    let veth0 = devices.iter().find(|d| d["name"] == "veth0").expect("veth0 in host");
+    assert_eq!(veth0["master"], "br0");
+    assert_eq!(veth0["up"], true);
+    let br0 = devices.iter().find(|d| d["name"] == "br0").expect("br0");
+    assert_eq!(br0["addresses"][0], "172.18.0.1/16");
+
+    let netns0: serde_json::Value =
+        serde_json::from_str(&lab.netlab_ok(&["inspect", "netns0", "--json"])).expect("JSON");
+    let routes = netns0["routes"].as_array().expect("routes");
+    assert!(
+        routes.iter().any(|r| r["destination"] == "default" && r["gateway"] == "172.18.0.1"),
+        "default route via the bridge: {routes:?}"
+    );
+    assert!(routes.iter().any(|r| r["destination"] == "172.18.0.0/16" && r["device"] == "ceth0"));
+    // And iproute2 agrees with what netlab reports.
+    let ip_routes = lab.sh_ok("netns0", "ip -4 route show");
+    assert!(ip_routes.contains("default via 172.18.0.1 dev ceth0"), "{ip_routes}");
+}
+
+#[test]
+fn exec_passes_exit_code_and_stdio_through() {
+    let lab = Lab::up(&[]);
+    let out = lab.netlab(&["exec", "netns0", "--", "sh", "-c", "ip -4 -o addr show ceth0; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("172.18.0.10/16"));
+    let mut child = Command::new(netlab_bin())
+        .args(["--lab", &lab.name, "exec", "wan", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("netlab exec");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"through stdin").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.stdout, b"through stdin");
+    let err = lab.netlab_err(&["exec", "nosuch", "--", "true"]);
+    assert!(err.contains("unknown node \"nosuch\""), "{err}");
+}
+
+#[test]
+fn up_converges_and_down_is_idempotent() {
+    let lab = Lab::up(&[]);
+    let before = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'");
+    lab.netlab_ok(&["up"]);
+    let after = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'");
+    let strip = |s: &str| s.lines().map(|l| l.split('[').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+    assert_eq!(strip(&before), strip(&after), "a second `up` changes nothing");
+    assert!(ping(&lab, "netns0", "172.18.0.20"));
+    lab.netlab_ok(&["down"]);
+    lab.netlab_ok(&["down"]);
+    assert!(namespaces_of(&lab.name).is_empty());
+    let err = lab.netlab_err(&["status"]);
+    assert!(err.contains("is not up"), "{err}");
+}
+
+#[test]
+fn two_labs_coexist() {
+    let a = Lab::up(&[]);
+    let b = Lab::up(&[]);
+    assert!(ping(&a, "netns0", "172.18.0.20"));
+    assert!(ping(&b, "netns0", "172.18.0.20"));
+    drop(a);
+    assert!(ping(&b, "netns1", "172.18.0.10"), "removing one lab leaves the other working");
+}
+
+#[test]
+fn a_lab_file_declares_containers() {
+    let file = write_temp(
+        "subnet = \"10.77.0.0/24\"\nbridge = \"lab0\"\n[[container]]\nname = \"web\"\naddress = \"10.77.0.5\"\n[[container]]\nname = \"db\"\naddress = \"10.77.0.6\"\ndevice = \"eth0\"\n",
+    );
+    let lab = Lab::up(&["-f", file.as_str()]);
+    assert!(ping(&lab, "web", "10.77.0.6"));
+    assert!(ping(&lab, "db", "10.77.0.1"));
+    let addr = lab.sh_ok("db", "ip -4 -o addr show eth0");
+    assert!(addr.contains("10.77.0.6/24"), "{addr}");
+}
+
+#[test]
+fn explain_prints_the_walkthrough_commands_and_changes_nothing() {
+    let name = unique("x");
+    let out = netlab(&["--lab", &name, "up", "--explain"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        format!("ip netns add {name}-host"),
+        format!("ip -n {name}-host link add br0 type bridge"),
+        format!("ip -n {name}-host addr add 172.18.0.1/16 dev br0"),
+        format!("ip -n {name}-host link add veth0 type veth peer name ceth0 netns {name}-netns0"),
+        format!("ip -n {name}-host link set veth0 master br0"),
+        format!("ip -n {name}-netns0 route add default via 172.18.0.1"),
+        format!("ip netns exec {name}-host sysctl -w net.ipv4.ip_forward=1"),
+        "-j DNAT --to-destination 172.18.0.10:5000".to_string(),
+        "-s 172.18.0.0/16 ! -o br0 -j MASQUERADE".to_string(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(namespaces_of(&name).is_empty(), "--explain created nothing");
+}
+
+#[test]
+fn bad_lab_files_are_refused_and_change_nothing() {
+    for (text, needle) in [
+        ("bogus = 1\n", "bogus"),
+        ("[[container]]\nname = \"averyveryverylongname\"\naddress = \"172.18.0.5\"\n", "averyveryverylongname"),
+        ("[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\n[[container]]\nname = \"b\"\naddress = \"172.18.0.5\"\n", "172.18.0.5"),
+        ("[[container]]\nname = \"a\"\naddress = \"10.1.0.5\"\n", "10.1.0.5"),
+        ("subnet = \"172.18.0.0/33\"\n", "172.18.0.0/33"),
+        ("subnet = \"198.18.0.0/16\"\n", "198.18.0.0"),
+        ("[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\n[[container]]\nname = \"a\"\naddress = \"172.18.0.6\"\n", "\"a\""),
+        ("[[publish]]\nnode = \"ghost\"\nports = [\"80:80\"]\n", "ghost"),
+    ] {
+        let file = write_temp(text);
+        let name = unique("b");
+        let err = netlab_err(&["--lab", &name, "up", "-f", file.as_str()]);
+        assert!(err.contains(needle), "error for {text:?} should name {needle:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(namespaces_of(&name).is_empty(), "nothing created for {text:?}");
+        assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
+    }
+    let err = netlab_err(&["--lab", "bad-name", "up"]);
+    assert!(err.contains("invalid lab name"), "{err}");
+}
+
+#[test]
+fn a_failure_half_way_rolls_back() {
+    let name = unique("r");
+    // Something that is not a namespace sits where netns1's namespace must go.
+    let blocker = format!("/run/netns/{name}-netns1");
+    std::fs::create_dir_all(&blocker).expect("creating the blocker");
+    let err = netlab_err(&["--lab", &name, "up"]);
+    std::fs::remove_dir(&blocker).expect("removing the blocker");
+    assert!(err.contains(&format!("{name}-netns1")), "{err}");
+    assert!(namespaces_of(&name).is_empty(), "rolled back: {:?}", namespaces_of(&name));
+    assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
+}
+
+#[test]
+fn down_after_kill_9_half_way_through_up_leaves_nothing() {
+    let file = lab_file(100);
+    for delay_ms in [5, 30, 80] {
+        let name = unique("k");
+        let mut child = Command::new(netlab_bin())
+            .args(["--lab", &name, "up", "-f", file.as_str()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("netlab up");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = netlab(&["--lab", &name, "down"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(namespaces_of(&name).is_empty(), "after kill at {delay_ms} ms: {:?}", namespaces_of(&name));
+        assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
+    }
+}
+
+#[test]
+fn a_hundred_containers_come_up_and_talk() {
+    let file = lab_file(100);
+    let lab = Lab::up(&["-f", file.as_str()]);
+    assert_eq!(namespaces_of(&lab.name).len(), 102);
+    assert!(ping(&lab, "c0", "10.90.0.101"), "first container reaches the last one");
+    assert!(ping(&lab, "c99", "10.90.0.1"));
+}
