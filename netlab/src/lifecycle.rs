@@ -72,14 +72,14 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind) -> Result<()> {
         nat.publish(ctx, &new_state.lab.publish)
     })();
     if let Err(err) = result {
-        if existing.is_none() {
-            if let Err(rollback) = down(name) {
-                return Err(Error::invalid(format!(
-                    "{}; rolling back also failed: {}",
-                    Chain(&err),
-                    Chain(&rollback)
-                )));
-            }
+        if existing.is_none()
+            && let Err(rollback) = down(name)
+        {
+            return Err(Error::invalid(format!(
+                "{}; rolling back also failed: {}",
+                Chain(&err),
+                Chain(&rollback)
+            )));
         }
         return Err(err);
     }

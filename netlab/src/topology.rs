@@ -189,63 +189,7 @@ impl Plan {
                 Place::Root => None,
             })
             .collect();
-        let ext = &lab.external;
-        let bridge_address =
-            Ipv4Net::new(lab.gateway, lab.subnet.prefix_len()).unwrap_or(lab.subnet);
-        let external_peer =
-            Ipv4Net::new(ext.peer_address, ext.address.prefix_len()).unwrap_or(ext.address);
-        let host_steps = vec![
-            Step::Sysctl {
-                place: host.clone(),
-                key: "net.ipv4.ip_forward",
-                value: "1",
-            },
-            Step::LinkUp {
-                place: host.clone(),
-                device: "lo".into(),
-            },
-            Step::LinkUp {
-                place: wan.clone(),
-                device: "lo".into(),
-            },
-            Step::AddBridge {
-                place: host.clone(),
-                name: lab.bridge.clone(),
-            },
-            Step::AddAddress {
-                place: host.clone(),
-                device: lab.bridge.clone(),
-                address: bridge_address,
-            },
-            Step::LinkUp {
-                place: host.clone(),
-                device: lab.bridge.clone(),
-            },
-            Step::AddVeth {
-                place: host.clone(),
-                name: ext.device.clone(),
-                peer: ext.peer_device.clone(),
-                peer_place: wan.clone(),
-            },
-            Step::AddAddress {
-                place: host.clone(),
-                device: ext.device.clone(),
-                address: ext.address,
-            },
-            Step::LinkUp {
-                place: host.clone(),
-                device: ext.device.clone(),
-            },
-            Step::AddAddress {
-                place: wan.clone(),
-                device: ext.peer_device.clone(),
-                address: external_peer,
-            },
-            Step::LinkUp {
-                place: wan,
-                device: ext.peer_device.clone(),
-            },
-        ];
+        let host_steps = Self::host_steps(&host, &wan, lab);
         let containers = lab
             .containers
             .iter()
@@ -296,6 +240,68 @@ impl Plan {
         }
     }
 
+    /// The host node and the external link to `wan`.
+    fn host_steps(host: &Place, wan: &Place, lab: &Lab) -> Vec<Step> {
+        let (host, wan) = (host.clone(), wan.clone());
+        let ext = &lab.external;
+        let bridge_address =
+            Ipv4Net::new(lab.gateway, lab.subnet.prefix_len()).unwrap_or(lab.subnet);
+        let external_peer =
+            Ipv4Net::new(ext.peer_address, ext.address.prefix_len()).unwrap_or(ext.address);
+        vec![
+            Step::Sysctl {
+                place: host.clone(),
+                key: "net.ipv4.ip_forward",
+                value: "1",
+            },
+            Step::LinkUp {
+                place: host.clone(),
+                device: "lo".into(),
+            },
+            Step::LinkUp {
+                place: wan.clone(),
+                device: "lo".into(),
+            },
+            Step::AddBridge {
+                place: host.clone(),
+                name: lab.bridge.clone(),
+            },
+            Step::AddAddress {
+                place: host.clone(),
+                device: lab.bridge.clone(),
+                address: bridge_address,
+            },
+            Step::LinkUp {
+                place: host.clone(),
+                device: lab.bridge.clone(),
+            },
+            Step::AddVeth {
+                place: host.clone(),
+                name: ext.device.clone(),
+                peer: ext.peer_device.clone(),
+                peer_place: wan.clone(),
+            },
+            Step::AddAddress {
+                place: host.clone(),
+                device: ext.device.clone(),
+                address: ext.address,
+            },
+            Step::LinkUp {
+                place: host.clone(),
+                device: ext.device.clone(),
+            },
+            Step::AddAddress {
+                place: wan.clone(),
+                device: ext.peer_device.clone(),
+                address: external_peer,
+            },
+            Step::LinkUp {
+                place: wan,
+                device: ext.peer_device.clone(),
+            },
+        ]
+    }
+
     /// Every step, in an order that works when run one by one.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
         self.namespaces
@@ -339,7 +345,7 @@ impl Plan {
         let ctx = &ctx;
         try_join_all(self.containers.iter().map(|steps| async move {
             for step in steps {
-                step.apply(&ctx).await?;
+                step.apply(ctx).await?;
             }
             Ok::<(), Error>(())
         }))
@@ -374,10 +380,10 @@ impl Ctx {
             if !ctx.handles.contains_key(place) {
                 ctx.handles.insert(place.clone(), netlink::connect(place)?);
             }
-            if let Some(Place::Netns(name)) = peer {
-                if !ctx.files.contains_key(name) {
-                    ctx.files.insert(name.clone(), netns::open(name)?);
-                }
+            if let Some(Place::Netns(name)) = peer
+                && !ctx.files.contains_key(name)
+            {
+                ctx.files.insert(name.clone(), netns::open(name)?);
             }
         }
         Ok(ctx)

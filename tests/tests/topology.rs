@@ -2,6 +2,7 @@
 //! convergence, crash clean-up and input validation.
 
 use std::{
+    fmt::Write as _,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -9,7 +10,9 @@ use std::{
 use netlab_e2e::{Lab, netlab, netlab_bin, netlab_err, unique};
 
 fn ping(lab: &Lab, node: &str, address: &str) -> bool {
-    lab.sh(node, &format!("ping -c 1 -W 1 {address}")).status.success()
+    lab.sh(node, &format!("ping -c 1 -W 1 {address}"))
+        .status
+        .success()
 }
 
 fn namespaces_of(lab_name: &str) -> Vec<String> {
@@ -28,10 +31,10 @@ fn namespaces_of(lab_name: &str) -> Vec<String> {
 fn lab_file(n: usize) -> tempfile::TempPath {
     let mut text = String::from("subnet = \"10.90.0.0/16\"\n");
     for i in 0..n {
-        text += &format!(
-            "[[container]]\nname = \"c{i}\"\naddress = \"10.90.{}.{}\"\n",
-            (i + 2) / 250,
-            (i + 2) % 250 + 2
+        let (hi, lo) = ((i + 2) / 250, (i + 2) % 250 + 2);
+        let _ = writeln!(
+            text,
+            "[[container]]\nname = \"c{i}\"\naddress = \"10.90.{hi}.{lo}\""
         );
     }
     write_temp(&text)
@@ -62,21 +65,45 @@ fn write_temp(text: &str) -> tempfile::TempPath {
 #[test]
 fn default_lab_carries_traffic_over_the_bridge_and_to_the_host() {
     let lab = Lab::up(&[]);
-    assert!(ping(&lab, "netns0", "172.18.0.20"), "netns0 -> netns1 over the bridge");
-    assert!(ping(&lab, "netns1", "172.18.0.10"), "netns1 -> netns0 over the bridge");
+    assert!(
+        ping(&lab, "netns0", "172.18.0.20"),
+        "netns0 -> netns1 over the bridge"
+    );
+    assert!(
+        ping(&lab, "netns1", "172.18.0.10"),
+        "netns1 -> netns0 over the bridge"
+    );
     assert!(ping(&lab, "host", "172.18.0.10"), "host -> netns0");
-    assert!(ping(&lab, "netns1", "172.18.0.1"), "netns1 -> host (gateway)");
-    assert!(ping(&lab, "wan", "198.18.0.1"), "wan -> host external address");
+    assert!(
+        ping(&lab, "netns1", "172.18.0.1"),
+        "netns1 -> host (gateway)"
+    );
+    assert!(
+        ping(&lab, "wan", "198.18.0.1"),
+        "wan -> host external address"
+    );
     // TCP across the bridge, with the payload checked.
     let server = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("netns1"), "socat", "-T", "5", "TCP-LISTEN:7777,reuseaddr", "EXEC:cat"])
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("netns1"),
+            "socat",
+            "-T",
+            "5",
+            "TCP-LISTEN:7777,reuseaddr",
+            "EXEC:cat",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("starting socat");
     let _kill = Kill(server);
     let deadline = Instant::now() + Duration::from_secs(5);
     let echoed = loop {
-        let out = lab.sh("netns0", "printf netlab-payload | socat -t 2 - TCP:172.18.0.20:7777");
+        let out = lab.sh(
+            "netns0",
+            "printf netlab-payload | socat -t 2 - TCP:172.18.0.20:7777",
+        );
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if text == "netlab-payload" || Instant::now() > deadline {
             break text;
@@ -97,7 +124,10 @@ impl Drop for Kill {
 #[test]
 fn wan_cannot_reach_the_container_subnet() {
     let lab = Lab::up(&[]);
-    assert!(!ping(&lab, "wan", "172.18.0.10"), "wan has no route to the containers");
+    assert!(
+        !ping(&lab, "wan", "172.18.0.10"),
+        "wan has no route to the containers"
+    );
     let routes = lab.sh_ok("wan", "ip -4 route show");
     assert!(!routes.contains("172.18."), "wan routes: {routes}");
 }
@@ -110,11 +140,16 @@ fn inspect_shows_routes_devices_and_learned_neighbours() {
         serde_json::from_str(&lab.netlab_ok(&["inspect", "host", "--json"])).expect("JSON");
     let neighbours = host["neighbours"].as_array().expect("neighbours");
     assert!(
-        neighbours.iter().any(|n| n["address"] == "172.18.0.10" && n["device"] == "br0"),
+        neighbours
+            .iter()
+            .any(|n| n["address"] == "172.18.0.10" && n["device"] == "br0"),
         "the host learned netns0's MAC on br0: {neighbours:?}"
     );
     let devices = host["devices"].as_array().expect("devices");
-    let veth0 = devices.iter().find(|d| d["name"] == "veth0").expect("veth0 in host");
+    let veth0 = devices
+        .iter()
+        .find(|d| d["name"] == "veth0")
+        .expect("veth0 in host");
     assert_eq!(veth0["master"], "br0");
     assert_eq!(veth0["up"], true);
     let br0 = devices.iter().find(|d| d["name"] == "br0").expect("br0");
@@ -124,19 +159,35 @@ fn inspect_shows_routes_devices_and_learned_neighbours() {
         serde_json::from_str(&lab.netlab_ok(&["inspect", "netns0", "--json"])).expect("JSON");
     let routes = netns0["routes"].as_array().expect("routes");
     assert!(
-        routes.iter().any(|r| r["destination"] == "default" && r["gateway"] == "172.18.0.1"),
+        routes
+            .iter()
+            .any(|r| r["destination"] == "default" && r["gateway"] == "172.18.0.1"),
         "default route via the bridge: {routes:?}"
     );
-    assert!(routes.iter().any(|r| r["destination"] == "172.18.0.0/16" && r["device"] == "ceth0"));
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["destination"] == "172.18.0.0/16" && r["device"] == "ceth0")
+    );
     // And iproute2 agrees with what netlab reports.
     let ip_routes = lab.sh_ok("netns0", "ip -4 route show");
-    assert!(ip_routes.contains("default via 172.18.0.1 dev ceth0"), "{ip_routes}");
+    assert!(
+        ip_routes.contains("default via 172.18.0.1 dev ceth0"),
+        "{ip_routes}"
+    );
 }
 
 #[test]
 fn exec_passes_exit_code_and_stdio_through() {
     let lab = Lab::up(&[]);
-    let out = lab.netlab(&["exec", "netns0", "--", "sh", "-c", "ip -4 -o addr show ceth0; exit 7"]);
+    let out = lab.netlab(&[
+        "exec",
+        "netns0",
+        "--",
+        "sh",
+        "-c",
+        "ip -4 -o addr show ceth0; exit 7",
+    ]);
     assert_eq!(out.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&out.stdout).contains("172.18.0.10/16"));
     let mut child = Command::new(netlab_bin())
@@ -145,7 +196,8 @@ fn exec_passes_exit_code_and_stdio_through() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("netlab exec");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"through stdin").expect("write");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"through stdin")
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.stdout, b"through stdin");
     let err = lab.netlab_err(&["exec", "nosuch", "--", "true"]);
@@ -158,8 +210,16 @@ fn up_converges_and_down_is_idempotent() {
     let before = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'");
     lab.netlab_ok(&["up"]);
     let after = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'");
-    let strip = |s: &str| s.lines().map(|l| l.split('[').next().unwrap_or("").to_string()).collect::<Vec<_>>();
-    assert_eq!(strip(&before), strip(&after), "a second `up` changes nothing");
+    let strip = |s: &str| {
+        s.lines()
+            .map(|l| l.split('[').next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(&before),
+        strip(&after),
+        "a second `up` changes nothing"
+    );
     assert!(ping(&lab, "netns0", "172.18.0.20"));
     lab.netlab_ok(&["down"]);
     lab.netlab_ok(&["down"]);
@@ -175,7 +235,10 @@ fn two_labs_coexist() {
     assert!(ping(&a, "netns0", "172.18.0.20"));
     assert!(ping(&b, "netns0", "172.18.0.20"));
     drop(a);
-    assert!(ping(&b, "netns1", "172.18.0.10"), "removing one lab leaves the other working");
+    assert!(
+        ping(&b, "netns1", "172.18.0.10"),
+        "removing one lab leaves the other working"
+    );
 }
 
 #[test]
@@ -216,20 +279,41 @@ fn explain_prints_the_walkthrough_commands_and_changes_nothing() {
 fn bad_lab_files_are_refused_and_change_nothing() {
     for (text, needle) in [
         ("bogus = 1\n", "bogus"),
-        ("[[container]]\nname = \"averyveryverylongname\"\naddress = \"172.18.0.5\"\n", "averyveryverylongname"),
-        ("[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\n[[container]]\nname = \"b\"\naddress = \"172.18.0.5\"\n", "172.18.0.5"),
-        ("[[container]]\nname = \"a\"\naddress = \"10.1.0.5\"\n", "10.1.0.5"),
+        (
+            "[[container]]\nname = \"averyveryverylongname\"\naddress = \"172.18.0.5\"\n",
+            "averyveryverylongname",
+        ),
+        (
+            "[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\n[[container]]\nname = \"b\"\naddress = \"172.18.0.5\"\n",
+            "172.18.0.5",
+        ),
+        (
+            "[[container]]\nname = \"a\"\naddress = \"10.1.0.5\"\n",
+            "10.1.0.5",
+        ),
         ("subnet = \"172.18.0.0/33\"\n", "172.18.0.0/33"),
         ("subnet = \"198.18.0.0/16\"\n", "198.18.0.0"),
-        ("[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\n[[container]]\nname = \"a\"\naddress = \"172.18.0.6\"\n", "\"a\""),
-        ("[[publish]]\nnode = \"ghost\"\nports = [\"80:80\"]\n", "ghost"),
+        (
+            "[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\n[[container]]\nname = \"a\"\naddress = \"172.18.0.6\"\n",
+            "\"a\"",
+        ),
+        (
+            "[[publish]]\nnode = \"ghost\"\nports = [\"80:80\"]\n",
+            "ghost",
+        ),
     ] {
         let file = write_temp(text);
         let name = unique("b");
         let err = netlab_err(&["--lab", &name, "up", "-f", file.as_str()]);
-        assert!(err.contains(needle), "error for {text:?} should name {needle:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "error for {text:?} should name {needle:?}: {err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert!(namespaces_of(&name).is_empty(), "nothing created for {text:?}");
+        assert!(
+            namespaces_of(&name).is_empty(),
+            "nothing created for {text:?}"
+        );
         assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
     }
     let err = netlab_err(&["--lab", "bad-name", "up"]);
@@ -245,7 +329,11 @@ fn a_failure_half_way_rolls_back() {
     let err = netlab_err(&["--lab", &name, "up"]);
     std::fs::remove_dir(&blocker).expect("removing the blocker");
     assert!(err.contains(&format!("{name}-netns1")), "{err}");
-    assert!(namespaces_of(&name).is_empty(), "rolled back: {:?}", namespaces_of(&name));
+    assert!(
+        namespaces_of(&name).is_empty(),
+        "rolled back: {:?}",
+        namespaces_of(&name)
+    );
     assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
 }
 
@@ -264,8 +352,16 @@ fn down_after_kill_9_half_way_through_up_leaves_nothing() {
         let _ = child.kill();
         let _ = child.wait();
         let out = netlab(&["--lab", &name, "down"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(namespaces_of(&name).is_empty(), "after kill at {delay_ms} ms: {:?}", namespaces_of(&name));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            namespaces_of(&name).is_empty(),
+            "after kill at {delay_ms} ms: {:?}",
+            namespaces_of(&name)
+        );
         assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
     }
 }
@@ -275,6 +371,9 @@ fn a_hundred_containers_come_up_and_talk() {
     let file = lab_file(100);
     let lab = Lab::up(&["-f", file.as_str()]);
     assert_eq!(namespaces_of(&lab.name).len(), 102);
-    assert!(ping(&lab, "c0", "10.90.0.101"), "first container reaches the last one");
+    assert!(
+        ping(&lab, "c0", "10.90.0.101"),
+        "first container reaches the last one"
+    );
     assert!(ping(&lab, "c99", "10.90.0.1"));
 }

@@ -41,7 +41,7 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Run a command inside a node's namespace (like `ip netns exec`).
     Exec(exec::Args),
-    /// Publish container ports: NODE [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]...
+    /// Publish container ports: `NODE [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]...`
     Publish(publish::Args),
     /// Stop publishing ports: NODE SPEC...
     Unpublish(publish::Args),

@@ -8,7 +8,7 @@ use crate::{error::Result, lifecycle, ports::PortSpec};
 pub struct Args {
     /// The container.
     pub node: String,
-    /// Port specs: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp].
+    /// Port specs: `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]`.
     #[arg(required = true)]
     pub specs: Vec<String>,
 }

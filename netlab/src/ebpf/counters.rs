@@ -172,7 +172,9 @@ pub fn detach(netns_name: &str, device: &str) -> Result<()> {
 /// namespaces, when the lab goes down).
 pub fn detach_all_with_prefix(prefix: &str) -> Result<()> {
     let root = Path::new(bpffs::PIN_ROOT).join("counters");
-    let Ok(entries) = std::fs::read_dir(&root) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
     let mut errors = Vec::new();
     for entry in entries.filter_map(std::result::Result::ok) {
         if entry.file_name().to_string_lossy().starts_with(prefix) {

@@ -5,6 +5,7 @@
 //! lab's host node.
 
 use std::{
+    fmt::Write as _,
     io::Write as _,
     process::{Command, Stdio},
 };
@@ -48,11 +49,11 @@ impl Iptables {
         let mut nat = format!("*nat\n:{dnat} - [0:0]\n:{post} - [0:0]\n");
         let mut filter = format!("*filter\n:{fwd} - [0:0]\n");
         if lab.masquerade {
-            nat += &format!("-A {post} -s {subnet} ! -o {bridge} -j MASQUERADE\n");
+            let _ = writeln!(nat, "-A {post} -s {subnet} ! -o {bridge} -j MASQUERADE");
         }
         // Host processes reaching a port published on 127.0.0.1 (route_localnet is on for
         // the bridge): the container must answer to an address it can route back to.
-        nat += &format!("-A {post} -s 127.0.0.0/8 -o {bridge} -j MASQUERADE\n");
+        let _ = writeln!(nat, "-A {post} -s 127.0.0.0/8 -o {bridge} -j MASQUERADE");
         for publish in &lab.publish {
             let Some(container) = lab.container(&publish.node) else {
                 continue;
@@ -66,24 +67,28 @@ impl Iptables {
             // One rule per port, as Docker does: iptables' port ranges in DNAT do not map
             // 1:1, and this is the cost the benchmark compares against.
             for host_port in spec.host.start..=spec.host.end {
-                let Some(port) = spec.container_port_for(host_port) else {
+                let Some(container_port) = spec.container_port_for(host_port) else {
                     continue;
                 };
-                nat += &format!(
-                    "-A {dnat} {destination} -p {proto} -m {proto} --dport {host_port} -j DNAT --to-destination {cip}:{port}\n"
+                let _ = writeln!(
+                    nat,
+                    "-A {dnat} {destination} -p {proto} -m {proto} --dport {host_port} -j DNAT --to-destination {cip}:{container_port}"
                 );
             }
             let cports = port_match(spec.container.start, spec.container.end);
             // Self-hairpin: a container reaching its own published port through the host
             // address must see the reply come from the host, not from itself.
-            nat += &format!(
-                "-A {post} -s {cip}/32 -d {cip}/32 -p {proto} -m {proto} --dport {cports} -j MASQUERADE\n"
+            let _ = writeln!(
+                nat,
+                "-A {post} -s {cip}/32 -d {cip}/32 -p {proto} -m {proto} --dport {cports} -j MASQUERADE"
             );
-            filter += &format!(
-                "-A {fwd} -d {cip}/32 -o {bridge} -p {proto} -m {proto} --dport {cports} -j ACCEPT\n"
+            let _ = writeln!(
+                filter,
+                "-A {fwd} -d {cip}/32 -o {bridge} -p {proto} -m {proto} --dport {cports} -j ACCEPT"
             );
         }
-        filter += &format!(
+        let _ = write!(
+            filter,
             "-A {fwd} -d {subnet} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A {fwd} -s {subnet} -i {bridge} -j ACCEPT\n"
         );
         format!("{nat}COMMIT\n{filter}COMMIT\n")
@@ -91,7 +96,7 @@ impl Iptables {
 
     /// Jump rules from the built-in chains that are missing, given the current rules.
     fn missing_jumps(ctx: NatContext<'_>, saved: &str) -> String {
-        let mut by_table: std::collections::BTreeMap<&str, String> = Default::default();
+        let mut by_table = std::collections::BTreeMap::<&str, String>::new();
         for (table, suffix, builtin, matcher) in JUMPS {
             let target = chain(ctx.lab_name, suffix);
             let rule = if matcher.is_empty() {
@@ -101,16 +106,15 @@ impl Iptables {
             };
             if !saved.lines().any(|line| line == rule) {
                 let rule = rule.replacen("-A", "-I", 1);
-                by_table
-                    .entry(table)
-                    .or_default()
-                    .push_str(&format!("{rule}\n"));
+                let _ = writeln!(by_table.entry(table).or_default(), "{rule}");
             }
         }
         by_table
             .into_iter()
-            .map(|(table, rules)| format!("*{table}\n{rules}COMMIT\n"))
-            .collect()
+            .fold(String::new(), |mut out, (table, rules)| {
+                let _ = write!(out, "*{table}\n{rules}COMMIT\n");
+                out
+            })
     }
 
     fn sync(ctx: NatContext<'_>) -> Result<()> {
@@ -225,7 +229,7 @@ impl NatBackend for Iptables {
                     let builtin_jump = line.contains(&format!("-j {prefix}"))
                         && !line.starts_with(&format!("-A {prefix}"));
                     if builtin_jump {
-                        section += &format!("{}\n", line.replacen("-A", "-D", 1));
+                        let _ = writeln!(section, "{}", line.replacen("-A", "-D", 1));
                     }
                 }
             }
@@ -241,13 +245,13 @@ impl NatBackend for Iptables {
                 .filter(|name| table_of(&saved, name) == Some(table))
                 .collect();
             for name in &table_chains {
-                section += &format!("-F {name}\n");
+                let _ = writeln!(section, "-F {name}");
             }
             for name in &table_chains {
-                section += &format!("-X {name}\n");
+                let _ = writeln!(section, "-X {name}");
             }
             if !section.is_empty() {
-                script += &format!("*{table}\n{section}COMMIT\n");
+                let _ = write!(script, "*{table}\n{section}COMMIT\n");
             }
         }
         if script.is_empty() {
@@ -372,7 +376,7 @@ impl NatBackend for Iptables {
         Ok(save(ctx)?
             .lines()
             .filter(|line| line.starts_with('*') || line.contains(&prefix))
-            .map(|line| format!("{line}\n"))
+            .flat_map(|line| [line, "\n"])
             .collect())
     }
 }
