@@ -6,5 +6,6 @@
 #![no_std]
 
 pub mod counters;
+pub mod nat;
 
 pub use counters::{CounterKey, CounterValue, Hook};

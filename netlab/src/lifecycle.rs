@@ -5,7 +5,7 @@ use crate::{
     error::{Chain, Error, Result},
     lab::{HostMode, Ipv4Net, Lab, Publish},
     link,
-    nat::{BackendKind, NatContext},
+    nat::{BackendKind, BackendOptions, NatContext},
     netlink::Place,
     netns,
     state::{self, LabState},
@@ -22,7 +22,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Creates lab `name` from `lab`, or converges it when it is already up with the same
 /// definition. A failure while creating a new lab removes what this run created.
-pub fn up(name: &str, lab: &Lab, backend: BackendKind) -> Result<()> {
+pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) -> Result<()> {
     state::validate_name(name)?;
     lab.validate()?;
     let nat = backend.backend()?;
@@ -31,10 +31,10 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind) -> Result<()> {
     }
     let existing = state::load(name)?;
     if let Some(existing) = &existing {
-        if existing.backend != backend {
+        if existing.backend != backend || existing.options != options {
             return Err(Error::invalid(format!(
-                "lab {name:?} is up with the {} backend; run `netlab down` first to switch to {backend}",
-                existing.backend
+                "lab {name:?} is up with the {} backend ({:?}); run `netlab down` first to switch to {backend} ({options:?})",
+                existing.backend, existing.options
             )));
         }
         let mut declared = existing.lab.clone();
@@ -58,16 +58,14 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind) -> Result<()> {
     let new_state = LabState {
         name: name.to_string(),
         backend,
+        options,
         lab: desired,
     };
     // Written before anything is created, so `down` finds every object even after a crash.
     state::save(&new_state)?;
     let result = (|| {
         runtime()?.block_on(Plan::new(name, &new_state.lab).apply())?;
-        let ctx = NatContext {
-            lab_name: name,
-            lab: &new_state.lab,
-        };
+        let ctx = new_state.nat_context();
         nat.setup(ctx)?;
         nat.publish(ctx, &new_state.lab.publish)
     })();
@@ -117,10 +115,7 @@ pub fn down(name: &str) -> Result<()> {
         None
     });
     if let Some(saved) = &saved {
-        let ctx = NatContext {
-            lab_name: name,
-            lab: &saved.lab,
-        };
+        let ctx = saved.nat_context();
         let host_alive = match ctx.host() {
             Place::Root => true,
             Place::Netns(ns) => netns::exists(&ns),
@@ -213,19 +208,13 @@ pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Resu
     saved.lab.publish.extend(added.iter().cloned());
     saved.lab.validate()?;
     let nat = saved.backend.backend()?;
-    let ctx = NatContext {
-        lab_name: name,
-        lab: &saved.lab,
-    };
-    if let Err(err) = nat.publish(ctx, &added) {
+    if let Err(err) = nat.publish(saved.nat_context(), &added) {
         // Put the datapath back the way it was.
-        let _ = nat.unpublish(
-            NatContext {
-                lab_name: name,
-                lab: &before,
-            },
-            &added,
-        );
+        let ctx = NatContext {
+            lab: &before,
+            ..saved.nat_context()
+        };
+        let _ = nat.unpublish(ctx, &added);
         return Err(err);
     }
     state::save(&saved)
@@ -252,13 +241,7 @@ pub fn unpublish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Re
         removed.push(saved.lab.publish.remove(index));
     }
     let nat = saved.backend.backend()?;
-    nat.unpublish(
-        NatContext {
-            lab_name: name,
-            lab: &saved.lab,
-        },
-        &removed,
-    )?;
+    nat.unpublish(saved.nat_context(), &removed)?;
     state::save(&saved)
 }
 
@@ -271,7 +254,12 @@ fn container_list(lab: &Lab) -> String {
 }
 
 /// The commands `up` is equivalent to: iproute2 for the topology, then the backend's.
-pub fn explain(name: &str, lab: &Lab, backend: BackendKind) -> Result<Vec<String>> {
+pub fn explain(
+    name: &str,
+    lab: &Lab,
+    backend: BackendKind,
+    options: BackendOptions,
+) -> Result<Vec<String>> {
     let mut lines: Vec<String> = Plan::new(name, lab)
         .steps()
         .map(topology::Step::explain)
@@ -279,6 +267,7 @@ pub fn explain(name: &str, lab: &Lab, backend: BackendKind) -> Result<Vec<String
     lines.extend(backend.backend()?.explain(NatContext {
         lab_name: name,
         lab,
+        options,
     }));
     Ok(lines)
 }

@@ -209,3 +209,22 @@ pub fn link_name(link: &LinkMessage) -> Option<&str> {
         _ => None,
     })
 }
+
+/// Index and MAC address of link `name`. `ip link show NAME`.
+pub async fn index_and_mac(handle: &Handle, name: &str) -> Result<(u32, [u8; 6])> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    let link = links
+        .try_next()
+        .await
+        .op(|| format!("looking up link {name}"))?
+        .ok_or_else(|| Error::invalid(format!("link {name} does not exist")))?;
+    let mac = link
+        .attributes
+        .iter()
+        .find_map(|attr| match attr {
+            LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+            _ => None,
+        })
+        .ok_or_else(|| Error::invalid(format!("link {name} has no MAC address")))?;
+    Ok((link.header.index, mac))
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::{Context as _, Error, Result},
     lab::Lab,
-    nat::BackendKind,
+    nat::{BackendKind, BackendOptions, NatContext},
 };
 
 /// Folder of the state files (tmpfs: a reboot forgets labs, as it forgets their namespaces).
@@ -20,9 +20,22 @@ pub const STATE_DIR: &str = "/run/netlab";
 pub struct LabState {
     pub name: String,
     pub backend: BackendKind,
+    #[serde(default)]
+    pub options: BackendOptions,
     /// The lab as declared, with `publish` being the ports published now (`publish` and
     /// `unpublish` update it).
     pub lab: Lab,
+}
+
+impl LabState {
+    /// What the lab's NAT backend is called with.
+    pub fn nat_context(&self) -> NatContext<'_> {
+        NatContext {
+            lab_name: &self.name,
+            lab: &self.lab,
+            options: self.options,
+        }
+    }
 }
 
 pub fn path(lab: &str) -> PathBuf {

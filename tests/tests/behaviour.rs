@@ -559,9 +559,107 @@ fn root_iptables() -> String {
         .join("\n")
 }
 
+/// Marker in a backend's argument string (not passed to netlab): turn transmit checksum
+/// offload off on every interface of the lab, so that checksums are really computed by the
+/// senders and verified by the receivers (on veth a partial checksum is never checked), and
+/// require the TCP/UDP checksum error counters of every node to stay at 0.
+const TX_CSUM_OFF: &str = "+tx-csum-off";
+
+/// A lab for one case: `backend` is the `netlab up` arguments that select the backend.
+#[derive(Debug)]
+struct CaseLab {
+    lab: Lab,
+    checksum_nodes: Vec<String>,
+}
+
+impl std::ops::Deref for CaseLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl Drop for CaseLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        for node in &self.checksum_nodes {
+            if !std::path::Path::new("/run/netns")
+                .join(self.lab.ns(node))
+                .exists()
+            {
+                continue;
+            }
+            let out = self
+                .lab
+                .sh_ok(node, "nstat -az TcpInCsumErrors UdpInCsumErrors");
+            for line in out.lines().filter(|line| line.contains("InCsumErrors")) {
+                let value: u64 = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(u64::MAX);
+                assert_eq!(value, 0, "checksum errors in {node}: {line}");
+            }
+        }
+    }
+}
+
+/// The lab `up` builds from `extra` arguments on `backend`.
+fn lab_with(backend: &str, extra: &[&str]) -> CaseLab {
+    let mut args: Vec<&str> = backend
+        .split_whitespace()
+        .filter(|arg| *arg != TX_CSUM_OFF)
+        .collect();
+    args.extend_from_slice(extra);
+    let lab = Lab::up(&args);
+    assert_nat_rules_match_backend(&lab, backend);
+    let mut checksum_nodes = Vec::new();
+    if backend.contains(TX_CSUM_OFF) {
+        let status: Value =
+            serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("status JSON");
+        for node in status["nodes"].as_array().expect("nodes") {
+            let name = node["name"].as_str().expect("node name").to_string();
+            lab.sh_ok(&name, "for dev in $(ls /sys/class/net); do ethtool -K $dev tx off >/dev/null 2>&1 || true; done; nstat -n");
+            checksum_nodes.push(name);
+        }
+    }
+    CaseLab {
+        lab,
+        checksum_nodes,
+    }
+}
+
+/// The eBPF backend publishes and masquerades with no iptables or nftables NAT rule in the
+/// lab; the iptables backend has them (so this check cannot pass by looking nowhere).
+fn assert_nat_rules_match_backend(lab: &Lab, backend: &str) {
+    let rules = lab.sh_ok(
+        "host",
+        "iptables-save; nft list ruleset 2>/dev/null || true",
+    );
+    let nat_rules = rules
+        .lines()
+        .filter(|line| {
+            line.contains("DNAT")
+                || line.contains("MASQUERADE")
+                || line.contains("masquerade")
+                || line.contains("dnat to")
+        })
+        .count();
+    if backend.contains("ebpf") {
+        assert_eq!(nat_rules, 0, "the eBPF backend needs no NAT rule:\n{rules}");
+    } else {
+        assert!(
+            nat_rules > 0,
+            "the iptables backend's NAT rules are missing:\n{rules}"
+        );
+    }
+}
+
 /// The default lab on `backend`.
-fn default_lab(backend: &str) -> Lab {
-    Lab::up(&["--backend", backend])
+fn default_lab(backend: &str) -> CaseLab {
+    lab_with(backend, &[])
 }
 
 /// A long-lived connection from a node to a `lines` server, driven line by line.
@@ -919,7 +1017,7 @@ fn bad_input(backend: &str) {
 fn down_removes_everything(backend: &str) {
     let before = root_iptables();
     let file = TempFile::new("toml", &format!("host = \"namespace\"\n{WEB_LAB}"));
-    let lab = Lab::up(&["--backend", backend, "-f", file.path()]);
+    let lab = lab_with(backend, &["-f", file.path()]);
     let prefix = format!("{}-", lab.name);
     let state = PathBuf::from(format!("/run/netlab/{}.json", lab.name));
     let namespaces = || -> Vec<String> {
@@ -961,13 +1059,13 @@ fn down_removes_everything(backend: &str) {
 /// the host reaches port 80 of container `web`, which sees the client 198.18.0.2.
 fn publish_from_lab_file(backend: &str) {
     let file = TempFile::new("toml", WEB_LAB);
-    let lab = Lab::up(&["--backend", backend, "-f", file.path()]);
+    let lab = lab_with(backend, &["-f", file.path()]);
     assert_eq!(published(&lab), [pair("web", "8080:80/tcp")]);
     let _web = Server::start(&lab, "web", Mode::Http, &[80]);
     assert_http(&lab, "wan", HOST_EXT, 8080, 80, WAN);
 }
 
-/// One `#[test]` per case in a module per backend: `backend_tests! { ebpf: "ebpf"; }`.
+/// One `#[test]` per case in a module per backend configuration (the `netlab up` arguments).
 macro_rules! backend_tests {
     ($($module:ident: $backend:literal;)+) => {$(
         mod $module {
@@ -997,5 +1095,13 @@ macro_rules! backend_tests {
 }
 
 backend_tests! {
-    iptables: "iptables";
+    iptables: "--backend iptables";
+    ebpf_tc: "--backend ebpf --ingress tc --fast-path on";
+    ebpf_tc_no_fast_path: "--backend ebpf --ingress tc --fast-path off";
+    ebpf_xdp: "--backend ebpf --ingress xdp --fast-path on";
+    ebpf_xdp_no_fast_path: "--backend ebpf --ingress xdp --fast-path off";
+    iptables_tx_csum_off: "--backend iptables +tx-csum-off";
+    ebpf_tc_tx_csum_off: "--backend ebpf --ingress tc --fast-path on +tx-csum-off";
+    ebpf_xdp_tx_csum_off: "--backend ebpf --ingress xdp --fast-path on +tx-csum-off";
+    ebpf_xdp_redirect_tx_csum_off: "--backend ebpf --ingress xdp --fast-path xdp-redirect +tx-csum-off";
 }

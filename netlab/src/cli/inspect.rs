@@ -8,9 +8,7 @@ use crate::{
     error::{Error, Result},
     inspect::{self, NodeView},
     lab::{HOST_NODE, WAN_NODE},
-    lifecycle,
-    nat::NatContext,
-    state, topology,
+    lifecycle, state, topology,
 };
 
 #[derive(Debug, clap::Args)]
@@ -41,12 +39,7 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let place = topology::place(lab_name, lab, node);
     let view = lifecycle::runtime()?.block_on(inspect::read(&place))?;
     let nat = if node == HOST_NODE {
-        Some(
-            saved
-                .backend
-                .backend()?
-                .describe(NatContext { lab_name, lab })?,
-        )
+        Some(saved.backend.backend()?.describe(saved.nat_context())?)
     } else {
         None
     };

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand, each with its arguments and `run`.
 
+mod conntrack;
 mod counters;
 mod down;
 mod exec;
+mod foreground;
 mod inspect;
 mod ports;
 mod publish;
@@ -47,6 +49,8 @@ pub enum Command {
     Unpublish(publish::Args),
     /// Published ports and their counters.
     Ports(ports::Args),
+    /// The NAT's connection-tracking table.
+    Conntrack(conntrack::Args),
     /// Count packets on an interface with XDP and tcx programs (the pipeline's smoke test).
     #[command(subcommand)]
     Counters(counters::Command),
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Publish(args) => publish::run(&lab, &args, true),
         Command::Unpublish(args) => publish::run(&lab, &args, false),
         Command::Ports(args) => ports::run(&lab, &args),
+        Command::Conntrack(args) => conntrack::run(&lab, &args),
         Command::Counters(command) => counters::run(command),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::{error::Result, nat::NatContext, state};
+use crate::{error::Result, state};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,10 +13,7 @@ pub struct Args {
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let saved = state::require(lab_name)?;
-    let rows = saved.backend.backend()?.counters(NatContext {
-        lab_name,
-        lab: &saved.lab,
-    })?;
+    let rows = saved.backend.backend()?.counters(saved.nat_context())?;
     if args.json {
         super::print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);

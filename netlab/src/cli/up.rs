@@ -6,7 +6,7 @@ use crate::{
     error::{Context as _, Result},
     lab::Lab,
     lifecycle,
-    nat::BackendKind,
+    nat::{BackendKind, BackendOptions, FastPath, Ingress},
 };
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +17,18 @@ pub struct Args {
     /// NAT backend.
     #[arg(long, value_enum, default_value_t = BackendKind::Iptables)]
     pub backend: BackendKind,
+    /// eBPF backend: the external device's ingress hook.
+    #[arg(long, value_enum, default_value_t = Ingress::Tc)]
+    pub ingress: Ingress,
+    /// eBPF backend: hand translated packets straight to their veth (`on`), or through the
+    /// host's routing and bridge (`off`); `xdp-redirect` also redirects from XDP through a
+    /// devmap (needs senders with transmit checksum offload off).
+    #[arg(long, value_enum, default_value_t = FastPath::On)]
+    pub fast_path: FastPath,
+    /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
+    /// down.
+    #[arg(long)]
+    pub foreground: bool,
     /// Print the equivalent iproute2/iptables commands instead of doing anything.
     #[arg(long, visible_alias = "dry-run")]
     pub explain: bool,
@@ -36,20 +48,27 @@ pub fn load_lab(file: Option<&PathBuf>) -> Result<Lab> {
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let lab = load_lab(args.file.as_ref())?;
+    let options = BackendOptions {
+        ingress: args.ingress,
+        fast_path: args.fast_path,
+    };
     if args.explain {
         crate::state::validate_name(lab_name)?;
         lab.validate()?;
-        for line in lifecycle::explain(lab_name, &lab, args.backend)? {
+        for line in lifecycle::explain(lab_name, &lab, args.backend, options)? {
             println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    lifecycle::up(lab_name, &lab, args.backend)?;
+    lifecycle::up(lab_name, &lab, args.backend, options)?;
     println!(
         "lab {lab_name} is up: {} containers on {} ({} backend)",
         lab.containers.len(),
         lab.subnet,
         args.backend
     );
+    if args.foreground {
+        super::foreground::run(lab_name)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

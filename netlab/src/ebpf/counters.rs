@@ -158,11 +158,9 @@ pub fn read(netns_name: &str, device: &str) -> Result<Vec<CounterRow>> {
 pub fn detach(netns_name: &str, device: &str) -> Result<()> {
     let dir = pin_dir(netns_name, device);
     bpffs::remove_dir(&dir)?;
-    // Drop the now-empty parent folders, but only if nothing else is pinned there.
-    for parent in [dir.parent(), dir.parent().and_then(Path::parent)]
-        .into_iter()
-        .flatten()
-    {
+    // Drop the namespace's folder once empty; the shared `counters` folder stays, since
+    // another netlab may be creating its own entry in it right now.
+    if let Some(parent) = dir.parent() {
         let _ = std::fs::remove_dir(parent);
     }
     Ok(())
@@ -181,6 +179,5 @@ pub fn detach_all_with_prefix(prefix: &str) -> Result<()> {
             errors.extend(bpffs::remove_dir(&entry.path()).err());
         }
     }
-    let _ = std::fs::remove_dir(&root);
     Error::collect(errors)
 }

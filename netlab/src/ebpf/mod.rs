@@ -17,3 +17,12 @@ pub fn load() -> Result<Ebpf> {
         .load(OBJECT)
         .map_err(|err| Error::ebpf("loading the eBPF object", err))
 }
+
+/// Like [`load`], with the maps declared `pinned` pinned in `dir`, or reused from there when
+/// a previous load pinned them (so a running datapath keeps its state).
+pub fn load_with_pins(dir: &std::path::Path) -> Result<Ebpf> {
+    EbpfLoader::new()
+        .default_map_pin_directory(dir)
+        .load(OBJECT)
+        .map_err(|err| Error::ebpf("loading the eBPF object", err))
+}

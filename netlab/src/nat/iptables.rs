@@ -16,7 +16,7 @@ use crate::{
     ports::Proto,
 };
 
-use super::{NatBackend, NatContext, PortCounters};
+use super::{ConntrackRow, NatBackend, NatContext, PortCounters};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Iptables;
@@ -265,8 +265,15 @@ impl NatBackend for Iptables {
         Self::sync(ctx)
     }
 
-    fn unpublish(&self, ctx: NatContext<'_>, _removed: &[Publish]) -> Result<()> {
-        Self::sync(ctx)
+    fn unpublish(&self, ctx: NatContext<'_>, removed: &[Publish]) -> Result<()> {
+        Self::sync(ctx)?;
+        forget_udp_flows(ctx, removed);
+        Ok(())
+    }
+
+    fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
+        let out = run_in_host(ctx, "conntrack", &["-L"], None)?;
+        Ok(out.lines().filter_map(conntrack_row).collect())
     }
 
     fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
@@ -403,4 +410,85 @@ fn table_of<'a>(saved: &'a str, chain: &str) -> Option<&'a str> {
         }
     }
     None
+}
+
+/// One line of `conntrack -L`: `tcp 6 431999 ESTABLISHED src=.. dst=.. sport=.. dport=..
+/// src=.. dst=.. sport=.. dport=.. [ASSURED] mark=0 use=1`.
+fn conntrack_row(line: &str) -> Option<ConntrackRow> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let proto = (*fields.first()?).to_string();
+    let value = |key: &str, nth: usize| {
+        fields
+            .iter()
+            .filter_map(|f| f.strip_prefix(key))
+            .nth(nth)
+            .unwrap_or("?")
+            .to_string()
+    };
+    let tuple = |nth| {
+        format!(
+            "{}:{} -> {}:{}",
+            value("src=", nth),
+            value("sport=", nth),
+            value("dst=", nth),
+            value("dport=", nth)
+        )
+    };
+    let state = fields
+        .get(3)
+        .filter(|f| !f.contains('='))
+        .map_or("-", |f| *f)
+        .to_string();
+    Some(ConntrackRow {
+        proto,
+        original: tuple(0),
+        // The reply tuple reversed is what the original was translated to.
+        translated: format!(
+            "{}:{} -> {}:{}",
+            value("dst=", 1),
+            value("dport=", 1),
+            value("src=", 1),
+            value("sport=", 1)
+        ),
+        kind: "nf_conntrack".to_string(),
+        state,
+        idle_s: 0,
+    })
+}
+
+/// Docker flushes conntrack for a UDP mapping it removes: otherwise a client that keeps
+/// sending keeps being forwarded by the old entry. Only entries that exist are deleted.
+/// Best effort: without the `conntrack` tool the entries simply time out.
+fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish]) {
+    let udp: Vec<&Publish> = removed
+        .iter()
+        .filter(|p| p.spec.proto == Proto::Udp)
+        .collect();
+    if udp.is_empty() {
+        return;
+    }
+    let Ok(listing) = run_in_host(ctx, "conntrack", &["-L", "-p", "udp"], None) else {
+        return;
+    };
+    let mut ports: Vec<u16> = listing
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix("dport="))
+        })
+        .filter_map(|port| port.parse().ok())
+        .filter(|port| udp.iter().any(|p| p.spec.host.contains(*port)))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    for port in ports {
+        let port = port.to_string();
+        // Exit status 1 means "nothing matched": fine.
+        let _ = run_in_host(
+            ctx,
+            "conntrack",
+            &["-D", "-p", "udp", "--orig-port-dst", &port],
+            None,
+        );
+    }
 }

@@ -1,12 +1,13 @@
 //! NAT backends: masquerade and port publishing. One trait, backend-neutral inputs, and
 //! symmetric set-up/tear-down pairs, so a new backend is one file that implements [`NatBackend`].
 
+pub mod ebpf;
 pub mod iptables;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
     lab::{HOST_NODE, Lab, Publish},
     netlink::Place,
     topology,
@@ -35,19 +36,51 @@ impl BackendKind {
     pub fn backend(self) -> Result<Box<dyn NatBackend>> {
         match self {
             Self::Iptables => Ok(Box::new(iptables::Iptables)),
-            Self::Ebpf => Err(Error::invalid(
-                "the eBPF NAT backend is not built yet; use --backend iptables",
-            )),
+            Self::Ebpf => Ok(Box::new(ebpf::Ebpf)),
         }
     }
 }
 
-/// What every backend gets: the lab, its name, and where its host node lives.
+/// Which hook of the external device does the eBPF backend's ingress translation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Ingress {
+    /// tcx ingress.
+    #[default]
+    Tc,
+    /// Native XDP (generic XDP where the driver has none).
+    Xdp,
+}
+
+/// Whether the eBPF backend hands translated packets straight to their veth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FastPath {
+    /// Through the host's routing and bridge, like any forwarded packet.
+    Off,
+    /// tcx: `bpf_redirect_peer` into containers, `bpf_redirect_neigh` / `bpf_redirect` out.
+    #[default]
+    On,
+    /// As `on`, and XDP redirects into containers through a devmap. XDP frames lose the
+    /// skb's partial-checksum state, so only for senders that compute full checksums
+    /// (transmit checksum offload off): with offloads on, receivers drop the frames.
+    XdpRedirect,
+}
+
+/// Backend tuning (the eBPF backend's; iptables ignores them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendOptions {
+    pub ingress: Ingress,
+    pub fast_path: FastPath,
+}
+
+/// What every backend gets: the lab, its name, and the backend's options.
 #[derive(Debug, Clone, Copy)]
 pub struct NatContext<'a> {
     pub lab_name: &'a str,
     /// The lab; `lab.publish` is the complete set of ports published once the call returns.
     pub lab: &'a Lab,
+    pub options: BackendOptions,
 }
 
 impl NatContext<'_> {
@@ -68,6 +101,21 @@ pub struct PortCounters {
     pub bytes: u64,
 }
 
+/// One translated connection, as `netlab conntrack` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConntrackRow {
+    pub proto: String,
+    /// The packet as it arrives: `src:port -> dst:port`.
+    pub original: String,
+    /// What it is rewritten to.
+    pub translated: String,
+    /// "dnat", "snat", "hairpin", with "reply" for the return direction.
+    pub kind: String,
+    pub state: String,
+    /// Seconds since the last packet.
+    pub idle_s: u64,
+}
+
 /// A NAT datapath. Every method is idempotent; `teardown` keeps going past failures and
 /// reports them all.
 pub trait NatBackend {
@@ -84,6 +132,8 @@ pub trait NatBackend {
     /// The commands that do what `setup` and `publish` of `ctx.lab.publish` do, for
     /// `up --explain`.
     fn explain(&self, ctx: NatContext<'_>) -> Vec<String>;
+    /// The connection-tracking table of the NAT, for `netlab conntrack`.
+    fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>>;
     /// The NAT state in the backend's own terms (rules, map entries), for `inspect`.
     fn describe(&self, ctx: NatContext<'_>) -> Result<String>;
 }

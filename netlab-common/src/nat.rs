@@ -1,0 +1,323 @@
+//! Map keys and values of the eBPF NAT datapath.
+//!
+//! Addresses and ports are stored exactly as they sit in the packet (network byte order),
+//! so the datapath compares and copies them without conversions; the loader converts with
+//! `u32::from_be` / `Ipv4Addr::from(u32::from_be(..))`.
+
+/// Names of the maps in the eBPF object (they are pinned by these names).
+pub mod maps {
+    /// `Array<NatConfig>`, one entry.
+    pub const CONFIG: &str = "NETLAB_NAT_CONFIG";
+    /// `HashMap<PublishKey, PublishValue>`.
+    pub const PUBLISH: &str = "NETLAB_NAT_PUBLISH";
+    /// `LruHashMap<FlowKey, CtEntry>`: both directions of every translated flow.
+    pub const CONNTRACK: &str = "NETLAB_NAT_CT";
+    /// `HashMap<u32 /* container address, network order */, ContainerInfo>`.
+    pub const CONTAINERS: &str = "NETLAB_NAT_CONTAINERS";
+    /// `PerCpuHashMap<PublishKey, TrafficCounters>`: traffic per published host port.
+    pub const PORT_STATS: &str = "NETLAB_NAT_PORT_STATS";
+    /// `PerCpuArray<u64>` indexed by [`super::Stat`].
+    pub const STATS: &str = "NETLAB_NAT_STATS";
+    /// `LruHashMap<SockKey, SockOrig>`: what a host process asked for, for `recvmsg4`.
+    pub const SOCK_ORIG: &str = "NETLAB_NAT_SOCK_ORIG";
+    /// `DevMap` for XDP redirects into containers' host-side veths.
+    pub const DEVMAP: &str = "NETLAB_NAT_DEVMAP";
+}
+
+/// Names of the NAT programs in the eBPF object.
+pub mod programs {
+    /// tcx ingress on the external device: DNAT of published ports, reverse masquerade.
+    pub const TC_EXTERNAL_INGRESS: &str = "netlab_nat_ext_ingress";
+    /// XDP on the external device: the same as [`TC_EXTERNAL_INGRESS`], earlier.
+    pub const XDP_EXTERNAL_INGRESS: &str = "netlab_nat_ext_xdp";
+    /// tcx egress on the external device: reverse DNAT, masquerade.
+    pub const TC_EXTERNAL_EGRESS: &str = "netlab_nat_ext_egress";
+    /// tcx ingress on each container's host-side veth: hairpin, fast-path replies.
+    pub const TC_CONTAINER_INGRESS: &str = "netlab_nat_ctr_ingress";
+    /// XDP pass-through on containers' veths, so XDP redirects can be received.
+    pub const XDP_PASS: &str = "netlab_xdp_pass";
+    /// cgroup `connect4`: host processes connecting to a published port.
+    pub const SOCK_CONNECT4: &str = "netlab_sock_connect4";
+    /// cgroup `sendmsg4`: host processes sending UDP to a published port.
+    pub const SOCK_SENDMSG4: &str = "netlab_sock_sendmsg4";
+    /// cgroup `recvmsg4`: replies shown as coming from the published address.
+    pub const SOCK_RECVMSG4: &str = "netlab_sock_recvmsg4";
+}
+
+/// Bits of [`NatConfig::flags`].
+pub mod flags {
+    /// Masquerade the subnet on the external device.
+    pub const MASQUERADE: u32 = 1;
+    /// Hand translated packets straight to their veth (`redirect_peer` / `redirect_neigh`).
+    pub const FAST_PATH: u32 = 2;
+    /// The config entry has been written (an all-zero config means "not set up": pass all).
+    pub const READY: u32 = 4;
+    /// XDP hands translated frames to the container's veth through the devmap. Frames lose
+    /// the skb's partial-checksum state on the way, so this is only correct when senders
+    /// compute full checksums (transmit checksum offload off).
+    pub const XDP_REDIRECT: u32 = 8;
+}
+
+/// The lab's addresses and switches; index 0 of [`maps::CONFIG`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatConfig {
+    /// Host's external address (network order).
+    pub external_ip: u32,
+    /// Bridge address, the containers' gateway (network order).
+    pub gateway_ip: u32,
+    /// Container subnet's network address (network order).
+    pub subnet: u32,
+    /// Container subnet's mask (network order).
+    pub subnet_mask: u32,
+    /// Interface index of the external device (host order).
+    pub external_ifindex: u32,
+    /// [`flags`] (host order).
+    pub flags: u32,
+    /// Network namespace cookie of the host node, for the cgroup hooks (host order).
+    pub host_netns_cookie: u64,
+    /// MAC address of the bridge, the source of frames netlab hands to containers.
+    pub bridge_mac: [u8; 6],
+    /// MAC address of the external device.
+    pub external_mac: [u8; 6],
+    /// Explicit padding.
+    pub pad: [u8; 4],
+}
+
+/// A published port: which host address and port, for which protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PublishKey {
+    /// Host address (network order); 0 means every host address but the bridge's.
+    pub ip: u32,
+    /// Host port (network order).
+    pub port: u16,
+    /// IP protocol number (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Explicit padding, always 0.
+    pub pad: u8,
+}
+
+/// Where a published port leads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishValue {
+    /// Container address (network order).
+    pub ip: u32,
+    /// Container port (network order).
+    pub port: u16,
+    /// Explicit padding, always 0.
+    pub pad: u16,
+}
+
+/// A connection's 5-tuple as it appears in one packet (ICMP echo: both ports hold the
+/// identifier).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Source address (network order).
+    pub src_ip: u32,
+    /// Destination address (network order).
+    pub dst_ip: u32,
+    /// Source port or ICMP identifier (network order).
+    pub src_port: u16,
+    /// Destination port or ICMP identifier (network order).
+    pub dst_port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Explicit padding, always 0.
+    pub pad: [u8; 3],
+}
+
+/// Bits of [`CtEntry::flags`].
+pub mod ct_flags {
+    /// The flow's first packet came from outside (or a container) to a published port.
+    pub const DNAT: u8 = 1;
+    /// The flow is masqueraded (source rewritten to the host).
+    pub const SNAT: u8 = 2;
+    /// The flow never leaves the bridge: container to published port back to a container.
+    pub const HAIRPIN: u8 = 4;
+    /// This entry translates the reply direction.
+    pub const REPLY: u8 = 8;
+}
+
+/// TCP progress of a flow, for its lifetime.
+pub mod ct_state {
+    pub const NEW: u8 = 0;
+    pub const ESTABLISHED: u8 = 1;
+    pub const CLOSING: u8 = 2;
+}
+
+/// How to rewrite a packet of one direction of a flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtEntry {
+    /// New source address (network order).
+    pub src_ip: u32,
+    /// New destination address (network order).
+    pub dst_ip: u32,
+    /// New source port or ICMP identifier (network order).
+    pub src_port: u16,
+    /// New destination port or ICMP identifier (network order).
+    pub dst_port: u16,
+    /// [`ct_flags`].
+    pub flags: u8,
+    /// [`ct_state`].
+    pub state: u8,
+    /// Explicit padding, always 0.
+    pub pad: [u8; 2],
+    /// The published port this flow belongs to (all zero for masquerade).
+    pub publish: PublishKey,
+    /// Last packet seen, `bpf_ktime_get_ns` (host order).
+    pub last_seen_ns: u64,
+}
+
+/// A container, as the datapath needs to hand it frames directly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Index of the container's veth end in the host node (host order).
+    pub host_ifindex: u32,
+    /// MAC address of the container's own interface.
+    pub mac: [u8; 6],
+    /// Explicit padding, always 0.
+    pub pad: [u8; 2],
+}
+
+/// Packet and byte counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficCounters {
+    /// Packets (host order).
+    pub packets: u64,
+    /// Bytes from the IP header on (host order).
+    pub bytes: u64,
+}
+
+/// A host process's socket and the container address it was sent to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockKey {
+    /// `bpf_get_socket_cookie` (host order).
+    pub cookie: u64,
+    /// Container address (network order).
+    pub ip: u32,
+    /// Container port (network order).
+    pub port: u16,
+    /// Explicit padding, always 0.
+    pub pad: u16,
+}
+
+/// The published address a host process asked for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockOrig {
+    /// Address (network order).
+    pub ip: u32,
+    /// Port (network order).
+    pub port: u16,
+    /// Explicit padding, always 0.
+    pub pad: u16,
+}
+
+/// Indices of [`maps::STATS`]: what the datapath did and why it dropped or skipped.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stat {
+    /// Packets translated (any direction).
+    Translated = 0,
+    /// Not IPv4, too short, or not TCP/UDP/ICMP: passed untouched.
+    Skipped = 1,
+    /// IPv4 fragments: passed untouched (no ports to translate).
+    Fragments = 2,
+    /// Truncated headers: passed untouched.
+    Truncated = 3,
+    /// Masquerade found no free source port: dropped.
+    SnatExhausted = 4,
+    /// Masquerade had to move off the container's source port (taken).
+    SnatCollisions = 5,
+    /// A conntrack insert failed (map full and not LRU-evictable): dropped.
+    CtInsertFailed = 6,
+    /// A packet rewrite helper failed: dropped.
+    RewriteFailed = 7,
+    /// Packets handed straight to a veth by the fast path.
+    FastPath = 8,
+    /// Conntrack entries found expired and dropped.
+    Expired = 9,
+    /// ICMP errors whose inner header was translated.
+    IcmpErrors = 10,
+}
+
+/// Number of [`Stat`] slots.
+pub const STAT_COUNT: u32 = 11;
+
+impl Stat {
+    /// All stats with their names, in index order.
+    pub const ALL: [(Stat, &'static str); STAT_COUNT as usize] = [
+        (Stat::Translated, "translated"),
+        (Stat::Skipped, "skipped"),
+        (Stat::Fragments, "fragments"),
+        (Stat::Truncated, "truncated"),
+        (Stat::SnatExhausted, "snat_exhausted"),
+        (Stat::SnatCollisions, "snat_collisions"),
+        (Stat::CtInsertFailed, "ct_insert_failed"),
+        (Stat::RewriteFailed, "rewrite_failed"),
+        (Stat::FastPath, "fast_path"),
+        (Stat::Expired, "expired"),
+        (Stat::IcmpErrors, "icmp_errors"),
+    ];
+}
+
+/// Map sizes.
+pub const CONNTRACK_MAX_ENTRIES: u32 = 262_144;
+pub const PUBLISH_MAX_ENTRIES: u32 = 131_072;
+pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
+pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
+
+/// Lifetimes of conntrack entries, in nanoseconds.
+pub mod timeouts {
+    pub const TCP_NEW_NS: u64 = 60 * 1_000_000_000;
+    pub const TCP_ESTABLISHED_NS: u64 = 6 * 3600 * 1_000_000_000;
+    pub const TCP_CLOSING_NS: u64 = 10 * 1_000_000_000;
+    pub const UDP_NS: u64 = 60 * 1_000_000_000;
+    pub const ICMP_NS: u64 = 30 * 1_000_000_000;
+}
+
+/// Masquerade source ports are picked from here when the container's own port is taken
+/// (above the range people publish, as Cilium does).
+pub const SNAT_PORT_MIN: u16 = 32768;
+/// Attempts at a free masquerade port before giving up and counting exhaustion.
+pub const SNAT_RETRIES: u32 = 32;
+
+const _: () = assert!(size_of::<NatConfig>() == 48);
+const _: () = assert!(size_of::<PublishKey>() == 8);
+const _: () = assert!(size_of::<PublishValue>() == 8);
+const _: () = assert!(size_of::<FlowKey>() == 16);
+const _: () = assert!(size_of::<CtEntry>() == 32);
+const _: () = assert!(size_of::<ContainerInfo>() == 12);
+const _: () = assert!(size_of::<TrafficCounters>() == 16);
+const _: () = assert!(size_of::<SockKey>() == 16);
+const _: () = assert!(size_of::<SockOrig>() == 8);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), integer and byte-array fields only, padding explicit (sizes
+    // asserted above); the same holds for every type below.
+    unsafe impl aya::Pod for super::NatConfig {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::PublishKey {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::PublishValue {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::CtEntry {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::ContainerInfo {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::TrafficCounters {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::SockKey {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::SockOrig {}
+}

@@ -1,0 +1,106 @@
+//! The NAT maps. They are pinned by name (`pinned`), so a second `netlab up` reuses the maps
+//! of the running datapath instead of creating empty ones.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
+};
+use netlab_common::nat::{
+    CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CtEntry, FlowKey, NatConfig,
+    PUBLISH_MAX_ENTRIES, PublishKey, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey,
+    SockOrig, Stat, TrafficCounters, flags,
+};
+
+#[map(name = "NETLAB_NAT_CONFIG")]
+pub static CONFIG: Array<NatConfig> = Array::pinned(1, 0);
+
+#[map(name = "NETLAB_NAT_PUBLISH")]
+pub static PUBLISH: HashMap<PublishKey, PublishValue> = HashMap::pinned(PUBLISH_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_CT")]
+pub static CONNTRACK: LruHashMap<FlowKey, CtEntry> = LruHashMap::pinned(CONNTRACK_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_CONTAINERS")]
+pub static CONTAINERS: HashMap<u32, ContainerInfo> = HashMap::pinned(CONTAINERS_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_PORT_STATS")]
+pub static PORT_STATS: PerCpuHashMap<PublishKey, TrafficCounters> =
+    PerCpuHashMap::pinned(PUBLISH_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_STATS")]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::pinned(STAT_COUNT, 0);
+
+#[map(name = "NETLAB_NAT_SOCK_ORIG")]
+pub static SOCK_ORIG: LruHashMap<SockKey, SockOrig> = LruHashMap::pinned(SOCK_ORIG_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_DEVMAP")]
+pub static DEVMAP: DevMapHash = DevMapHash::pinned(CONTAINERS_MAX_ENTRIES, 0);
+
+/// The lab's configuration, or `None` before the loader has written it.
+#[inline(always)]
+pub fn config() -> Option<&'static NatConfig> {
+    CONFIG
+        .get(0)
+        .filter(|config| config.flags & flags::READY != 0)
+}
+
+/// Adds one to a datapath statistic.
+#[inline(always)]
+pub fn count(stat: Stat) {
+    if let Some(slot) = STATS.get_ptr_mut(stat as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Counts a packet of a published port's flow.
+#[inline(always)]
+pub fn count_port(publish: &PublishKey, bytes: u64) {
+    if publish.port == 0 {
+        return;
+    }
+    if let Some(counters) = PORT_STATS.get_ptr_mut(publish) {
+        // SAFETY: per-CPU value, no concurrent writer.
+        unsafe {
+            (*counters).packets += 1;
+            (*counters).bytes += bytes;
+        }
+    } else {
+        let _ = PORT_STATS.insert(publish, TrafficCounters { packets: 1, bytes }, 0);
+    }
+}
+
+/// The container a published port leads to, for a packet to `ip:port`. An exact host
+/// address wins over "every address"; "every address" covers the external address only
+/// (never the bridge's, as with Docker's `! -i docker0`), and loopback for host processes.
+#[inline(always)]
+pub fn published(
+    config: &NatConfig,
+    ip: u32,
+    port: u16,
+    proto: u8,
+    loopback_ok: bool,
+) -> Option<(PublishKey, PublishValue)> {
+    let exact = PublishKey {
+        ip,
+        port,
+        proto,
+        pad: 0,
+    };
+    // SAFETY: the value is copied out at once.
+    if let Some(value) = unsafe { PUBLISH.get(exact) } {
+        return Some((exact, *value));
+    }
+    let loopback = loopback_ok && u32::from_be(ip) >> 24 == 127;
+    if ip != config.external_ip && !loopback {
+        return None;
+    }
+    let any = PublishKey {
+        ip: 0,
+        port,
+        proto,
+        pad: 0,
+    };
+    // SAFETY: the value is copied out at once.
+    unsafe { PUBLISH.get(any) }.map(|value| (any, *value))
+}

@@ -1,0 +1,19 @@
+//! The NAT datapath: port publishing (DNAT) and masquerade (SNAT), with connection tracking
+//! of our own in an LRU hash map (the kernel's conntrack kfuncs cannot be called from Rust
+//! eBPF with today's toolchain).
+//!
+//! Hooks, all in the lab's host node:
+//! - external device, ingress (tcx or XDP): DNAT of published ports, reverse masquerade,
+//!   and the fast path into containers (`bpf_redirect_peer`);
+//! - external device, tcx egress: reverse DNAT and masquerade;
+//! - each container's host-side veth, tcx ingress: hairpin (containers reaching published
+//!   ports through the host address, their own included) and fast-path replies;
+//! - cgroup `connect4`/`sendmsg4`/`recvmsg4`, scoped to the host node's namespace by its
+//!   cookie: host processes reaching published ports.
+
+pub mod ct;
+pub mod maps;
+pub mod packet;
+pub mod sock;
+pub mod tc;
+pub mod xdp;

@@ -1,0 +1,153 @@
+//! Header layouts and parsing for tc programs (through `bpf_skb_load_bytes`, which works on
+//! non-linear skbs too). Anything that is not a complete IPv4 TCP/UDP/ICMP header is
+//! reported as such and left alone by the callers.
+
+use aya_ebpf::programs::TcContext;
+use netlab_common::nat::{FlowKey, Stat};
+
+pub const ETH_HLEN: usize = 14;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const ICMP_ECHO_REPLY: u8 = 0;
+pub const ICMP_ECHO_REQUEST: u8 = 8;
+
+/// Offsets inside the IPv4 header.
+pub mod ip {
+    pub const TTL: usize = 8;
+    pub const CHECK: usize = 10;
+    pub const SADDR: usize = 12;
+    pub const DADDR: usize = 16;
+}
+
+/// `struct iphdr`, network byte order throughout.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Ipv4Hdr {
+    pub ver_ihl: u8,
+    pub tos: u8,
+    pub tot_len: u16,
+    pub id: u16,
+    pub frag_off: u16,
+    pub ttl: u8,
+    pub proto: u8,
+    pub check: u16,
+    pub saddr: u32,
+    pub daddr: u32,
+}
+
+/// What a parsed packet is, for the NAT.
+#[derive(Clone, Copy)]
+pub struct Packet {
+    /// Offset of the IPv4 header.
+    pub l3: usize,
+    /// Offset of the TCP/UDP/ICMP header.
+    pub l4: usize,
+    /// The flow as this packet shows it (ICMP echo: the identifier in both ports).
+    pub key: FlowKey,
+    /// TCP flags byte (0 for other protocols).
+    pub tcp_flags: u8,
+    /// ICMP type (0 for other protocols).
+    pub icmp_type: u8,
+    /// IP total length (host order).
+    pub len: u16,
+    /// Time to live.
+    pub ttl: u8,
+}
+
+impl Packet {
+    /// Offset of the L4 checksum.
+    #[inline(always)]
+    pub fn l4_csum_offset(&self) -> usize {
+        self.l4
+            + match self.key.proto {
+                IPPROTO_TCP => 16,
+                IPPROTO_UDP => 6,
+                _ => 2,
+            }
+    }
+
+    /// Whether ports (or the ICMP identifier) can be rewritten.
+    #[inline(always)]
+    pub fn has_ports(&self) -> bool {
+        matches!(self.key.proto, IPPROTO_TCP | IPPROTO_UDP)
+            || (self.key.proto == IPPROTO_ICMP
+                && matches!(self.icmp_type, ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY))
+    }
+}
+
+/// Why a packet was not parsed.
+pub type Skip = Stat;
+
+/// Parses an Ethernet + IPv4 + L4 header at the start of the skb.
+#[inline(always)]
+pub fn parse(ctx: &TcContext) -> Result<Packet, Skip> {
+    let ethertype: u16 = ctx.load(12).map_err(|_| Stat::Truncated)?;
+    if u16::from_be(ethertype) != ETH_P_IP {
+        return Err(Stat::Skipped);
+    }
+    let ip: Ipv4Hdr = ctx.load(ETH_HLEN).map_err(|_| Stat::Truncated)?;
+    parse_ip(ip, ETH_HLEN, |offset| ctx.load::<[u8; 8]>(offset).ok())
+}
+
+/// The L3/L4 part of parsing, shared with XDP: `load8` reads 8 bytes at an offset, or
+/// `None` when the packet is shorter.
+#[inline(always)]
+pub fn parse_ip(
+    ip: Ipv4Hdr,
+    l3: usize,
+    load8: impl Fn(usize) -> Option<[u8; 8]>,
+) -> Result<Packet, Skip> {
+    if ip.ver_ihl >> 4 != 4 {
+        return Err(Stat::Skipped);
+    }
+    let ihl = usize::from(ip.ver_ihl & 0x0f) * 4;
+    if ihl < 20 {
+        return Err(Stat::Truncated);
+    }
+    // More fragments, or not the first: no (complete) L4 header to translate.
+    if u16::from_be(ip.frag_off) & 0x3fff != 0 {
+        return Err(Stat::Fragments);
+    }
+    let l4 = l3 + ihl;
+    let mut key = FlowKey {
+        src_ip: ip.saddr,
+        dst_ip: ip.daddr,
+        src_port: 0,
+        dst_port: 0,
+        proto: ip.proto,
+        pad: [0; 3],
+    };
+    let (mut tcp_flags, mut icmp_type) = (0, 0);
+    match ip.proto {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP => {
+            let head = load8(l4).ok_or(Stat::Truncated)?;
+            if ip.proto == IPPROTO_ICMP {
+                icmp_type = head[0];
+                if matches!(icmp_type, ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY) {
+                    let id = u16::from_ne_bytes([head[4], head[5]]);
+                    key.src_port = id;
+                    key.dst_port = id;
+                }
+            } else {
+                key.src_port = u16::from_ne_bytes([head[0], head[1]]);
+                key.dst_port = u16::from_ne_bytes([head[2], head[3]]);
+            }
+            if ip.proto == IPPROTO_TCP {
+                // Bytes 8..16 of the (at least 20-byte) TCP header; flags are byte 13.
+                tcp_flags = load8(l4 + 8).ok_or(Stat::Truncated)?[5];
+            }
+        }
+        _ => return Err(Stat::Skipped),
+    }
+    Ok(Packet {
+        l3,
+        l4,
+        key,
+        tcp_flags,
+        icmp_type,
+        len: u16::from_be(ip.tot_len),
+        ttl: ip.ttl,
+    })
+}

@@ -1,0 +1,216 @@
+//! XDP on the external device: the same ingress translation as the tcx program, run before
+//! the kernel allocates an skb. XDP has no checksum helpers, so checksums are updated by
+//! hand (RFC 1624); the fast path redirects through a devmap to the container's veth.
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "aya's entry-point macros hand the context over by value"
+)]
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, ct_flags, flags};
+
+use super::{
+    ct,
+    maps::{CONTAINERS, DEVMAP, config, count, count_port, published},
+    packet::{
+        ETH_HLEN, ETH_P_IP, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr,
+        Packet, parse_ip,
+    },
+};
+
+/// External device, XDP: DNAT for published ports and the reverse of masquerade.
+#[xdp]
+pub fn netlab_nat_ext_xdp(ctx: XdpContext) -> u32 {
+    match try_ext_xdp(&ctx) {
+        Ok(action) => action,
+        Err(stat) => {
+            count(stat);
+            match stat {
+                Stat::SnatExhausted | Stat::CtInsertFailed | Stat::RewriteFailed => {
+                    xdp_action::XDP_DROP
+                }
+                _ => xdp_action::XDP_PASS,
+            }
+        }
+    }
+}
+
+/// Lets packets through: attached to containers' veths so frames redirected to them by XDP
+/// are received (veth needs an XDP program on the receiving side for that).
+#[xdp]
+pub fn netlab_xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// A pointer to a `T` at `offset`, if the packet is long enough.
+#[inline(always)]
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *mut T)
+}
+
+fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
+    let Some(config) = config() else {
+        return Ok(xdp_action::XDP_PASS);
+    };
+    let ethertype: *mut u16 = ptr_at(ctx, 12).ok_or(Stat::Truncated)?;
+    // SAFETY: bounds checked by ptr_at.
+    if u16::from_be(unsafe { *ethertype }) != ETH_P_IP {
+        return Err(Stat::Skipped);
+    }
+    let iph: *mut Ipv4Hdr = ptr_at(ctx, ETH_HLEN).ok_or(Stat::Truncated)?;
+    // SAFETY: bounds checked by ptr_at.
+    let pkt = parse_ip(unsafe { *iph }, ETH_HLEN, |offset| {
+        // SAFETY: bounds checked by ptr_at.
+        ptr_at::<[u8; 8]>(ctx, offset).map(|p| unsafe { *p })
+    })?;
+    let entry = if let Some(entry) = ct::lookup(&pkt) {
+        entry
+    } else {
+        let k = &pkt.key;
+        if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
+            return Ok(xdp_action::XDP_PASS);
+        }
+        let Some((publish, target)) = published(config, k.dst_ip, k.dst_port, k.proto, false)
+        else {
+            return Ok(xdp_action::XDP_PASS);
+        };
+        let new = FlowKey {
+            dst_ip: target.ip,
+            dst_port: target.port,
+            ..*k
+        };
+        ct::create(k, new, ct_flags::DNAT, publish, false)?
+    };
+    rewrite(ctx, &pkt, &entry)?;
+    count_port(&entry.publish, u64::from(pkt.len));
+    if config.flags & flags::XDP_REDIRECT != 0 {
+        return Ok(fast_path(ctx, &pkt, &entry, config));
+    }
+    // The tcx ingress program hands it to the container (keeping a partial checksum valid).
+    Ok(xdp_action::XDP_PASS)
+}
+
+/// One's-complement sum of the 16-bit words of `value` as laid out in memory.
+#[inline(always)]
+fn words(value: &[u8]) -> u32 {
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i + 1 < value.len() {
+        sum += u32::from(u16::from_be_bytes([value[i], value[i + 1]]));
+        i += 2;
+    }
+    sum
+}
+
+/// Incremental checksum update (RFC 1624: HC' = ~(~HC + ~m + m')) of a checksum field as
+/// stored in the packet, for a field whose bytes change from `old` to `new`.
+#[inline(always)]
+fn csum_update(check: u16, old: &[u8], new: &[u8]) -> u16 {
+    let check = u16::from_be(check);
+    // ~m summed word by word equals (0xffff * words) - m; add the complement per word.
+    let old_words = (old.len() / 2) as u32;
+    let mut sum = u32::from(!check) + old_words * 0xffff - words(old) + words(new);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    (!(sum as u16)).to_be()
+}
+
+fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
+    let k = &pkt.key;
+    let iph: *mut Ipv4Hdr = ptr_at(ctx, pkt.l3).ok_or(Stat::Truncated)?;
+    // SAFETY: bounds checked by ptr_at; XDP owns the frame.
+    let iph = unsafe { &mut *iph };
+    let l4_csum: Option<*mut u16> = match k.proto {
+        IPPROTO_TCP => ptr_at(ctx, pkt.l4 + 16),
+        IPPROTO_UDP => ptr_at(ctx, pkt.l4 + 6),
+        _ => ptr_at(ctx, pkt.l4 + 2),
+    };
+    let l4_csum = l4_csum.ok_or(Stat::Truncated)?;
+    // SAFETY: bounds checked by ptr_at.
+    let mut csum = unsafe { *l4_csum };
+    // UDP checksum 0 means "none": keep it so.
+    let udp_none = k.proto == IPPROTO_UDP && csum == 0;
+    let pseudo = matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) && !udp_none;
+    for (field, old, new) in [
+        (&mut iph.saddr, k.src_ip, to.src_ip),
+        (&mut iph.daddr, k.dst_ip, to.dst_ip),
+    ] {
+        if old != new {
+            iph.check = csum_update(iph.check, &old.to_ne_bytes(), &new.to_ne_bytes());
+            if pseudo {
+                csum = csum_update(csum, &old.to_ne_bytes(), &new.to_ne_bytes());
+            }
+            *field = new;
+        }
+    }
+    if matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
+        let ports: *mut [u16; 2] = ptr_at(ctx, pkt.l4).ok_or(Stat::Truncated)?;
+        // SAFETY: bounds checked by ptr_at.
+        let ports = unsafe { &mut *ports };
+        for (i, old, new) in [(0, k.src_port, to.src_port), (1, k.dst_port, to.dst_port)] {
+            if old != new {
+                if !udp_none {
+                    csum = csum_update(csum, &old.to_ne_bytes(), &new.to_ne_bytes());
+                }
+                ports[i] = new;
+            }
+        }
+    } else if k.proto == IPPROTO_ICMP && pkt.has_ports() {
+        let new = if pkt.icmp_type == ICMP_ECHO_REQUEST {
+            to.src_port
+        } else {
+            to.dst_port
+        };
+        if new != k.src_port {
+            let id: *mut u16 = ptr_at(ctx, pkt.l4 + 4).ok_or(Stat::Truncated)?;
+            csum = csum_update(csum, &k.src_port.to_ne_bytes(), &new.to_ne_bytes());
+            // SAFETY: bounds checked by ptr_at.
+            unsafe { *id = new };
+        }
+    }
+    if k.proto == IPPROTO_UDP && !udp_none && csum == 0 {
+        csum = 0xffff;
+    }
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { *l4_csum = csum };
+    count(Stat::Translated);
+    Ok(())
+}
+
+/// Fast path: rewrite the Ethernet header and TTL, then hand the frame to the container's
+/// host-side veth through the devmap; anything uncertain goes to the stack instead.
+fn fast_path(ctx: &XdpContext, pkt: &Packet, entry: &CtEntry, config: &NatConfig) -> u32 {
+    // SAFETY: the value is copied out at once.
+    let Some(info) = (unsafe { CONTAINERS.get(entry.dst_ip) }).copied() else {
+        return xdp_action::XDP_PASS;
+    };
+    if pkt.ttl <= 1 {
+        return xdp_action::XDP_PASS;
+    }
+    let (Some(eth), Some(iph)) = (ptr_at::<[u8; 12]>(ctx, 0), ptr_at::<Ipv4Hdr>(ctx, pkt.l3))
+    else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    unsafe {
+        let iph = &mut *iph;
+        let old = [iph.ttl, iph.proto];
+        iph.ttl -= 1;
+        iph.check = csum_update(iph.check, &old, &[iph.ttl, iph.proto]);
+        let eth = &mut *eth;
+        eth[..6].copy_from_slice(&info.mac);
+        eth[6..].copy_from_slice(&config.bridge_mac);
+    }
+    match DEVMAP.redirect(info.host_ifindex, 0) {
+        Ok(action) => {
+            count(Stat::FastPath);
+            action
+        }
+        Err(_) => xdp_action::XDP_PASS,
+    }
+}

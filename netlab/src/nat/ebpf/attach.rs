@@ -1,0 +1,346 @@
+//! Loading the NAT programs, attaching them in the lab's host node, and pinning links and
+//! maps so the datapath keeps working after netlab exits. Running it again re-attaches
+//! nothing that is attached already and reuses the pinned maps, so `up` converges.
+
+use std::{
+    fs::File,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, DevMapHash, HashMap, MapData},
+    programs::{
+        CgroupAttachMode, CgroupSockAddr, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::FdLink,
+    },
+};
+use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, programs};
+
+use crate::{
+    ebpf::{self, bpffs},
+    error::{Error, Result},
+    lifecycle, link,
+    nat::{FastPath, Ingress, NatContext},
+    netlink::{self, Place},
+    netns, topology,
+};
+
+/// Where a lab's programs, links and maps are pinned.
+pub fn pin_dir(lab_name: &str) -> PathBuf {
+    lifecycle::lab_pin_dir(lab_name)
+}
+
+/// What the datapath needs to know about the lab's interfaces.
+#[derive(Debug)]
+struct Interfaces {
+    external_ifindex: u32,
+    external_mac: [u8; 6],
+    bridge_mac: [u8; 6],
+    /// (address, host-side veth name, its index, the container's MAC, container namespace)
+    containers: Vec<(Ipv4Addr, String, u32, [u8; 6], Place)>,
+    host_netns_cookie: u64,
+}
+
+pub fn setup(ctx: NatContext<'_>) -> Result<()> {
+    let dir = bpffs::create_dir(&pin_dir(ctx.lab_name))?;
+    bpffs::create_dir(&dir.join("links"))?;
+    let interfaces = read_interfaces(ctx)?;
+    let cgroup = cgroup2_root()?;
+    ctx.host()
+        .run(|| attach_all(ctx, &dir, &interfaces, &cgroup))
+}
+
+fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
+    let lab = ctx.lab;
+    let host = ctx.host();
+    let (external_ifindex, external_mac, bridge_mac, containers) =
+        lifecycle::runtime()?.block_on(async {
+            let handle = netlink::connect(&host)?;
+            let (external_ifindex, external_mac) =
+                link::index_and_mac(&handle, &lab.external.device).await?;
+            let (_, bridge_mac) = link::index_and_mac(&handle, &lab.bridge).await?;
+            let mut containers = Vec::new();
+            for container in &lab.containers {
+                let (host_ifindex, _) =
+                    link::index_and_mac(&handle, &container.host_device).await?;
+                let place = topology::place(ctx.lab_name, lab, &container.name);
+                let inside = netlink::connect(&place)?;
+                let (_, mac) = link::index_and_mac(&inside, &container.device).await?;
+                containers.push((
+                    container.address,
+                    container.host_device.clone(),
+                    host_ifindex,
+                    mac,
+                    place,
+                ));
+            }
+            Ok::<_, Error>((external_ifindex, external_mac, bridge_mac, containers))
+        })?;
+    let host_netns_cookie = host.run(netns_cookie)?;
+    Ok(Interfaces {
+        external_ifindex,
+        external_mac,
+        bridge_mac,
+        containers,
+        host_netns_cookie,
+    })
+}
+
+/// The cookie of the calling thread's network namespace (`SO_NETNS_COOKIE`).
+fn netns_cookie() -> Result<u64> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")
+        .map_err(|err| Error::io("opening a socket to read the namespace cookie", err))?;
+    let mut cookie = 0u64;
+    let mut len: libc::socklen_t = 8;
+    // SAFETY: a valid socket and an out-buffer of the size we pass.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(
+            "reading the namespace cookie (SO_NETNS_COOKIE)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(cookie)
+}
+
+/// The cgroup v2 mount point (the root of the unified hierarchy).
+fn cgroup2_root() -> Result<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts")
+        .map_err(|err| Error::io("reading /proc/self/mounts", err))?;
+    mounts
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, path, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            (fstype == "cgroup2").then(|| PathBuf::from(path))
+        })
+        .ok_or_else(|| {
+            Error::invalid("cgroup v2 is not mounted: the eBPF backend needs it for host processes to reach published ports")
+        })
+}
+
+fn attach_all(
+    ctx: NatContext<'_>,
+    dir: &Path,
+    interfaces: &Interfaces,
+    cgroup: &Path,
+) -> Result<()> {
+    let mut bpf = ebpf::load_with_pins(dir)?;
+    write_tables(&mut bpf, ctx, interfaces)?;
+    let links = dir.join("links");
+    let ext = ctx.lab.external.device.as_str();
+    if ctx.options.ingress == Ingress::Xdp {
+        attach_xdp(&mut bpf, programs::XDP_EXTERNAL_INGRESS, ext, &links)?;
+    }
+    // With XDP translating, tcx ingress is still where the fast path hands packets on.
+    if ctx.options.ingress == Ingress::Tc || ctx.options.fast_path != FastPath::Off {
+        attach_tc(
+            &mut bpf,
+            programs::TC_EXTERNAL_INGRESS,
+            ext,
+            TcAttachType::Ingress,
+            &links,
+        )?;
+    }
+    attach_tc(
+        &mut bpf,
+        programs::TC_EXTERNAL_EGRESS,
+        ext,
+        TcAttachType::Egress,
+        &links,
+    )?;
+    for (_, host_device, _, _, place) in &interfaces.containers {
+        attach_tc(
+            &mut bpf,
+            programs::TC_CONTAINER_INGRESS,
+            host_device,
+            TcAttachType::Ingress,
+            &links,
+        )?;
+        if ctx.options.ingress == Ingress::Xdp && ctx.options.fast_path == FastPath::XdpRedirect {
+            // veth drops frames redirected to it by XDP unless its peer runs XDP too.
+            let device = ctx
+                .lab
+                .containers
+                .iter()
+                .find(|c| &c.host_device == host_device)
+                .map(|c| c.device.clone())
+                .unwrap_or_default();
+            let Place::Netns(ns) = place else { continue };
+            netns::run_in(ns, || {
+                attach_xdp(&mut bpf, programs::XDP_PASS, &device, &links)
+            })?;
+        }
+    }
+    let cgroup_file = File::open(cgroup)
+        .map_err(|err| Error::io(format!("opening {}", cgroup.display()), err))?;
+    for name in [
+        programs::SOCK_CONNECT4,
+        programs::SOCK_SENDMSG4,
+        programs::SOCK_RECVMSG4,
+    ] {
+        let pin = links.join(name);
+        if pin.exists() {
+            continue;
+        }
+        let program: &mut CgroupSockAddr = program(&mut bpf, name)?;
+        load(program.load(), name)?;
+        let id = program
+            // Through a bpf_link, which always coexists with other programs; link_create
+            // rejects the ALLOW_MULTI flag, so the mode must be the default.
+            .attach(&cgroup_file, CgroupAttachMode::Single)
+            .map_err(|err| Error::ebpf(format!("attaching {name} to {}", cgroup.display()), err))?;
+        let link = program
+            .take_link(id)
+            .map_err(|err| Error::ebpf("taking a cgroup link", err))?;
+        pin_link(FdLink::try_from(link), &pin)?;
+    }
+    Ok(())
+}
+
+fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) -> Result<()> {
+    let lab = ctx.lab;
+    let mut config_flags = flags::READY;
+    if lab.masquerade {
+        config_flags |= flags::MASQUERADE;
+    }
+    if ctx.options.fast_path != FastPath::Off {
+        config_flags |= flags::FAST_PATH;
+    }
+    if ctx.options.fast_path == FastPath::XdpRedirect {
+        config_flags |= flags::XDP_REDIRECT;
+    }
+    let config = NatConfig {
+        external_ip: u32::from(lab.external.address.addr()).to_be(),
+        gateway_ip: u32::from(lab.gateway).to_be(),
+        subnet: u32::from(lab.subnet.network()).to_be(),
+        subnet_mask: u32::from(lab.subnet.netmask()).to_be(),
+        external_ifindex: interfaces.external_ifindex,
+        flags: config_flags,
+        host_netns_cookie: interfaces.host_netns_cookie,
+        bridge_mac: interfaces.bridge_mac,
+        external_mac: interfaces.external_mac,
+        pad: [0; 4],
+    };
+    let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
+        map(bpf, map_names::CONTAINERS)?;
+    for (address, _, host_ifindex, mac, _) in &interfaces.containers {
+        let info = ContainerInfo {
+            host_ifindex: *host_ifindex,
+            mac: *mac,
+            pad: [0; 2],
+        };
+        containers
+            .insert(u32::from(*address).to_be(), info, 0)
+            .map_err(|err| {
+                Error::ebpf(format!("adding container {address} to the datapath"), err)
+            })?;
+    }
+    let mut devmap: DevMapHash<&mut MapData> = map(bpf, map_names::DEVMAP)?;
+    for (_, _, host_ifindex, _, _) in &interfaces.containers {
+        devmap
+            .insert(*host_ifindex, *host_ifindex, None, 0)
+            .map_err(|err| Error::ebpf("filling the XDP devmap", err))?;
+    }
+    // Last: the programs do nothing until the config says READY.
+    let mut array: Array<&mut MapData, NatConfig> = map(bpf, map_names::CONFIG)?;
+    array
+        .set(0, config, 0)
+        .map_err(|err| Error::ebpf("writing the NAT config", err))
+}
+
+fn map<'a, M>(bpf: &'a mut Ebpf, name: &str) -> Result<M>
+where
+    M: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = bpf
+        .map_mut(name)
+        .ok_or_else(|| Error::invalid(format!("the eBPF object has no map {name}")))?;
+    M::try_from(map).map_err(|err| Error::ebpf(format!("opening map {name}"), err))
+}
+
+fn program<'a, P>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    bpf.program_mut(name)
+        .ok_or_else(|| Error::invalid(format!("the eBPF object has no program {name}")))?
+        .try_into()
+        .map_err(|err| Error::ebpf(format!("program {name} has an unexpected type"), err))
+}
+
+/// Loads a program into the kernel unless it is loaded already (one program serves every
+/// interface it is attached to).
+fn load(result: std::result::Result<(), aya::programs::ProgramError>, name: &str) -> Result<()> {
+    match result {
+        Ok(()) | Err(aya::programs::ProgramError::AlreadyLoaded) => Ok(()),
+        Err(err) => Err(Error::ebpf(format!("loading {name} (verifier)"), err)),
+    }
+}
+
+fn attach_tc(
+    bpf: &mut Ebpf,
+    name: &str,
+    device: &str,
+    attach_type: TcAttachType,
+    links: &Path,
+) -> Result<()> {
+    let direction = if attach_type == TcAttachType::Ingress {
+        "ingress"
+    } else {
+        "egress"
+    };
+    let pin = links.join(format!("{name}@{device}"));
+    if pin.exists() {
+        return Ok(());
+    }
+    let program: &mut SchedClassifier = program(bpf, name)?;
+    load(program.load(), name)?;
+    let id = program.attach(device, attach_type).map_err(|err| {
+        Error::ebpf(
+            format!("attaching {name} to {device} (tcx {direction})"),
+            err,
+        )
+    })?;
+    let link = program
+        .take_link(id)
+        .map_err(|err| Error::ebpf("taking a tcx link", err))?;
+    pin_link(FdLink::try_from(link), &pin)
+}
+
+fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, links: &Path) -> Result<()> {
+    let pin = links.join(format!("{name}@{device}"));
+    if pin.exists() {
+        return Ok(());
+    }
+    let program: &mut Xdp = program(bpf, name)?;
+    load(program.load(), name)?;
+    let id = program
+        .attach(device, XdpMode::Driver)
+        .or_else(|_| program.attach(device, XdpMode::Skb))
+        .map_err(|err| Error::ebpf(format!("attaching {name} to {device} (XDP)"), err))?;
+    let link = program
+        .take_link(id)
+        .map_err(|err| Error::ebpf("taking an XDP link", err))?;
+    pin_link(FdLink::try_from(link), &pin)
+}
+
+fn pin_link<E>(link: std::result::Result<FdLink, E>, path: &Path) -> Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let link = link.map_err(|err| Error::ebpf("converting a link to an fd link", err))?;
+    link.pin(path)
+        .map(drop)
+        .map_err(|err| Error::ebpf(format!("pinning {}", path.display()), err))
+}

@@ -1,0 +1,161 @@
+//! The eBPF backend: NAT in tcx/XDP programs keyed by pinned maps. `setup` loads and
+//! attaches the programs and pins everything under `/sys/fs/bpf/netlab/<lab>/`, so the
+//! datapath outlives the CLI; `publish`/`unpublish` are map updates on the pinned maps.
+
+mod attach;
+mod tables;
+
+use std::net::Ipv4Addr;
+
+use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs};
+
+use crate::{error::Result, lab::Publish};
+
+use super::{ConntrackRow, Ingress, NatBackend, NatContext, PortCounters};
+
+pub use attach::pin_dir;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ebpf;
+
+impl NatBackend for Ebpf {
+    fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
+        attach::setup(ctx)
+    }
+
+    fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
+        // Unpinning the links detaches the programs; unpinning the maps frees them.
+        crate::ebpf::bpffs::remove_dir(&pin_dir(ctx.lab_name))
+    }
+
+    fn publish(&self, ctx: NatContext<'_>, added: &[Publish]) -> Result<()> {
+        tables::Tables::open(ctx.lab_name)?.publish(ctx.lab, added)
+    }
+
+    fn unpublish(&self, ctx: NatContext<'_>, removed: &[Publish]) -> Result<()> {
+        tables::Tables::open(ctx.lab_name)?.unpublish(ctx.lab, removed)
+    }
+
+    fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
+        tables::Tables::open(ctx.lab_name)?.port_counters(ctx.lab)
+    }
+
+    fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
+        let tables = tables::Tables::open(ctx.lab_name)?;
+        let now = tables::monotonic_ns();
+        Ok(tables
+            .conntrack()?
+            .into_iter()
+            .map(|(key, entry)| {
+                let addr = |ip: u32, port: u16| {
+                    format!(
+                        "{}:{}",
+                        Ipv4Addr::from(u32::from_be(ip)),
+                        u16::from_be(port)
+                    )
+                };
+                let mut kind = Vec::new();
+                for (bit, name) in [
+                    (ct_flags::HAIRPIN, "hairpin"),
+                    (ct_flags::DNAT, "dnat"),
+                    (ct_flags::SNAT, "snat"),
+                    (ct_flags::REPLY, "reply"),
+                ] {
+                    if entry.flags & bit != 0 {
+                        kind.push(name);
+                    }
+                }
+                ConntrackRow {
+                    proto: match key.proto {
+                        6 => "tcp".to_string(),
+                        17 => "udp".to_string(),
+                        1 => "icmp".to_string(),
+                        other => other.to_string(),
+                    },
+                    original: format!(
+                        "{} -> {}",
+                        addr(key.src_ip, key.src_port),
+                        addr(key.dst_ip, key.dst_port)
+                    ),
+                    translated: format!(
+                        "{} -> {}",
+                        addr(entry.src_ip, entry.src_port),
+                        addr(entry.dst_ip, entry.dst_port)
+                    ),
+                    kind: kind.join("+"),
+                    state: match entry.state {
+                        ct_state::ESTABLISHED => "established",
+                        ct_state::CLOSING => "closing",
+                        _ => "new",
+                    }
+                    .to_string(),
+                    idle_s: now.saturating_sub(entry.last_seen_ns) / 1_000_000_000,
+                }
+            })
+            .collect())
+    }
+
+    fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
+        let dir = pin_dir(ctx.lab_name).display().to_string();
+        let host = match ctx.host() {
+            crate::netlink::Place::Root => String::new(),
+            crate::netlink::Place::Netns(ns) => format!("ip netns exec {ns} "),
+        };
+        let ext = &ctx.lab.external.device;
+        let mut lines = vec![
+            "mount -t bpf bpf /sys/fs/bpf   # if not mounted".to_string(),
+            format!("bpftool prog loadall netlab-ebpf.o {dir}/progs pinmaps {dir}"),
+        ];
+        let ingress = match ctx.options.ingress {
+            Ingress::Tc => format!(
+                "{host}bpftool net attach tcx_ingress pinned {dir}/progs/{} dev {ext}",
+                programs::TC_EXTERNAL_INGRESS
+            ),
+            Ingress::Xdp => format!(
+                "{host}bpftool net attach xdpdrv pinned {dir}/progs/{} dev {ext}",
+                programs::XDP_EXTERNAL_INGRESS
+            ),
+        };
+        lines.push(ingress);
+        lines.push(format!(
+            "{host}bpftool net attach tcx_egress pinned {dir}/progs/{} dev {ext}",
+            programs::TC_EXTERNAL_EGRESS
+        ));
+        for container in &ctx.lab.containers {
+            lines.push(format!(
+                "{host}bpftool net attach tcx_ingress pinned {dir}/progs/{} dev {}",
+                programs::TC_CONTAINER_INGRESS,
+                container.host_device
+            ));
+        }
+        for program in [
+            programs::SOCK_CONNECT4,
+            programs::SOCK_SENDMSG4,
+            programs::SOCK_RECVMSG4,
+        ] {
+            lines.push(format!(
+                "bpftool cgroup attach <cgroup2 root> {} pinned {dir}/progs/{program} multi",
+                &program["netlab_sock_".len()..]
+            ));
+        }
+        for publish in &ctx.lab.publish {
+            if let Some(container) = ctx.lab.container(&publish.node) {
+                lines.push(format!(
+                    "bpftool map update pinned {dir}/{} key <{} {}/{}> value <{container_ip}:{}>   # x{} ports",
+                    map_names::PUBLISH,
+                    publish.spec.host_ip.map_or_else(|| "*".to_string(), |ip| ip.to_string()),
+                    publish.spec.host,
+                    publish.spec.proto,
+                    publish.spec.container,
+                    publish.spec.host.len(),
+                    container_ip = container.address,
+                ));
+            }
+        }
+        lines
+    }
+
+    fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
+        tables::Tables::open(ctx.lab_name)?.describe(ctx)
+    }
+}

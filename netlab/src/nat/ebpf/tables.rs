@@ -1,0 +1,236 @@
+//! The pinned maps of a running datapath, opened from bpffs: publishing and unpublishing
+//! ports, reading counters and the conntrack table. No program is loaded or changed here.
+
+use std::{fmt::Write as _, net::Ipv4Addr, path::PathBuf};
+
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
+use netlab_common::nat::{
+    CtEntry, FlowKey, PublishKey, PublishValue, Stat, TrafficCounters, maps as map_names,
+};
+
+use crate::{
+    error::{Error, Result},
+    lab::{Lab, Publish},
+    nat::{NatContext, PortCounters},
+    ports::Proto,
+};
+
+use super::pin_dir;
+
+/// The pinned maps of one lab.
+#[derive(Debug)]
+pub struct Tables {
+    dir: PathBuf,
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// The host-side keys of a published spec: one per host port.
+fn publish_keys(publish: &Publish) -> impl Iterator<Item = (PublishKey, u16)> + '_ {
+    let spec = &publish.spec;
+    let ip = spec.host_ip.map_or(0, |ip| u32::from(ip).to_be());
+    (spec.host.start..=spec.host.end).filter_map(move |host_port| {
+        let container_port = spec.container_port_for(host_port)?;
+        let key = PublishKey {
+            ip,
+            port: host_port.to_be(),
+            proto: spec.proto.number(),
+            pad: 0,
+        };
+        Some((key, container_port))
+    })
+}
+
+impl Tables {
+    pub fn open(lab_name: &str) -> Result<Self> {
+        let dir = pin_dir(lab_name);
+        if !dir.join(map_names::PUBLISH).exists() {
+            return Err(Error::invalid(format!(
+                "the eBPF datapath of lab {lab_name:?} is not loaded (run `netlab up --backend ebpf`)"
+            )));
+        }
+        Ok(Self { dir })
+    }
+
+    fn data(&self, name: &str) -> Result<MapData> {
+        let path = self.dir.join(name);
+        MapData::from_pin(&path)
+            .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))
+    }
+
+    fn publish_map(&self) -> Result<HashMap<MapData, PublishKey, PublishValue>> {
+        HashMap::try_from(Map::HashMap(self.data(map_names::PUBLISH)?))
+            .map_err(|err| Error::ebpf("opening the publish map", err))
+    }
+
+    fn port_stats(&self) -> Result<PerCpuHashMap<MapData, PublishKey, TrafficCounters>> {
+        PerCpuHashMap::try_from(Map::PerCpuHashMap(self.data(map_names::PORT_STATS)?))
+            .map_err(|err| Error::ebpf("opening the port counters", err))
+    }
+
+    fn conntrack_map(&self) -> Result<HashMap<MapData, FlowKey, CtEntry>> {
+        HashMap::try_from(Map::LruHashMap(self.data(map_names::CONNTRACK)?))
+            .map_err(|err| Error::ebpf("opening the conntrack map", err))
+    }
+
+    /// One map update per host port: a range of 10,000 ports is 10,000 updates of a hash
+    /// map, not a single program change.
+    pub fn publish(&self, lab: &Lab, added: &[Publish]) -> Result<()> {
+        let mut map = self.publish_map()?;
+        for publish in added {
+            let container = lab
+                .container(&publish.node)
+                .ok_or_else(|| Error::invalid(format!("unknown node {:?}", publish.node)))?;
+            for (key, container_port) in publish_keys(publish) {
+                let value = PublishValue {
+                    ip: u32::from(container.address).to_be(),
+                    port: container_port.to_be(),
+                    pad: 0,
+                };
+                map.insert(key, value, 0)
+                    .map_err(|err| Error::ebpf(format!("publishing {}", publish.spec), err))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the ports; established TCP flows finish (as with iptables' conntrack), UDP
+    /// flows of those ports are forgotten so their next datagram is not forwarded (as
+    /// Docker flushes conntrack for UDP).
+    pub fn unpublish(&self, _lab: &Lab, removed: &[Publish]) -> Result<()> {
+        let mut map = self.publish_map()?;
+        let mut stats = self.port_stats()?;
+        let mut gone = Vec::new();
+        for publish in removed {
+            for (key, _) in publish_keys(publish) {
+                match map.remove(&key) {
+                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                    Err(err) => {
+                        return Err(Error::ebpf(format!("unpublishing {}", publish.spec), err));
+                    }
+                }
+                let _ = stats.remove(&key);
+                if publish.spec.proto == Proto::Udp {
+                    gone.push(key);
+                }
+            }
+        }
+        if !gone.is_empty() {
+            let mut conntrack = self.conntrack_map()?;
+            let stale: Vec<FlowKey> = conntrack
+                .iter()
+                .filter_map(std::result::Result::ok)
+                .filter(|(_, entry)| gone.contains(&entry.publish))
+                .map(|(key, _)| key)
+                .collect();
+            for key in stale {
+                let _ = conntrack.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Packets and bytes per published spec, summed over its ports and the CPUs.
+    pub fn port_counters(&self, lab: &Lab) -> Result<Vec<PortCounters>> {
+        let stats = self.port_stats()?;
+        let mut rows = Vec::new();
+        for publish in &lab.publish {
+            let (mut packets, mut bytes) = (0, 0);
+            for (key, _) in publish_keys(publish) {
+                if let Ok(values) = stats.get(&key, 0) {
+                    packets += values.iter().map(|v| v.packets).sum::<u64>();
+                    bytes += values.iter().map(|v| v.bytes).sum::<u64>();
+                }
+            }
+            rows.push(PortCounters {
+                node: publish.node.clone(),
+                spec: publish.spec.to_string(),
+                unit: "packets",
+                packets,
+                bytes,
+            });
+        }
+        Ok(rows)
+    }
+
+    pub fn conntrack(&self) -> Result<Vec<(FlowKey, CtEntry)>> {
+        let map = self.conntrack_map()?;
+        Ok(map.iter().filter_map(std::result::Result::ok).collect())
+    }
+
+    /// Datapath statistics (translated, skipped, dropped by reason), summed over CPUs.
+    pub fn stats(&self) -> Result<Vec<(&'static str, u64)>> {
+        let map: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(Map::PerCpuArray(self.data(map_names::STATS)?))
+                .map_err(|err| Error::ebpf("opening the stats map", err))?;
+        Stat::ALL
+            .iter()
+            .map(|(stat, name)| {
+                let values = map
+                    .get(&(*stat as u32), 0)
+                    .map_err(|err| Error::ebpf("reading stats", err))?;
+                Ok((*name, values.iter().sum()))
+            })
+            .collect()
+    }
+
+    /// Attached programs, map sizes and statistics, for `inspect host`.
+    pub fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
+        let mut out = String::new();
+        let _ = writeln!(out, "pins: {}", self.dir.display());
+        let _ = writeln!(
+            out,
+            "options: ingress {:?}, fast path {:?}",
+            ctx.options.ingress, ctx.options.fast_path
+        );
+        let mut links: Vec<String> = std::fs::read_dir(self.dir.join("links"))
+            .map(|entries| {
+                entries
+                    .filter_map(std::result::Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        links.sort();
+        for link in links {
+            let _ = writeln!(out, "attached: {link}");
+        }
+        let publish = self.publish_map()?.keys().count();
+        let conntrack = self.conntrack_map()?.keys().count();
+        let _ = writeln!(out, "map {}: {publish} entries", map_names::PUBLISH);
+        let _ = writeln!(out, "map {}: {conntrack} entries", map_names::CONNTRACK);
+        for (name, value) in self.stats()? {
+            let _ = writeln!(out, "stat {name}: {value}");
+        }
+        for (key, target) in self
+            .publish_map()?
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .take(20)
+        {
+            let _ = writeln!(
+                out,
+                "publish {}:{}/{} -> {}:{}",
+                if key.ip == 0 {
+                    "*".to_string()
+                } else {
+                    Ipv4Addr::from(u32::from_be(key.ip)).to_string()
+                },
+                u16::from_be(key.port),
+                if key.proto == 17 { "udp" } else { "tcp" },
+                Ipv4Addr::from(u32::from_be(target.ip)),
+                u16::from_be(target.port)
+            );
+        }
+        Ok(out)
+    }
+}
