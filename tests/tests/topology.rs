@@ -207,9 +207,9 @@ fn exec_passes_exit_code_and_stdio_through() {
 #[test]
 fn up_converges_and_down_is_idempotent() {
     let lab = Lab::up(&[]);
-    let before = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'");
+    let before = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'; true");
     lab.netlab_ok(&["up"]);
-    let after = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'");
+    let after = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'; true");
     let strip = |s: &str| {
         s.lines()
             .map(|l| l.split('[').next().unwrap_or("").to_string())
@@ -256,7 +256,7 @@ fn a_lab_file_declares_containers() {
 #[test]
 fn explain_prints_the_walkthrough_commands_and_changes_nothing() {
     let name = unique("x");
-    let out = netlab(&["--lab", &name, "up", "--explain"]);
+    let out = netlab(&["--lab", &name, "up", "--backend", "iptables", "--explain"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [

@@ -12,6 +12,7 @@
 //!   cookie: host processes reaching published ports.
 
 pub mod ct;
+pub mod icmp;
 pub mod maps;
 pub mod packet;
 pub mod sock;

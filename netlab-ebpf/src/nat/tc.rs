@@ -19,7 +19,7 @@ use aya_ebpf::{
 use netlab_common::nat::{CtEntry, FlowKey, NatConfig, PublishKey, Stat, ct_flags, flags};
 
 use super::{
-    ct,
+    ct, icmp,
     maps::{CONTAINERS, config, count, count_port, published},
     packet::{ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet, ip, parse},
 };
@@ -80,6 +80,12 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     };
     let pkt = parse(ctx)?;
     let fast_path = config.flags & flags::FAST_PATH != 0;
+    if icmp::is_error(&pkt) {
+        return Ok(match icmp::translate_error(ctx, &pkt)? {
+            Some(dst) if fast_path => to_container_peer(ctx, &pkt, dst, config),
+            _ => Verdict::Pass,
+        });
+    }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
     } else {
@@ -117,6 +123,10 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(Verdict::Pass);
     };
     let pkt = parse(ctx)?;
+    if icmp::is_error(&pkt) {
+        icmp::translate_error(ctx, &pkt)?;
+        return Ok(Verdict::Pass);
+    }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
     } else {

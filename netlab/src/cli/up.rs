@@ -14,17 +14,18 @@ pub struct Args {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
-    /// NAT backend.
-    #[arg(long, value_enum, default_value_t = BackendKind::Iptables)]
-    pub backend: BackendKind,
-    /// eBPF backend: the external device's ingress hook.
-    #[arg(long, value_enum, default_value_t = Ingress::Tc)]
-    pub ingress: Ingress,
+    /// NAT backend [default: the running lab's, else ebpf].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// eBPF backend: the external device's ingress hook [default: the running lab's, else tc].
+    #[arg(long, value_enum)]
+    pub ingress: Option<Ingress>,
     /// eBPF backend: hand translated packets straight to their veth (`on`), or through the
     /// host's routing and bridge (`off`); `xdp-redirect` also redirects from XDP through a
-    /// devmap (needs senders with transmit checksum offload off).
-    #[arg(long, value_enum, default_value_t = FastPath::On)]
-    pub fast_path: FastPath,
+    /// devmap (needs senders with transmit checksum offload off) [default: the running
+    /// lab's, else on].
+    #[arg(long, value_enum)]
+    pub fast_path: Option<FastPath>,
     /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
     /// down.
     #[arg(long)]
@@ -48,24 +49,31 @@ pub fn load_lab(file: Option<&PathBuf>) -> Result<Lab> {
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let lab = load_lab(args.file.as_ref())?;
+    // A running lab keeps what it was brought up with unless told otherwise.
+    let running = crate::state::load(lab_name).ok().flatten();
+    let backend = args
+        .backend
+        .or(running.as_ref().map(|s| s.backend))
+        .unwrap_or(BackendKind::Ebpf);
+    let defaults = running.as_ref().map(|s| s.options).unwrap_or_default();
     let options = BackendOptions {
-        ingress: args.ingress,
-        fast_path: args.fast_path,
+        ingress: args.ingress.unwrap_or(defaults.ingress),
+        fast_path: args.fast_path.unwrap_or(defaults.fast_path),
     };
     if args.explain {
         crate::state::validate_name(lab_name)?;
         lab.validate()?;
-        for line in lifecycle::explain(lab_name, &lab, args.backend, options)? {
+        for line in lifecycle::explain(lab_name, &lab, backend, options)? {
             println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    lifecycle::up(lab_name, &lab, args.backend, options)?;
+    lifecycle::up(lab_name, &lab, backend, options)?;
     println!(
         "lab {lab_name} is up: {} containers on {} ({} backend)",
         lab.containers.len(),
         lab.subnet,
-        args.backend
+        backend
     );
     if args.foreground {
         super::foreground::run(lab_name)?;

@@ -142,16 +142,15 @@ fn attach_all(
     if ctx.options.ingress == Ingress::Xdp {
         attach_xdp(&mut bpf, programs::XDP_EXTERNAL_INGRESS, ext, &links)?;
     }
-    // With XDP translating, tcx ingress is still where the fast path hands packets on.
-    if ctx.options.ingress == Ingress::Tc || ctx.options.fast_path != FastPath::Off {
-        attach_tc(
-            &mut bpf,
-            programs::TC_EXTERNAL_INGRESS,
-            ext,
-            TcAttachType::Ingress,
-            &links,
-        )?;
-    }
+    // With XDP translating, tcx ingress still translates ICMP errors and is where the fast
+    // path hands packets on.
+    attach_tc(
+        &mut bpf,
+        programs::TC_EXTERNAL_INGRESS,
+        ext,
+        TcAttachType::Ingress,
+        &links,
+    )?;
     attach_tc(
         &mut bpf,
         programs::TC_EXTERNAL_EGRESS,

@@ -1,0 +1,121 @@
+//! ICMP errors (destination unreachable, time exceeded, parameter problem) about a
+//! translated flow quote the packet as it was on the wire where the error arose. For the
+//! sender's socket to get the error, the quoted (inner) header is translated back, with the
+//! outer addresses, as the kernel's NAT does.
+
+use aya_ebpf::programs::TcContext;
+use netlab_common::nat::{FlowKey, Stat};
+
+use super::{
+    ct,
+    maps::count,
+    packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Packet, ip},
+};
+
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMP_PARAMETER_PROBLEM: u8 = 12;
+/// Offset of the quoted IP header inside the ICMP message.
+const ICMP_QUOTE: usize = 8;
+
+/// Whether `pkt` is an ICMP error (which has no identifier to translate).
+#[inline(always)]
+pub fn is_error(pkt: &Packet) -> bool {
+    pkt.key.proto == IPPROTO_ICMP
+        && matches!(
+            pkt.icmp_type,
+            ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM
+        )
+}
+
+/// Translates an ICMP error about one of our flows; returns the new outer destination, or
+/// `None` when the error is about no flow we know (it then passes untouched).
+#[inline(always)]
+pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Stat> {
+    let inner_l3 = pkt.l4 + ICMP_QUOTE;
+    let inner: Ipv4Hdr = ctx.load(inner_l3).map_err(|_| Stat::Truncated)?;
+    let ihl = usize::from(inner.ver_ihl & 0x0f) * 4;
+    if inner.ver_ihl >> 4 != 4 || ihl < 20 || !matches!(inner.proto, IPPROTO_TCP | IPPROTO_UDP) {
+        return Ok(None);
+    }
+    let inner_l4 = inner_l3 + ihl;
+    // RFC 792: at least the first 8 bytes of the original datagram's payload are quoted.
+    let ports: [u16; 2] = ctx.load(inner_l4).map_err(|_| Stat::Truncated)?;
+    // The error travels back along the quoted packet's path: find the flow as its reply.
+    let key = FlowKey {
+        src_ip: inner.daddr,
+        dst_ip: inner.saddr,
+        src_port: ports[1],
+        dst_port: ports[0],
+        proto: inner.proto,
+        pad: [0; 3],
+    };
+    let Some(entry) = ct::lookup_key(&key, 0) else {
+        return Ok(None);
+    };
+    let failed = |_| Stat::RewriteFailed;
+    let icmp_csum = pkt.l4 + 2;
+    // What the original sender sent: the reply's rewrite, reversed.
+    let (new_src, new_dst, new_src_port, new_dst_port) =
+        (entry.dst_ip, entry.src_ip, entry.dst_port, entry.src_port);
+
+    // Inner addresses: their own header checksum changes, and the ICMP checksum covers both.
+    for (offset, old, new) in [
+        (ip::SADDR, inner.saddr, new_src),
+        (ip::DADDR, inner.daddr, new_dst),
+    ] {
+        if old == new {
+            continue;
+        }
+        let check_before: u16 = ctx.load(inner_l3 + ip::CHECK).map_err(failed)?;
+        ctx.l3_csum_replace(inner_l3 + ip::CHECK, u64::from(old), u64::from(new), 4)
+            .map_err(failed)?;
+        let check_after: u16 = ctx.load(inner_l3 + ip::CHECK).map_err(failed)?;
+        ctx.store(inner_l3 + offset, &new, 0).map_err(failed)?;
+        ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 4)
+            .map_err(failed)?;
+        ctx.l4_csum_replace(
+            icmp_csum,
+            u64::from(check_before),
+            u64::from(check_after),
+            2,
+        )
+        .map_err(failed)?;
+    }
+    for (offset, old, new) in [(0, ports[0], new_src_port), (2, ports[1], new_dst_port)] {
+        if old != new {
+            ctx.store(inner_l4 + offset, &new, 0).map_err(failed)?;
+            ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
+                .map_err(failed)?;
+        }
+    }
+
+    // Outer addresses: the error goes to the original sender, and an error raised by the
+    // flow's peer itself appears to come from the address the sender talked to.
+    let mut outer_dst = pkt.key.dst_ip;
+    for (offset, old, new, applies) in [
+        (
+            ip::DADDR,
+            pkt.key.dst_ip,
+            new_src,
+            pkt.key.dst_ip == key.dst_ip,
+        ),
+        (
+            ip::SADDR,
+            pkt.key.src_ip,
+            new_dst,
+            pkt.key.src_ip == key.src_ip,
+        ),
+    ] {
+        if applies && old != new {
+            ctx.l3_csum_replace(pkt.l3 + ip::CHECK, u64::from(old), u64::from(new), 4)
+                .map_err(failed)?;
+            ctx.store(pkt.l3 + offset, &new, 0).map_err(failed)?;
+            if offset == ip::DADDR {
+                outer_dst = new;
+            }
+        }
+    }
+    count(Stat::IcmpErrors);
+    Ok(Some(outer_dst))
+}
