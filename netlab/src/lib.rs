@@ -1,6 +1,7 @@
 //! netlab: container networks built the way Docker's bridge driver builds them, over
 //! netlink, with port publishing and masquerade in eBPF or iptables.
 
+pub mod bench;
 pub mod cli;
 pub mod ebpf;
 pub mod error;

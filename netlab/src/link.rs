@@ -156,6 +156,21 @@ pub async fn add_default_route(handle: &Handle, gateway: Ipv4Addr) -> Result<()>
         .op(|| format!("adding the default route via {gateway}"))
 }
 
+/// `ip route replace DESTINATION via GATEWAY`.
+pub async fn add_route(handle: &Handle, destination: Ipv4Net, gateway: Ipv4Addr) -> Result<()> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(destination.network(), destination.prefix_len())
+        .gateway(gateway)
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .op(|| format!("adding the route to {destination} via {gateway}"))
+}
+
 /// `ip link show`.
 pub async fn dump_links(handle: &Handle) -> Result<Vec<LinkMessage>> {
     handle

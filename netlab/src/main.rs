@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`netlab ports | head`), instead of panicking on a broken pipe.
+    // SAFETY: called before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("NETLAB_LOG", "warn"))
         .init();
     let cli = netlab::cli::Cli::parse();

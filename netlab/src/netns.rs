@@ -176,3 +176,17 @@ pub fn set_sysctl(name: &str, key: &str, value: &str) -> Result<()> {
         })
     })
 }
+
+/// Starts a thread inside namespace `name` that runs `f` (for long-lived work such as the
+/// benchmark's servers and clients); the calling thread is never moved.
+pub fn spawn_in<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<T>>> {
+    let file = open(name)?;
+    let name = name.to_string();
+    Ok(std::thread::spawn(move || {
+        setns(&file, CloneFlags::CLONE_NEWNET).op(|| format!("entering namespace {name:?}"))?;
+        Ok(f())
+    }))
+}

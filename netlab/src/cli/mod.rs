@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, each with its arguments and `run`.
 
+mod bench;
 mod conntrack;
 mod counters;
 mod down;
@@ -51,6 +52,8 @@ pub enum Command {
     Ports(ports::Args),
     /// The NAT's connection-tracking table.
     Conntrack(conntrack::Args),
+    /// Measure the NAT backends against each other and against no NAT, in one run.
+    Bench(bench::Args),
     /// Count packets on an interface with XDP and tcx programs (the pipeline's smoke test).
     #[command(subcommand)]
     Counters(counters::Command),
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ports(args) => ports::run(&lab, &args),
         Command::Conntrack(args) => conntrack::run(&lab, &args),
         Command::Counters(command) => counters::run(command),
+        Command::Bench(args) => bench::run(&args),
     }
 }
 

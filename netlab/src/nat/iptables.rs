@@ -312,7 +312,13 @@ impl NatBackend for Iptables {
                     .get(3)
                     .is_some_and(|p| *p == proto_name(proto) || *p == proto.number().to_string());
                 let to_ok = line.contains(&format!("to:{}:", container.address));
-                if proto_ok && to_ok && publish.spec.host.contains(port) {
+                // The destination column tells specs on different host addresses apart.
+                let destination = publish
+                    .spec
+                    .host_ip
+                    .map_or_else(|| format!("!{}", ctx.lab.gateway), |ip| ip.to_string());
+                let destination_ok = fields.get(8).is_some_and(|d| *d == destination);
+                if proto_ok && to_ok && destination_ok && publish.spec.host.contains(port) {
                     packets += fields
                         .first()
                         .and_then(|v| v.parse::<u64>().ok())

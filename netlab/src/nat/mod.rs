@@ -3,6 +3,7 @@
 
 pub mod ebpf;
 pub mod iptables;
+pub mod none;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,8 @@ pub enum BackendKind {
     Iptables,
     /// eBPF programs (tcx/XDP) keyed by pinned maps.
     Ebpf,
+    /// No NAT at all: containers are reached by routing only (the benchmark's floor).
+    None,
 }
 
 impl std::fmt::Display for BackendKind {
@@ -28,6 +31,7 @@ impl std::fmt::Display for BackendKind {
         f.write_str(match self {
             Self::Iptables => "iptables",
             Self::Ebpf => "ebpf",
+            Self::None => "none",
         })
     }
 }
@@ -37,6 +41,7 @@ impl BackendKind {
         match self {
             Self::Iptables => Ok(Box::new(iptables::Iptables)),
             Self::Ebpf => Ok(Box::new(ebpf::Ebpf)),
+            Self::None => Ok(Box::new(none::NoNat)),
         }
     }
 }

@@ -1,0 +1,277 @@
+//! The load generator: a server that runs inside a container, and clients that run inside
+//! `wan`, as threads of this process (each thread enters its namespace). No external tool is
+//! needed. Every loop is bounded by a duration.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    os::fd::AsRawFd as _,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    error::{Error, Result},
+    netns,
+};
+
+/// First byte of a TCP connection: what the client wants.
+const MODE_REQUEST_RESPONSE: u8 = b'r';
+const MODE_BULK: u8 = b'b';
+/// Size of a request and of a response in the connection-rate test.
+const MESSAGE: usize = 32;
+/// Server threads accepting connections (each serves the connection it accepted).
+const ACCEPTORS: usize = 6;
+const UDP_PAYLOAD: usize = 64;
+
+/// TCP and UDP servers on one port inside a container, stopped on drop.
+#[derive(Debug)]
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    listener_fd: i32,
+    udp_received: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<Result<()>>>,
+    _listener: Arc<TcpListener>,
+}
+
+impl Server {
+    /// Listens on `port` (TCP and UDP, all addresses) in namespace `ns`.
+    pub fn start(ns: &str, port: u16) -> Result<Self> {
+        let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+        let (listener, udp) = netns::run_in(ns, || {
+            let listener = TcpListener::bind(addr)
+                .map_err(|err| Error::io(format!("listening on {addr}"), err))?;
+            let udp = UdpSocket::bind(addr)
+                .map_err(|err| Error::io(format!("binding UDP {addr}"), err))?;
+            Ok((listener, udp))
+        })?;
+        let listener = Arc::new(listener);
+        let stop = Arc::new(AtomicBool::new(false));
+        let udp_received = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::new();
+        for _ in 0..ACCEPTORS {
+            let listener = Arc::clone(&listener);
+            let stop = Arc::clone(&stop);
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => serve(stream),
+                        Err(_) if stop.load(Ordering::Relaxed) => break,
+                        Err(_) => {}
+                    }
+                }
+                Ok(())
+            }));
+        }
+        udp.set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|err| Error::io("setting a UDP timeout", err))?;
+        {
+            let stop = Arc::clone(&stop);
+            let received = Arc::clone(&udp_received);
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if udp.recv(&mut buf).is_ok() {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }));
+        }
+        Ok(Self {
+            stop,
+            listener_fd: listener.as_raw_fd(),
+            udp_received,
+            threads,
+            _listener: listener,
+        })
+    }
+
+    /// UDP datagrams received so far.
+    pub fn udp_received(&self) -> u64 {
+        self.udp_received.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the acceptors: accept() on a shut-down listener fails at once.
+        // SAFETY: the listener is alive (we hold it) and shutdown takes no pointers.
+        unsafe { libc::shutdown(self.listener_fd, libc::SHUT_RDWR) };
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves one connection: request/response messages, or a bulk sink that reports how many
+/// bytes it got.
+fn serve(mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut mode = [0u8; 1];
+    if stream.read_exact(&mut mode).is_err() {
+        return;
+    }
+    match mode[0] {
+        MODE_REQUEST_RESPONSE => {
+            let mut size = [0u8; 1];
+            if stream.read_exact(&mut size).is_err() {
+                return;
+            }
+            let mut message = vec![0u8; usize::from(size[0])];
+            while stream.read_exact(&mut message).is_ok() {
+                if stream.write_all(&message).is_err() {
+                    return;
+                }
+            }
+        }
+        MODE_BULK => {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total = 0u64;
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            let _ = stream.write_all(&total.to_be_bytes());
+        }
+        _ => {}
+    }
+}
+
+fn connect(target: SocketAddrV4) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&target.into(), Duration::from_secs(1))?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    Ok(stream)
+}
+
+/// New connections per second: `threads` clients each connect, exchange one message and
+/// close, for `duration`. Returns (connections/s, failures).
+pub fn connection_rate(
+    ns: &str,
+    target: SocketAddrV4,
+    threads: usize,
+    duration: Duration,
+) -> Result<(f64, u64)> {
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            netns::spawn_in(ns, move || {
+                let (mut done, mut failed) = (0u64, 0u64);
+                let start = Instant::now();
+                let mut message = [0u8; MESSAGE];
+                while start.elapsed() < duration {
+                    let ok = connect(target).and_then(|mut stream| {
+                        stream.write_all(&[MODE_REQUEST_RESPONSE, MESSAGE as u8])?;
+                        stream.write_all(&message)?;
+                        stream.read_exact(&mut message)
+                    });
+                    if ok.is_ok() { done += 1 } else { failed += 1 }
+                }
+                (done, failed, start.elapsed())
+            })
+        })
+        .collect::<Result<_>>()?;
+    let (mut rate, mut failures) = (0.0, 0);
+    for handle in handles {
+        let (done, failed, elapsed) = join(handle)?;
+        rate += done as f64 / elapsed.as_secs_f64();
+        failures += failed;
+    }
+    Ok((rate, failures))
+}
+
+/// Round-trip times of 1-byte request/response on one established connection, for
+/// `duration`; sorted, in microseconds.
+pub fn request_response(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<Vec<f64>> {
+    join(netns::spawn_in(
+        ns,
+        move || -> std::io::Result<Vec<f64>> {
+            let mut stream = connect(target)?;
+            stream.write_all(&[MODE_REQUEST_RESPONSE, 1])?;
+            let mut byte = [7u8; 1];
+            let mut samples = Vec::new();
+            let start = Instant::now();
+            while start.elapsed() < duration {
+                let sent = Instant::now();
+                stream.write_all(&byte)?;
+                stream.read_exact(&mut byte)?;
+                samples.push(sent.elapsed().as_secs_f64() * 1e6);
+            }
+            samples.sort_by(f64::total_cmp);
+            Ok(samples)
+        },
+    )?)?
+    .map_err(|err| Error::io(format!("request/response with {target}"), err))
+}
+
+/// Bulk TCP throughput in Gbit/s: one connection writes for `duration`; the server's count
+/// of bytes received decides.
+pub fn bulk(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
+    join(netns::spawn_in(ns, move || -> std::io::Result<f64> {
+        let mut stream = connect(target)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(&[MODE_BULK])?;
+        let chunk = vec![0x5au8; 128 * 1024];
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            stream.write_all(&chunk)?;
+        }
+        stream.shutdown(Shutdown::Write)?;
+        let mut total = [0u8; 8];
+        stream.read_exact(&mut total)?;
+        let elapsed = start.elapsed().as_secs_f64();
+        Ok(u64::from_be_bytes(total) as f64 * 8.0 / elapsed / 1e9)
+    })?)?
+    .map_err(|err| Error::io(format!("bulk transfer to {target}"), err))
+}
+
+/// Small-packet UDP: `threads` senders send 64-byte datagrams for `duration`; returns the
+/// packets per second the server received.
+pub fn udp_rate(
+    ns: &str,
+    target: SocketAddrV4,
+    server: &Server,
+    threads: usize,
+    duration: Duration,
+) -> Result<f64> {
+    let before = server.udp_received();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            netns::spawn_in(ns, move || -> std::io::Result<Duration> {
+                let socket = UdpSocket::bind("0.0.0.0:0")?;
+                socket.connect(target)?;
+                let payload = [0x42u8; UDP_PAYLOAD];
+                let start = Instant::now();
+                let mut sent = 0u32;
+                while start.elapsed() < duration {
+                    // A full socket buffer just means the receiver is behind: that is the measure.
+                    let _ = socket.send(&payload);
+                    sent = sent.wrapping_add(1);
+                }
+                Ok(start.elapsed())
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut elapsed = Duration::ZERO;
+    for handle in handles {
+        elapsed = elapsed
+            .max(join(handle)?.map_err(|err| Error::io(format!("sending UDP to {target}"), err))?);
+    }
+    // Let the last datagrams land.
+    std::thread::sleep(Duration::from_millis(100));
+    Ok((server.udp_received() - before) as f64 / elapsed.as_secs_f64())
+}
+
+fn join<T>(handle: JoinHandle<Result<T>>) -> Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(Error::invalid("a benchmark thread panicked")))
+}

@@ -1,0 +1,279 @@
+//! `netlab bench`: the NAT backends against each other and against no NAT at all, measured
+//! in one run with the configurations interleaved, so that the drift of a noisy machine hits
+//! them all alike.
+
+pub mod load;
+pub mod report;
+pub mod scenario;
+
+use std::{io::Write as _, time::Duration};
+
+use serde::Serialize;
+
+use crate::error::Result;
+
+use self::scenario::{BASE_PORT, BenchLab, Config, configs, lab_for};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub ports: Vec<u16>,
+    pub runs: usize,
+    /// How long each traffic metric runs per measurement.
+    pub duration: Duration,
+    /// Lab sizes for the up/down timing.
+    pub lab_sizes: Vec<usize>,
+    /// Port counts for the per-call iptables timing (it is slow: one process per rule).
+    pub per_call_max: u16,
+}
+
+impl Plan {
+    pub fn full() -> Self {
+        Self {
+            ports: vec![1, 100, 1000, 10_000],
+            runs: 3,
+            duration: Duration::from_secs(2),
+            lab_sizes: vec![10, 100],
+            per_call_max: 1000,
+        }
+    }
+
+    /// Under two minutes: proves the benchmark works, says little about speed.
+    pub fn quick() -> Self {
+        Self {
+            ports: vec![1, 100],
+            runs: 3,
+            duration: Duration::from_millis(250),
+            lab_sizes: vec![10],
+            per_call_max: 100,
+        }
+    }
+}
+
+/// One measured quantity: the median of its runs, and the runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Record {
+    pub config: String,
+    pub metric: String,
+    pub ports: u64,
+    pub value: f64,
+    pub unit: String,
+    pub runs: Vec<f64>,
+}
+
+/// Raw samples, grouped into records at the end.
+#[derive(Debug, Default)]
+struct Samples(Vec<(String, &'static str, u64, &'static str, f64)>);
+
+impl Samples {
+    fn push(
+        &mut self,
+        config: &str,
+        metric: &'static str,
+        ports: u64,
+        unit: &'static str,
+        value: f64,
+    ) {
+        self.0
+            .push((config.to_string(), metric, ports, unit, value));
+    }
+
+    fn records(&self) -> Vec<Record> {
+        let mut records: Vec<Record> = Vec::new();
+        for (config, metric, ports, unit, value) in &self.0 {
+            match records
+                .iter_mut()
+                .find(|r| r.config == *config && r.metric == *metric && r.ports == *ports)
+            {
+                Some(record) => record.runs.push(*value),
+                None => records.push(Record {
+                    config: config.clone(),
+                    metric: (*metric).to_string(),
+                    ports: *ports,
+                    value: 0.0,
+                    unit: (*unit).to_string(),
+                    runs: vec![*value],
+                }),
+            }
+        }
+        for record in &mut records {
+            record.value = median(&record.runs);
+        }
+        records
+    }
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+    }
+}
+
+/// A one-line progress bar on stderr.
+struct Progress {
+    done: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn step(&mut self, what: &str) {
+        self.done += 1;
+        let width = 30;
+        let filled = width * self.done / self.total.max(1);
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r[{}{}] {}/{} {what:<40}",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            self.done,
+            self.total
+        );
+        let _ = err.flush();
+        if self.done == self.total {
+            let _ = writeln!(err);
+        }
+    }
+}
+
+/// Runs the plan; returns the records.
+pub fn run(plan: &Plan) -> Result<Vec<Record>> {
+    let configs = configs();
+    let traffic_steps: usize = (0..plan.runs)
+        .map(|run| configs.iter().filter(|c| run == 0 || c.every_run).count() * plan.ports.len())
+        .sum();
+    let publish_steps = plan.ports.len() * 2
+        + plan
+            .ports
+            .iter()
+            .filter(|n| **n <= plan.per_call_max)
+            .count();
+    let lab_steps = plan.lab_sizes.len() * 3;
+    let mut progress = Progress {
+        done: 0,
+        total: traffic_steps + publish_steps + lab_steps * plan.runs,
+    };
+    let mut samples = Samples::default();
+
+    for run in 0..plan.runs {
+        for &ports in &plan.ports {
+            for config in configs.iter().filter(|c| run == 0 || c.every_run) {
+                progress.step(&format!("run {} {} N={ports}", run + 1, config.name));
+                measure_traffic(*config, ports, plan.duration, &mut samples)?;
+            }
+        }
+        for &size in &plan.lab_sizes {
+            for config in configs.iter().take(4).filter(|c| !c.name.ends_with("-xdp")) {
+                progress.step(&format!("run {} lab of {size} ({})", run + 1, config.name));
+                let (up, down) = scenario::lab_times(*config, size)?;
+                let name = if config.routed() { "none" } else { config.name };
+                samples.push(name, "lab_up", size as u64, "ms", up.as_secs_f64() * 1e3);
+                samples.push(
+                    name,
+                    "lab_down",
+                    size as u64,
+                    "ms",
+                    down.as_secs_f64() * 1e3,
+                );
+            }
+        }
+    }
+    for &ports in &plan.ports {
+        for config in [configs[1], configs[2]] {
+            progress.step(&format!("publish N={ports} ({})", config.name));
+            for _ in 0..plan.runs {
+                let (publish, unpublish) = scenario::publish_times(config, ports)?;
+                let name = if config.name == "iptables" {
+                    "iptables-restore"
+                } else {
+                    "ebpf"
+                };
+                samples.push(
+                    name,
+                    "publish",
+                    u64::from(ports),
+                    "ms",
+                    publish.as_secs_f64() * 1e3,
+                );
+                samples.push(
+                    name,
+                    "unpublish",
+                    u64::from(ports),
+                    "ms",
+                    unpublish.as_secs_f64() * 1e3,
+                );
+            }
+        }
+        if ports <= plan.per_call_max {
+            progress.step(&format!("publish N={ports} (iptables per call)"));
+            let (publish, unpublish) = scenario::iptables_per_call_times(ports)?;
+            samples.push(
+                "iptables-per-call",
+                "publish",
+                u64::from(ports),
+                "ms",
+                publish.as_secs_f64() * 1e3,
+            );
+            samples.push(
+                "iptables-per-call",
+                "unpublish",
+                u64::from(ports),
+                "ms",
+                unpublish.as_secs_f64() * 1e3,
+            );
+        }
+    }
+    Ok(samples.records())
+}
+
+/// The four traffic metrics through one fresh lab.
+fn measure_traffic(
+    config: Config,
+    ports: u16,
+    duration: Duration,
+    samples: &mut Samples,
+) -> Result<()> {
+    let lab = BenchLab::up(config, lab_for(config, ports))?;
+    let port = BASE_PORT + ports - 1;
+    let server = load::Server::start(&lab.ns("netns0"), port)?;
+    let wan = lab.ns("wan");
+    let target = lab.target(config, port);
+    let n = u64::from(ports);
+    // Warm-up: caches, neighbour entries, conntrack, JIT'd code paths.
+    load::connection_rate(&wan, target, 2, duration / 4)?;
+    let (rate, failures) = load::connection_rate(&wan, target, 2, duration)?;
+    if failures > 0 && rate == 0.0 {
+        return Err(crate::Error::invalid(format!(
+            "{}: no connection to {target} succeeded",
+            config.name
+        )));
+    }
+    samples.push(config.name, "connections", n, "conn/s", rate);
+    let rtts = load::request_response(&wan, target, duration)?;
+    let pct = |p: f64| {
+        rtts.get(((rtts.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    samples.push(config.name, "rr_p50", n, "us", pct(0.50));
+    samples.push(config.name, "rr_p99", n, "us", pct(0.99));
+    samples.push(
+        config.name,
+        "bulk_tcp",
+        n,
+        "Gbit/s",
+        load::bulk(&wan, target, duration)?,
+    );
+    samples.push(
+        config.name,
+        "udp_pps",
+        n,
+        "pps",
+        load::udp_rate(&wan, target, &server, 2, duration)?,
+    );
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The configurations the benchmark compares, and the labs it builds for them: one fresh
+//! hermetic lab per measurement, with N ports published and the measured port the last one
+//! (the one a linear rule list reaches last).
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    error::{Error, Result},
+    lab::{Container, Ipv4Net, Lab, Publish, WAN_NODE},
+    lifecycle, link,
+    nat::{BackendKind, BackendOptions, FastPath, Ingress},
+    netlink::{self, Place},
+    ports::{PortRange, PortSpec, Proto},
+    state, topology,
+};
+
+/// First published host port; N ports are `BASE_PORT..BASE_PORT + N`.
+pub const BASE_PORT: u16 = 10_000;
+
+/// One datapath configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub name: &'static str,
+    pub backend: BackendKind,
+    pub options: BackendOptions,
+    /// Measured in every repetition (the fast-path-off variants run once, to show what the
+    /// fast path buys).
+    pub every_run: bool,
+}
+
+impl Config {
+    pub fn routed(self) -> bool {
+        self.backend == BackendKind::None
+    }
+}
+
+pub fn configs() -> Vec<Config> {
+    let ebpf = |name, ingress, fast_path, every_run| Config {
+        name,
+        backend: BackendKind::Ebpf,
+        options: BackendOptions { ingress, fast_path },
+        every_run,
+    };
+    vec![
+        Config {
+            name: "routed",
+            backend: BackendKind::None,
+            options: BackendOptions::default(),
+            every_run: true,
+        },
+        Config {
+            name: "iptables",
+            backend: BackendKind::Iptables,
+            options: BackendOptions::default(),
+            every_run: true,
+        },
+        ebpf("ebpf-tc", Ingress::Tc, FastPath::On, true),
+        ebpf("ebpf-xdp", Ingress::Xdp, FastPath::On, true),
+        ebpf("ebpf-tc-slow", Ingress::Tc, FastPath::Off, false),
+        ebpf("ebpf-xdp-slow", Ingress::Xdp, FastPath::Off, false),
+    ]
+}
+
+/// A unique lab name for this process.
+pub fn lab_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "nlb{:x}{}",
+        std::process::id() % 0xfffff,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The default lab with `ports` TCP and UDP ports published to netns0 (none for `routed`,
+/// which also does no masquerade: `wan` routes straight to the containers).
+pub fn lab_for(config: Config, ports: u16) -> Lab {
+    let mut lab = Lab::default_lab();
+    lab.publish.clear();
+    if config.routed() {
+        lab.masquerade = false;
+        return lab;
+    }
+    let range = PortRange {
+        start: BASE_PORT,
+        end: BASE_PORT + ports - 1,
+    };
+    for proto in [Proto::Tcp, Proto::Udp] {
+        lab.publish.push(Publish {
+            node: "netns0".into(),
+            spec: PortSpec {
+                host_ip: None,
+                host: range,
+                container: range,
+                proto,
+            },
+        });
+    }
+    lab
+}
+
+/// A lab that is taken down on drop.
+#[derive(Debug)]
+pub struct BenchLab {
+    pub name: String,
+    pub lab: Lab,
+}
+
+impl BenchLab {
+    pub fn up(config: Config, lab: Lab) -> Result<Self> {
+        let name = lab_name();
+        // Taken down on drop even if `up` fails half-way.
+        let bench_lab = Self { name, lab };
+        lifecycle::up(
+            &bench_lab.name,
+            &bench_lab.lab,
+            config.backend,
+            config.options,
+        )?;
+        if config.routed() {
+            let wan = topology::place(&bench_lab.name, &bench_lab.lab, WAN_NODE);
+            let (subnet, via) = (bench_lab.lab.subnet, bench_lab.lab.external.address.addr());
+            lifecycle::runtime()?.block_on(async {
+                let handle = netlink::connect(&wan)?;
+                link::add_route(&handle, subnet, via).await
+            })?;
+        }
+        // Many short connections: give the client the whole port range and reuse TIME_WAIT.
+        Place::Netns(bench_lab.ns(WAN_NODE)).run(|| {
+            for (key, value) in [
+                ("net/ipv4/ip_local_port_range", "1024 65000"),
+                ("net/ipv4/tcp_tw_reuse", "1"),
+            ] {
+                std::fs::write(format!("/proc/sys/{key}"), value)
+                    .map_err(|err| Error::io(format!("setting {key}"), err))?;
+            }
+            Ok(())
+        })?;
+        Ok(bench_lab)
+    }
+
+    pub fn ns(&self, node: &str) -> String {
+        topology::netns_name(&self.name, node)
+    }
+
+    /// Where `wan` sends traffic for container port `port`.
+    pub fn target(&self, config: Config, port: u16) -> SocketAddrV4 {
+        let ip = if config.routed() {
+            self.lab.containers[0].address
+        } else {
+            self.lab.external.address.addr()
+        };
+        SocketAddrV4::new(ip, port)
+    }
+}
+
+impl Drop for BenchLab {
+    fn drop(&mut self) {
+        let _ = lifecycle::down(&self.name);
+    }
+}
+
+/// Time to publish `ports` ports as one range spec, then to unpublish them, through the
+/// backend (what `netlab publish` does, without the process start).
+pub fn publish_times(config: Config, ports: u16) -> Result<(Duration, Duration)> {
+    let lab = lab_for(config, 1);
+    let lab = Lab {
+        publish: Vec::new(),
+        ..lab
+    };
+    let bench_lab = BenchLab::up(config, lab)?;
+    let range = PortRange {
+        start: BASE_PORT,
+        end: BASE_PORT + ports - 1,
+    };
+    let spec = PortSpec {
+        host_ip: None,
+        host: range,
+        container: range,
+        proto: Proto::Tcp,
+    };
+    let start = Instant::now();
+    lifecycle::publish(&bench_lab.name, "netns0", std::slice::from_ref(&spec))?;
+    let published = start.elapsed();
+    let start = Instant::now();
+    lifecycle::unpublish(&bench_lab.name, "netns0", &[spec])?;
+    Ok((published, start.elapsed()))
+}
+
+/// The way people script iptables: one `iptables -A` per port, then one `iptables -D` per
+/// port, in the host node's own chain.
+pub fn iptables_per_call_times(ports: u16) -> Result<(Duration, Duration)> {
+    let config = configs()[1];
+    let lab = Lab {
+        publish: Vec::new(),
+        ..lab_for(config, 1)
+    };
+    let bench_lab = BenchLab::up(config, lab)?;
+    let chain = format!("NL-{}-DNAT", bench_lab.name);
+    let rule = |port: u16| {
+        vec![
+            "-w".to_string(),
+            "-t".into(),
+            "nat".into(),
+            "-A".into(),
+            chain.clone(),
+            "-p".into(),
+            "tcp".into(),
+            "--dport".into(),
+            port.to_string(),
+            "-j".into(),
+            "DNAT".into(),
+            "--to-destination".into(),
+            format!("172.18.0.10:{port}"),
+        ]
+    };
+    let run = |delete: bool| -> Result<Duration> {
+        Place::Netns(bench_lab.ns("host")).run(|| {
+            let start = Instant::now();
+            for port in BASE_PORT..BASE_PORT + ports {
+                let mut args = rule(port);
+                if delete {
+                    args[3] = "-D".into();
+                }
+                let status = std::process::Command::new("iptables")
+                    .args(&args)
+                    .status()
+                    .map_err(|err| Error::io("running iptables", err))?;
+                if !status.success() {
+                    return Err(Error::invalid(format!("iptables {args:?} failed")));
+                }
+            }
+            Ok(start.elapsed())
+        })
+    };
+    Ok((run(false)?, run(true)?))
+}
+
+/// Time to bring a lab of `containers` containers up, then down.
+pub fn lab_times(config: Config, containers: usize) -> Result<(Duration, Duration)> {
+    let mut lab = Lab::default_lab();
+    lab.publish.clear();
+    lab.subnet = "10.90.0.0/16".parse::<Ipv4Net>()?;
+    lab.gateway = Ipv4Addr::new(10, 90, 0, 1);
+    lab.containers = (0..containers)
+        .map(|i| Container {
+            name: format!("c{i}"),
+            address: Ipv4Addr::new(
+                10,
+                90,
+                u8::try_from((i + 2) / 250).unwrap_or(0),
+                u8::try_from((i + 2) % 250 + 2).unwrap_or(2),
+            ),
+            device: "eth0".into(),
+            host_device: format!("veth{i}"),
+        })
+        .collect();
+    let name = lab_name();
+    let start = Instant::now();
+    let result = lifecycle::up(&name, &lab, config.backend, config.options);
+    let up = start.elapsed();
+    let start = Instant::now();
+    lifecycle::down(&name)?;
+    let down = start.elapsed();
+    result?;
+    debug_assert!(state::load(&name).ok().flatten().is_none());
+    Ok((up, down))
+}

@@ -1,0 +1,71 @@
+//! `netlab bench [--quick] [--json FILE] [--svg FILE]`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use crate::{
+    bench::{self, Plan},
+    error::{Context as _, Error, Result},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A run under two minutes that checks the benchmark works (its numbers mean little).
+    #[arg(long)]
+    pub quick: bool,
+    /// Write one JSON record per measurement here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the plots here (SVG).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Published port counts to measure (default 1,100,1000,10000; quick: 1,100).
+    #[arg(long, value_delimiter = ',')]
+    pub ports: Option<Vec<u16>>,
+    /// Repetitions (at least 3 for a median and a spread).
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Seconds per traffic metric and measurement.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let mut plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    if let Some(ports) = &args.ports {
+        if ports
+            .iter()
+            .any(|n| *n == 0 || u32::from(*n) + u32::from(bench::scenario::BASE_PORT) > 65_535)
+        {
+            return Err(Error::invalid(format!(
+                "--ports: each count must be 1-{}",
+                65_535 - u32::from(bench::scenario::BASE_PORT) + 1
+            )));
+        }
+        plan.ports.clone_from(ports);
+    }
+    if let Some(runs) = args.runs {
+        plan.runs = runs.max(1);
+    }
+    if let Some(seconds) = args.seconds {
+        if !(0.05..=60.0).contains(&seconds) {
+            return Err(Error::invalid("--seconds must be between 0.05 and 60"));
+        }
+        plan.duration = std::time::Duration::from_secs_f64(seconds);
+    }
+    let records = bench::run(&plan)?;
+    print!("{}", bench::report::table(&records));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&records)
+            .map_err(|err| Error::invalid(format!("serializing JSON: {err}")))?;
+        std::fs::write(path, text).op(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, bench::report::svg(&records))
+            .op(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
