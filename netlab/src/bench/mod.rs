@@ -1,6 +1,12 @@
 //! `netlab bench`: the NAT backends against each other and against no NAT at all, measured
 //! in one run with the configurations interleaved, so that the drift of a noisy machine hits
 //! them all alike.
+#![expect(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "statistics and plot coordinates: counts far below 2^52 become floats, and percentile indices come back from floats"
+)]
 
 pub mod load;
 pub mod report;
