@@ -56,6 +56,9 @@ pub mod flags {
     /// the skb's partial-checksum state on the way, so this is only correct when senders
     /// compute full checksums (transmit checksum offload off).
     pub const XDP_REDIRECT: u32 = 8;
+    /// Log every new translated flow through aya-log (set by `netlab up --foreground`, which
+    /// streams the log; off otherwise, so the datapath pays one branch).
+    pub const LOG_FLOWS: u32 = 16;
 }
 
 /// The lab's addresses and switches; index 0 of [`maps::CONFIG`].

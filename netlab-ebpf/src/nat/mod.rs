@@ -13,6 +13,7 @@
 
 pub mod ct;
 pub mod icmp;
+pub mod log;
 pub mod maps;
 pub mod packet;
 pub mod sock;

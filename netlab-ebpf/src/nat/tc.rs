@@ -19,7 +19,7 @@ use aya_ebpf::{
 use netlab_common::nat::{CtEntry, FlowKey, NatConfig, PublishKey, Stat, ct_flags, flags};
 
 use super::{
-    ct, icmp,
+    ct, icmp, log,
     maps::{CONTAINERS, config, count, count_port, published},
     packet::{ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet, ip, parse},
 };
@@ -49,27 +49,36 @@ impl Verdict {
 /// External device, ingress: DNAT for published ports and the reverse of masquerade.
 #[classifier]
 pub fn netlab_nat_ext_ingress(ctx: TcContext) -> i32 {
-    try_ext_ingress(&ctx).unwrap_or_else(skipped).code()
+    try_ext_ingress(&ctx)
+        .unwrap_or_else(|stat| skipped(&ctx, stat))
+        .code()
 }
 
 /// External device, egress: the reverse of DNAT and masquerade.
 #[classifier]
 pub fn netlab_nat_ext_egress(ctx: TcContext) -> i32 {
-    try_ext_egress(&ctx).unwrap_or_else(skipped).code()
+    try_ext_egress(&ctx)
+        .unwrap_or_else(|stat| skipped(&ctx, stat))
+        .code()
 }
 
 /// A container's host-side veth, ingress: hairpin and fast-path replies.
 #[classifier]
 pub fn netlab_nat_ctr_ingress(ctx: TcContext) -> i32 {
-    try_ctr_ingress(&ctx).unwrap_or_else(skipped).code()
+    try_ctr_ingress(&ctx)
+        .unwrap_or_else(|stat| skipped(&ctx, stat))
+        .code()
 }
 
 /// Packets the NAT does not handle pass untouched (and are counted by reason); packets it
 /// had to give up on are dropped.
-fn skipped(stat: Stat) -> Verdict {
+fn skipped(ctx: &TcContext, stat: Stat) -> Verdict {
     count(stat);
     match stat {
-        Stat::SnatExhausted | Stat::CtInsertFailed | Stat::RewriteFailed => Verdict::Drop,
+        Stat::SnatExhausted | Stat::CtInsertFailed | Stat::RewriteFailed => {
+            log::dropped(ctx, stat);
+            Verdict::Drop
+        }
         _ => Verdict::Pass,
     }
 }
@@ -108,7 +117,9 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             dst_port: target.port,
             ..*k
         };
-        ct::create(k, new, ct_flags::DNAT, publish, false)?
+        let entry = ct::create(k, new, ct_flags::DNAT, publish, false)?;
+        log::new_flow(ctx, "dnat", k, &entry);
+        entry
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.publish, u64::from(pkt.len));
@@ -139,7 +150,9 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
             src_ip: config.external_ip,
             ..*k
         };
-        ct::create(k, new, ct_flags::SNAT, PublishKey::default(), true)?
+        let entry = ct::create(k, new, ct_flags::SNAT, PublishKey::default(), true)?;
+        log::new_flow(ctx, "masquerade", k, &entry);
+        entry
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.publish, u64::from(pkt.len));
@@ -173,7 +186,9 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             dst_port: target.port,
             ..*k
         };
-        ct::create(k, new, ct_flags::DNAT | ct_flags::HAIRPIN, publish, own)?
+        let entry = ct::create(k, new, ct_flags::DNAT | ct_flags::HAIRPIN, publish, own)?;
+        log::new_flow(ctx, "hairpin", k, &entry);
+        entry
     };
     if entry.flags & ct_flags::HAIRPIN != 0 {
         rewrite(ctx, &pkt, &entry)?;

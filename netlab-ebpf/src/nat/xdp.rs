@@ -10,7 +10,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, ct_flags, flags};
 
 use super::{
-    ct,
+    ct, log,
     maps::{CONTAINERS, DEVMAP, config, count, count_port, published},
     packet::{
         ETH_HLEN, ETH_P_IP, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr,
@@ -27,6 +27,7 @@ pub fn netlab_nat_ext_xdp(ctx: XdpContext) -> u32 {
             count(stat);
             match stat {
                 Stat::SnatExhausted | Stat::CtInsertFailed | Stat::RewriteFailed => {
+                    log::dropped(&ctx, stat);
                     xdp_action::XDP_DROP
                 }
                 _ => xdp_action::XDP_PASS,
@@ -84,7 +85,9 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
             dst_port: target.port,
             ..*k
         };
-        ct::create(k, new, ct_flags::DNAT, publish, false)?
+        let entry = ct::create(k, new, ct_flags::DNAT, publish, false)?;
+        log::new_flow(ctx, "dnat", k, &entry);
+        entry
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.publish, u64::from(pkt.len));

@@ -7,7 +7,12 @@ use std::{
     time::Duration,
 };
 
-use crate::{error::Result, lifecycle, state};
+use crate::{
+    error::Result,
+    lifecycle,
+    nat::{BackendKind, ebpf::events::Events},
+    state,
+};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -22,8 +27,22 @@ pub fn run(lab_name: &str) -> Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     println!("running in the foreground; Ctrl-C takes lab {lab_name} down");
+    let saved = state::require(lab_name)?;
+    let mut events = match saved.backend {
+        BackendKind::Ebpf => Some(Events::open(lab_name, &saved.lab.external.device)?),
+        BackendKind::Iptables | BackendKind::None => None,
+    };
     let mut last = Vec::new();
+    let mut tick = 0u32;
     while !STOP.load(Ordering::SeqCst) {
+        if let Some(events) = &mut events {
+            events.flush();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        tick += 1;
+        if !tick.is_multiple_of(5) {
+            continue;
+        }
         let saved = state::require(lab_name)?;
         let rows = saved.backend.backend()?.counters(saved.nat_context())?;
         for row in &rows {

@@ -3,6 +3,7 @@
 //! datapath outlives the CLI; `publish`/`unpublish` are map updates on the pinned maps.
 
 mod attach;
+pub mod events;
 mod tables;
 
 use std::net::Ipv4Addr;
