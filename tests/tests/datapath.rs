@@ -99,16 +99,8 @@ impl Datapath {
             .expect("program")
             .try_into()
             .expect("classifier");
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        out.truncate(result.data_size_out as usize);
-        (result.return_value.cast_signed(), out)
+        let (verdict, out) = test_run(program, frame);
+        (verdict.cast_signed(), out)
     }
 
     /// Runs the XDP program on `frame`.
@@ -119,16 +111,7 @@ impl Datapath {
             .expect("program")
             .try_into()
             .expect("xdp");
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        out.truncate(result.data_size_out as usize);
-        (result.return_value, out)
+        test_run(program, frame)
     }
 
     fn stat(&self, stat: Stat) -> u64 {
@@ -137,6 +120,23 @@ impl Datapath {
                 .expect("per-CPU array");
         map.get(&(stat as u32), 0).expect("stat").iter().sum()
     }
+}
+
+/// `BPF_PROG_TEST_RUN`: the program's return value and the frame it leaves.
+fn test_run<P>(program: &P, frame: &[u8]) -> (u32, Vec<u8>)
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::programs::TestRunResult>,
+{
+    let mut out = vec![0u8; frame.len() + 256];
+    let result = program
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    out.truncate(result.data_size_out as usize);
+    (result.return_value, out)
 }
 
 impl Drop for Datapath {

@@ -45,30 +45,12 @@ impl Drop for Web {
 /// Whether `wan` gets an answer from the published port 5000 (retrying while the server
 /// starts, at most ~5 s).
 fn reachable(lab_name: &str) -> bool {
-    for _ in 0..25 {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("{lab_name}-wan"),
-                "curl",
-                "-s",
-                "-m",
-                "1",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "http://198.18.0.1:5000/",
-            ])
-            .output()
-            .expect("curl");
-        if out.stdout == b"200" {
-            return true;
+    (0..25).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
         }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
+        reachable_once(lab_name)
+    })
 }
 
 fn pins(lab_name: &str) -> std::path::PathBuf {

@@ -14,6 +14,17 @@ pub struct Options {
     pub release: bool,
 }
 
+/// Cargo arguments that select the eBPF crate and its target (after the subcommand).
+pub const EBPF_CARGO_ARGS: [&str; 7] = [
+    "--package",
+    "netlab-ebpf",
+    "--release",
+    "--target",
+    "bpfel-unknown-none",
+    "-Z",
+    "build-std=core",
+];
+
 /// Where the object lands; netlab's build script embeds it from here.
 pub fn object_path() -> PathBuf {
     workspace_root().join("target/bpfel-unknown-none/release/netlab-ebpf")
@@ -33,17 +44,9 @@ pub fn build(_options: &Options) -> Result<()> {
     bootstrap::run_command(
         Command::new("cargo")
             .current_dir(workspace_root())
-            .args([
-                &format!("+{TOOLCHAIN}"),
-                "build",
-                "--package",
-                "netlab-ebpf",
-                "--release",
-                "--target",
-                "bpfel-unknown-none",
-                "-Z",
-                "build-std=core",
-            ])
+            .arg(format!("+{TOOLCHAIN}"))
+            .arg("build")
+            .args(EBPF_CARGO_ARGS)
             // The stable compiler with the nightly-only -Z build-std: one pinned toolchain
             // means one LLVM major for bpf-linker to match.
             .env("RUSTC_BOOTSTRAP", "1")

@@ -53,19 +53,9 @@ pub fn run(options: &Options) -> Result<()> {
         step("cargo clippy (eBPF crate, bpfel-unknown-none)");
         run_command(
             cargo()
-                .args([
-                    "clippy",
-                    "--package",
-                    "netlab-ebpf",
-                    "--release",
-                    "--target",
-                    "bpfel-unknown-none",
-                    "-Z",
-                    "build-std=core",
-                    "--",
-                    "-D",
-                    "warnings",
-                ])
+                .arg("clippy")
+                .args(build_ebpf::EBPF_CARGO_ARGS)
+                .args(["--", "-D", "warnings"])
                 .env("RUSTC_BOOTSTRAP", "1"),
         )?;
     }

@@ -8,12 +8,13 @@ use aya_ebpf::{
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
 };
 use netlab_common::nat::{
-    CtEntry, FlowKey, PublishKey, SNAT_PORT_MIN, SNAT_RETRIES, Stat, ct_flags, ct_state, timeouts,
+    CtEntry, FlowKey, NatConfig, PublishKey, SNAT_PORT_MIN, SNAT_RETRIES, Stat, ct_flags, ct_state,
+    timeouts,
 };
 
 use super::{
-    maps::{CONNTRACK, count},
-    packet::{IPPROTO_ICMP, IPPROTO_TCP, Packet},
+    maps::{CONNTRACK, count, published},
+    packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet},
 };
 
 const TCP_FIN: u8 = 0x01;
@@ -111,16 +112,8 @@ pub fn create(
                 count(Stat::SnatCollisions);
             }
         }
-        let reply_key = FlowKey {
-            src_ip: new.dst_ip,
-            dst_ip: new.src_ip,
-            src_port: new.dst_port,
-            dst_port: new.src_port,
-            proto: orig.proto,
-            pad: [0; 3],
-        };
         if CONNTRACK
-            .insert(reply_key, reply, u64::from(BPF_NOEXIST))
+            .insert(reversed(&new), reply, u64::from(BPF_NOEXIST))
             .is_ok()
         {
             inserted = true;
@@ -143,17 +136,41 @@ pub fn create(
         last_seen_ns: now,
     };
     if CONNTRACK.insert(orig, forward, u64::from(BPF_ANY)).is_err() {
-        let reply_key = FlowKey {
-            src_ip: new.dst_ip,
-            dst_ip: new.src_ip,
-            src_port: new.dst_port,
-            dst_port: new.src_port,
-            proto: orig.proto,
-            pad: [0; 3],
-        };
-        let _ = CONNTRACK.remove(reply_key);
+        let _ = CONNTRACK.remove(reversed(&new));
         count(Stat::CtInsertFailed);
         return Err(Stat::CtInsertFailed);
     }
     Ok(forward)
+}
+
+/// The tuple of the reply to a packet showing `key`.
+#[inline(always)]
+pub fn reversed(key: &FlowKey) -> FlowKey {
+    FlowKey {
+        src_ip: key.dst_ip,
+        dst_ip: key.src_ip,
+        src_port: key.dst_port,
+        dst_port: key.src_port,
+        proto: key.proto,
+        pad: [0; 3],
+    }
+}
+
+/// A new flow for a packet to a published port (DNAT, the source kept), or `None` when the
+/// packet is not for a published port.
+#[inline(always)]
+pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>, Stat> {
+    if !matches!(key.proto, IPPROTO_TCP | IPPROTO_UDP) {
+        return Ok(None);
+    }
+    let Some((publish, target)) = published(config, key.dst_ip, key.dst_port, key.proto, false)
+    else {
+        return Ok(None);
+    };
+    let new = FlowKey {
+        dst_ip: target.ip,
+        dst_port: target.port,
+        ..*key
+    };
+    create(key, new, ct_flags::DNAT, publish, false).map(Some)
 }

@@ -97,29 +97,16 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
-    } else {
-        let k = &pkt.key;
-        let publish = if matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
-            published(config, k.dst_ip, k.dst_port, k.proto, false)
-        } else {
-            None
-        };
-        let Some((publish, target)) = publish else {
-            // Already for a container (translated by XDP, or routed to it): the fast
-            // path still applies.
-            if fast_path {
-                return Ok(to_container_peer(ctx, &pkt, k.dst_ip, config));
-            }
-            return Ok(Verdict::Pass);
-        };
-        let new = FlowKey {
-            dst_ip: target.ip,
-            dst_port: target.port,
-            ..*k
-        };
-        let entry = ct::create(k, new, ct_flags::DNAT, publish, false)?;
-        log::new_flow(ctx, "dnat", k, &entry);
+    } else if let Some(entry) = ct::create_dnat(config, &pkt.key)? {
+        log::new_flow(ctx, "dnat", &pkt.key, &entry);
         entry
+    } else {
+        // Already for a container (translated by XDP, or routed to it): the fast path
+        // still applies.
+        if fast_path {
+            return Ok(to_container_peer(ctx, &pkt, pkt.key.dst_ip, config));
+        }
+        return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.publish, u64::from(pkt.len));

@@ -7,11 +7,11 @@
 )]
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, ct_flags, flags};
+use netlab_common::nat::{CtEntry, NatConfig, Stat, flags};
 
 use super::{
     ct, log,
-    maps::{CONTAINERS, DEVMAP, config, count, count_port, published},
+    maps::{CONTAINERS, DEVMAP, config, count, count_port},
     packet::{
         ETH_HLEN, ETH_P_IP, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr,
         Packet, parse_ip,
@@ -71,23 +71,11 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
     })?;
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
-    } else {
-        let k = &pkt.key;
-        if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
-            return Ok(xdp_action::XDP_PASS);
-        }
-        let Some((publish, target)) = published(config, k.dst_ip, k.dst_port, k.proto, false)
-        else {
-            return Ok(xdp_action::XDP_PASS);
-        };
-        let new = FlowKey {
-            dst_ip: target.ip,
-            dst_port: target.port,
-            ..*k
-        };
-        let entry = ct::create(k, new, ct_flags::DNAT, publish, false)?;
-        log::new_flow(ctx, "dnat", k, &entry);
+    } else if let Some(entry) = ct::create_dnat(config, &pkt.key)? {
+        log::new_flow(ctx, "dnat", &pkt.key, &entry);
         entry
+    } else {
+        return Ok(xdp_action::XDP_PASS);
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.publish, u64::from(pkt.len));

@@ -14,7 +14,7 @@ pub mod scenario;
 
 use std::{io::Write as _, time::Duration};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
@@ -57,7 +57,7 @@ impl Plan {
 }
 
 /// One measured quantity: the median of its runs, and the runs.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
     pub config: String,
     pub metric: String,

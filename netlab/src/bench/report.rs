@@ -106,8 +106,23 @@ fn color(index: usize) -> &'static str {
     COLORS[index % COLORS.len()]
 }
 
+/// How a chart's value axis is scaled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Axis {
+    Linear,
+    /// For values spanning orders of magnitude (publish times from 0.3 ms to seconds).
+    Log,
+}
+
 /// A line chart of `metric` against N (log scale), one line per configuration.
-fn line_chart(svg: &mut String, records: &[Record], metric: &str, title: &str, top: f64) {
+fn line_chart(
+    svg: &mut String,
+    records: &[Record],
+    metric: &str,
+    title: &str,
+    top: f64,
+    axis: Axis,
+) {
     let (left, width, height) = (80.0, 560.0, 220.0);
     let sizes = sizes_of(records, metric);
     let configs = configs_of(records, metric);
@@ -137,7 +152,20 @@ fn line_chart(svg: &mut String, records: &[Record], metric: &str, title: &str, t
         let span = (hi.log10() - lo.log10()).max(1e-9);
         left + 20.0 + (width - 40.0) * ((n.max(1) as f64).log10() - lo.log10()) / span
     };
-    let y_of = |v: f64| y0 - height * v / max.max(1e-9);
+    // Log axis: from the power of ten below the smallest value to the one above the largest.
+    let min = records
+        .iter()
+        .filter(|r| r.metric == metric && r.value > 0.0)
+        .map(|r| r.value)
+        .fold(f64::INFINITY, f64::min);
+    let (log_lo, log_hi) = (
+        min.log10().floor(),
+        max.log10().ceil().max(min.log10().floor() + 1.0),
+    );
+    let y_of = |v: f64| match axis {
+        Axis::Linear => y0 - height * v / max.max(1e-9),
+        Axis::Log => y0 - height * (v.max(1e-9).log10() - log_lo) / (log_hi - log_lo),
+    };
     for n in &sizes {
         let _ = writeln!(
             svg,
@@ -152,8 +180,13 @@ fn line_chart(svg: &mut String, records: &[Record], metric: &str, title: &str, t
         left + width / 2.0,
         y0 + 30.0
     );
-    for i in 0..=4 {
-        let v = max * f64::from(i) / 4.0;
+    let ticks: Vec<f64> = match axis {
+        Axis::Linear => (0..=4).map(|i| max * f64::from(i) / 4.0).collect(),
+        Axis::Log => (log_lo as i32..=log_hi as i32)
+            .map(|e| 10f64.powi(e))
+            .collect(),
+    };
+    for v in ticks {
         let _ = writeln!(
             svg,
             r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text><line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/>"##,
@@ -174,30 +207,38 @@ fn line_chart(svg: &mut String, records: &[Record], metric: &str, title: &str, t
             })
             .map(|r| format!("{:.1},{:.1}", x_of(r.ports), y_of(r.value)))
             .collect();
-        let _ = writeln!(
+        series(svg, &points, color(i));
+        legend(
             svg,
-            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
-            color(i),
-            points.join(" ")
-        );
-        for point in &points {
-            let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(
-                svg,
-                r#"<circle cx="{x}" cy="{y}" r="3" fill="{}"/>"#,
-                color(i)
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}" font-size="12">{config}</text>"#,
             left + width + 20.0,
             top + 40.0 + 18.0 * i as f64,
             color(i),
-            left + width + 38.0,
-            top + 50.0 + 18.0 * i as f64
+            config,
         );
     }
+}
+
+/// A polyline with a dot at each point (`"x,y"` strings).
+fn series(svg: &mut String, points: &[String], color: &str) {
+    let _ = writeln!(
+        svg,
+        r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+        points.join(" ")
+    );
+    for point in points {
+        let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
+        let _ = writeln!(svg, r#"<circle cx="{x}" cy="{y}" r="3" fill="{color}"/>"#);
+    }
+}
+
+/// One legend entry: a colour square and a name.
+fn legend(svg: &mut String, x: f64, y: f64, color: &str, name: &str) {
+    let _ = writeln!(
+        svg,
+        r#"<rect x="{x}" y="{y}" width="12" height="12" fill="{color}"/><text x="{}" y="{}" font-size="12">{name}</text>"#,
+        x + 18.0,
+        y + 10.0
+    );
 }
 
 /// Bars of `metric` at the smallest N, one per configuration.
@@ -260,13 +301,15 @@ pub fn svg(records: &[Record]) -> String {
         "connections",
         "New TCP connections per second vs published ports",
         10.0,
+        Axis::Linear,
     );
     line_chart(
         &mut body,
         records,
         "publish",
-        "Time to publish N ports (ms)",
+        "Time to publish N ports (ms, log scale)",
         300.0,
+        Axis::Log,
     );
     bar_chart(
         &mut body,

@@ -27,6 +27,9 @@ pub struct Args {
     /// Seconds per traffic metric and measurement.
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Measure nothing: redraw the table (and --svg) from a previous run's --json output.
+    #[arg(long, value_name = "FILE")]
+    pub from_json: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -56,7 +59,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
         plan.duration = std::time::Duration::from_secs_f64(seconds);
     }
-    let records = bench::run(&plan)?;
+    let records = match &args.from_json {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).op(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|err| Error::invalid(format!("{} is not netlab bench JSON: {err}", path.display())))?
+        }
+        None => bench::run(&plan)?,
+    };
     print!("{}", bench::report::table(&records));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&records)

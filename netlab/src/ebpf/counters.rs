@@ -15,7 +15,7 @@ use netlab_common::counters::{
 use serde::Serialize;
 
 use crate::{
-    ebpf::{self, bpffs},
+    ebpf::{self, bpffs, pin_link, program},
     error::{Error, Result},
     netns,
 };
@@ -103,26 +103,6 @@ fn attach_and_pin(device: &str, dir: &Path) -> Result<()> {
         .ok_or_else(|| Error::invalid(format!("the eBPF object has no map {COUNTERS_MAP}")))?;
     map.pin(dir.join(MAP_PIN))
         .map_err(|err| Error::ebpf(format!("pinning {COUNTERS_MAP}"), err))
-}
-
-fn program<'a, P>(bpf: &'a mut aya::Ebpf, name: &str) -> Result<&'a mut P>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    bpf.program_mut(name)
-        .ok_or_else(|| Error::invalid(format!("the eBPF object has no program {name}")))?
-        .try_into()
-        .map_err(|err| Error::ebpf(format!("program {name} has an unexpected type"), err))
-}
-
-fn pin_link<E>(link: std::result::Result<FdLink, E>, path: &Path) -> Result<()>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let link = link.map_err(|err| Error::ebpf("converting a link to an fd link", err))?;
-    link.pin(path)
-        .map(drop)
-        .map_err(|err| Error::ebpf(format!("pinning {}", path.display()), err))
 }
 
 /// Reads the pinned counters, summed over CPUs, sorted by interface and hook.

@@ -26,3 +26,28 @@ pub fn load_with_pins(dir: &std::path::Path) -> Result<Ebpf> {
         .load(OBJECT)
         .map_err(|err| Error::ebpf("loading the eBPF object", err))
 }
+
+/// Program `name` of a loaded object, as the program type `P`.
+pub fn program<'a, P>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    bpf.program_mut(name)
+        .ok_or_else(|| Error::invalid(format!("the eBPF object has no program {name}")))?
+        .try_into()
+        .map_err(|err| Error::ebpf(format!("program {name} has an unexpected type"), err))
+}
+
+/// Pins a link (taken from its program) at `path`, so it stays attached after we exit.
+pub fn pin_link<E>(
+    link: std::result::Result<aya::programs::links::FdLink, E>,
+    path: &std::path::Path,
+) -> Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let link = link.map_err(|err| Error::ebpf("converting a link to an fd link", err))?;
+    link.pin(path)
+        .map(drop)
+        .map_err(|err| Error::ebpf(format!("pinning {}", path.display()), err))
+}

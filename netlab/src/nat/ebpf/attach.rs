@@ -19,7 +19,7 @@ use aya::{
 use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, programs};
 
 use crate::{
-    ebpf::{self, bpffs},
+    ebpf::{self, bpffs, pin_link, program},
     error::{Error, Result},
     lifecycle, link,
     nat::{FastPath, Ingress, NatContext},
@@ -268,16 +268,6 @@ where
     M::try_from(map).map_err(|err| Error::ebpf(format!("opening map {name}"), err))
 }
 
-fn program<'a, P>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    bpf.program_mut(name)
-        .ok_or_else(|| Error::invalid(format!("the eBPF object has no program {name}")))?
-        .try_into()
-        .map_err(|err| Error::ebpf(format!("program {name} has an unexpected type"), err))
-}
-
 /// Loads a program into the kernel unless it is loaded already (one program serves every
 /// interface it is attached to).
 fn load(result: std::result::Result<(), aya::programs::ProgramError>, name: &str) -> Result<()> {
@@ -332,14 +322,4 @@ fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, links: &Path) -> Result<
         .take_link(id)
         .map_err(|err| Error::ebpf("taking an XDP link", err))?;
     pin_link(FdLink::try_from(link), &pin)
-}
-
-fn pin_link<E>(link: std::result::Result<FdLink, E>, path: &Path) -> Result<()>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let link = link.map_err(|err| Error::ebpf("converting a link to an fd link", err))?;
-    link.pin(path)
-        .map(drop)
-        .map_err(|err| Error::ebpf(format!("pinning {}", path.display()), err))
 }
