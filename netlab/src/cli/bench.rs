@@ -61,9 +61,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
     let records = match &args.from_json {
         Some(path) => {
-            let text = std::fs::read_to_string(path).op(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text)
-                .map_err(|err| Error::invalid(format!("{} is not netlab bench JSON: {err}", path.display())))?
+            let text =
+                std::fs::read_to_string(path).op(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).map_err(|err| {
+                Error::invalid(format!(
+                    "{} is not netlab bench JSON: {err}",
+                    path.display()
+                ))
+            })?
         }
         None => bench::run(&plan)?,
     };
