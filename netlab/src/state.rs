@@ -92,3 +92,19 @@ pub fn remove(lab: &str) -> Result<()> {
         Err(err) => Err(Error::io(format!("removing {}", path(lab).display()), err)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::validate_name;
+
+    #[test]
+    fn lab_names() {
+        for ok in ["netlab", "a", "lab_1", "ABCDEFGHIJKLMNOP"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a-b", "with space", "ABCDEFGHIJKLMNOPQ", "ü"] {
+            let err = validate_name(bad).expect_err(bad).to_string();
+            assert!(err.contains("invalid lab name"), "{err}");
+        }
+    }
+}

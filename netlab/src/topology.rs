@@ -441,3 +441,49 @@ pub fn set_hairpin(lab_name: &str, lab: &Lab, on: bool) -> Result<()> {
             .unwrap_or_else(|_| Err(Error::invalid("hairpin thread panicked")))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_follows_the_walkthrough() {
+        let plan = Plan::new("x", &Lab::default_lab());
+        let lines: Vec<String> = plan.steps().map(Step::explain).collect();
+        assert_eq!(lines[0], "ip netns add x-host");
+        assert_eq!(plan.namespaces.len(), 4);
+        assert_eq!(plan.containers.len(), 2);
+        for expected in [
+            "ip netns exec x-host sysctl -w net.ipv4.ip_forward=1",
+            "ip -n x-host link add br0 type bridge",
+            "ip -n x-host addr add 172.18.0.1/16 dev br0",
+            "ip -n x-host link add eth0 type veth peer name eth0 netns x-wan",
+            "ip -n x-wan addr add 198.18.0.2/24 dev eth0",
+            "ip -n x-host link add veth1 type veth peer name ceth1 netns x-netns1",
+            "ip -n x-netns1 addr add 172.18.0.20/16 dev ceth1",
+            "ip -n x-netns1 route add default via 172.18.0.1",
+        ] {
+            assert!(
+                lines.iter().any(|line| line == expected),
+                "missing {expected}: {lines:#?}"
+            );
+        }
+        // The bridge exists before any veth is attached to it.
+        let bridge = lines.iter().position(|l| l.ends_with("type bridge"));
+        let master = lines.iter().position(|l| l.contains("master br0"));
+        assert!(bridge < master);
+    }
+
+    #[test]
+    fn a_root_lab_keeps_its_host_in_the_root_namespace() {
+        let mut lab = Lab::default_lab();
+        lab.host = HostMode::Root;
+        let plan = Plan::new("x", &lab);
+        assert_eq!(plan.namespaces.len(), 3, "wan and two containers only");
+        let lines: Vec<String> = plan.steps().map(Step::explain).collect();
+        assert!(
+            lines.contains(&"ip link add br0 type bridge".to_string()),
+            "{lines:#?}"
+        );
+    }
+}

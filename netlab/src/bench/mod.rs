@@ -283,3 +283,36 @@ fn measure_traffic(
     );
     Ok(())
 }
+
+#[cfg(test)]
+#[expect(clippy::float_cmp, reason = "medians of small integers are exact")]
+mod tests {
+    use super::{Samples, median};
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn samples_group_into_records_by_config_metric_and_ports() {
+        let mut samples = Samples::default();
+        for value in [10.0, 30.0, 20.0] {
+            samples.push("ebpf-tc", "connections", 1, "conn/s", value);
+        }
+        samples.push("iptables", "connections", 1, "conn/s", 5.0);
+        let records = samples.records();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].runs, [10.0, 30.0, 20.0]);
+        assert_eq!(records[0].value, 20.0);
+        assert_eq!(
+            (records[1].config.as_str(), records[1].value),
+            ("iptables", 5.0)
+        );
+        let table = super::report::table(&records);
+        assert!(table.contains("20.0 (10.0-30.0)"), "{table}");
+        assert!(super::report::svg(&records).contains("<polyline"));
+    }
+}

@@ -498,3 +498,76 @@ fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nat::BackendOptions;
+
+    fn lab_with(specs: &[&str]) -> Lab {
+        let mut lab = Lab::default_lab();
+        lab.publish = specs
+            .iter()
+            .map(|spec| Publish {
+                node: "netns0".into(),
+                spec: spec.parse().expect("spec"),
+            })
+            .collect();
+        lab
+    }
+
+    fn ctx(lab: &Lab) -> NatContext<'_> {
+        NatContext {
+            lab_name: "t",
+            lab,
+            options: BackendOptions::default(),
+        }
+    }
+
+    #[test]
+    fn one_dnat_rule_per_port_mapped_one_to_one() {
+        let lab = lab_with(&["7000-7002:8000-8002/udp", "127.0.0.1:9000:90"]);
+        let rules = Iptables::chains(ctx(&lab));
+        for (host, container) in [(7000, 8000), (7001, 8001), (7002, 8002)] {
+            assert!(
+                rules.contains(&format!(
+                    "-A NL-t-DNAT ! -d 172.18.0.1 -p udp -m udp --dport {host} -j DNAT --to-destination 172.18.0.10:{container}\n"
+                )),
+                "{rules}"
+            );
+        }
+        assert!(rules.contains("-A NL-t-DNAT -d 127.0.0.1 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.18.0.10:90\n"));
+        assert!(rules.contains("-A NL-t-POST -s 172.18.0.10/32 -d 172.18.0.10/32 -p udp -m udp --dport 8000:8002 -j MASQUERADE\n"));
+        assert!(rules.contains("-A NL-t-POST -s 172.18.0.0/16 ! -o br0 -j MASQUERADE\n"));
+        assert!(rules.starts_with("*nat\n:NL-t-DNAT - [0:0]\n:NL-t-POST - [0:0]\n"));
+        assert_eq!(rules.matches("COMMIT\n").count(), 2);
+    }
+
+    #[test]
+    fn no_masquerade_rule_when_the_lab_says_so() {
+        let mut lab = lab_with(&[]);
+        lab.masquerade = false;
+        assert!(!Iptables::chains(ctx(&lab)).contains("! -o br0 -j MASQUERADE"));
+    }
+
+    #[test]
+    fn only_missing_jumps_are_added() {
+        let lab = lab_with(&[]);
+        let saved = "*nat\n-A PREROUTING -m addrtype --dst-type LOCAL -j NL-t-DNAT\n-A POSTROUTING -j NL-t-POST\nCOMMIT\n";
+        let jumps = Iptables::missing_jumps(ctx(&lab), saved);
+        assert_eq!(
+            jumps,
+            "*filter\n-I FORWARD -j NL-t-FWD\nCOMMIT\n*nat\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-DNAT\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn conntrack_lines_are_parsed() {
+        let line = "tcp      6 431999 ESTABLISHED src=198.18.0.2 dst=198.18.0.1 sport=40000 dport=5000 src=172.18.0.10 dst=198.18.0.2 sport=5000 dport=40000 [ASSURED] mark=0 use=1";
+        let row = conntrack_row(line).expect("a row");
+        assert_eq!(row.proto, "tcp");
+        assert_eq!(row.state, "ESTABLISHED");
+        assert_eq!(row.original, "198.18.0.2:40000 -> 198.18.0.1:5000");
+        assert_eq!(row.translated, "198.18.0.2:40000 -> 172.18.0.10:5000");
+    }
+}
