@@ -1174,6 +1174,64 @@ fn ten_thousand_udp_flows(backend: &str) {
     );
 }
 
+/// `python3 -c RAW_SYN IP PORT`: sends three TCP SYNs to IP:PORT out of `eth0` in a
+/// broadcast frame, as a hostile neighbour on the external link could.
+const RAW_SYN: &str = r"
+import socket, struct, sys
+def csum(data):
+    if len(data) % 2: data += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(data) // 2), data))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+src, dst, port = socket.inet_aton('198.18.0.2'), socket.inet_aton(sys.argv[1]), int(sys.argv[2])
+tcp = struct.pack('!HHIIBBHHH', 40000, port, 1, 0, 5 << 4, 2, 64240, 0, 0)
+tcp = tcp[:16] + struct.pack('!H', csum(src + dst + struct.pack('!BBH', 0, 6, len(tcp)) + tcp)) + tcp[18:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, src, dst)
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+for _ in range(3):
+    s.send(b'\xff' * 6 + b'\x02\x00\x00\x00\x00\x01' + b'\x08\x00' + ip + tcp)
+";
+
+/// Case 16: a port published on 127.0.0.1 is for the host's own processes only: SYNs to
+/// 127.0.0.1 arriving from the external link are never forwarded to the container (Docker's
+/// moby#45610), while a host process reaches it. The same raw SYNs to the external address
+/// of a port published everywhere are counted, so the check can fail.
+fn loopback_port_is_not_reachable_from_outside(backend: &str) {
+    let lab = default_lab(backend);
+    let _web = Server::start(&lab, "netns0", Mode::Http, &[7100]);
+    lab.netlab_ok(&["publish", "netns0", "127.0.0.1:7100:7100", "7101:7100"]);
+    let count = |spec: &str| {
+        let rows = ports(&lab);
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .find(|row| row["spec"] == spec)
+            .and_then(|row| row["packets"].as_u64())
+            .unwrap_or_else(|| panic!("no counter for {spec}: {rows}"))
+    };
+    let raw_syns = |ip: &str, port: &str| {
+        checked(
+            "raw SYNs from wan",
+            &run_in(&lab.ns("wan"), 10, &[PYTHON, "-c", RAW_SYN, ip, port]),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    raw_syns("127.0.0.1", "7100");
+    assert_eq!(
+        count("127.0.0.1:7100:7100/tcp"),
+        0,
+        "SYNs to 127.0.0.1 from the wire were translated"
+    );
+    raw_syns(HOST_EXT, "7101");
+    assert!(
+        count("7101:7100/tcp") > 0,
+        "the same raw SYNs to a port published everywhere are translated"
+    );
+    assert_http(&lab, "host", "127.0.0.1", 7100, 7100, GATEWAY);
+}
+
 /// One `#[test]` per case in a module per backend configuration (the `netlab up` arguments).
 macro_rules! backend_tests {
     ($($module:ident: $backend:literal;)+) => {$(
@@ -1194,6 +1252,7 @@ macro_rules! backend_tests {
                 publish_from_lab_file,
                 icmp_errors,
                 ten_thousand_udp_flows,
+                loopback_port_is_not_reachable_from_outside,
             );
         }
     )+};

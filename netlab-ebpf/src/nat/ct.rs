@@ -4,7 +4,7 @@
 //! so a full table evicts the least recently used flows rather than refusing new ones.
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_NOEXIST},
+    bindings::BPF_NOEXIST,
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
 };
 use netlab_common::nat::{
@@ -39,29 +39,64 @@ fn lifetime(proto: u8, state: u8) -> u64 {
     }
 }
 
-/// The live entry for this packet's tuple, refreshed (time, TCP state); an expired entry is
-/// removed and reported as missing.
+/// The live entry for this packet's tuple, refreshed (time, TCP state); a flow whose two
+/// directions are both expired is removed and reported as missing.
 #[inline(always)]
 pub fn lookup(pkt: &Packet) -> Option<CtEntry> {
-    lookup_key(&pkt.key, pkt.tcp_flags)
+    lookup_key(&pkt.key, Some(pkt.tcp_flags))
+}
+
+/// The tuple a packet has after `entry`'s rewrite.
+#[inline(always)]
+fn rewritten(key: &FlowKey, entry: &CtEntry) -> FlowKey {
+    FlowKey {
+        src_ip: entry.src_ip,
+        dst_ip: entry.dst_ip,
+        src_port: entry.src_port,
+        dst_port: entry.dst_port,
+        proto: key.proto,
+        pad: [0; 3],
+    }
 }
 
 #[inline(always)]
-pub fn lookup_key(key: &FlowKey, tcp_flags: u8) -> Option<CtEntry> {
+fn expired(proto: u8, entry: &CtEntry, now: u64) -> bool {
+    now.saturating_sub(entry.last_seen_ns) > lifetime(proto, entry.state)
+}
+
+/// Looks a flow up by one of its tuples. `tcp_flags` is the packet's, to refresh the entry
+/// and follow the TCP state; `None` only peeks (an ICMP error about the flow must not keep
+/// it alive). A direction counts as live while either direction is: a flow idle one way
+/// (one-way UDP, a half-closed TCP connection) keeps both its mappings.
+#[inline(always)]
+pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
     let entry = CONNTRACK.get_ptr_mut(key)?;
     // SAFETY: a pointer into the map's value, valid during the program; racing updates of
     // the same flow on two CPUs only race on timestamps and state, both benign.
     let entry = unsafe { &mut *entry };
     let now = now();
-    if now.saturating_sub(entry.last_seen_ns) > lifetime(key.proto, entry.state) {
-        let _ = CONNTRACK.remove(key);
-        count(Stat::Expired);
-        return None;
+    if expired(key.proto, entry, now) {
+        let partner = reversed(&rewritten(key, entry));
+        // SAFETY: the value is copied out at once.
+        let partner_live =
+            unsafe { CONNTRACK.get(partner) }.is_some_and(|p| !expired(key.proto, p, now));
+        if !partner_live {
+            let _ = CONNTRACK.remove(key);
+            let _ = CONNTRACK.remove(partner);
+            count(Stat::Expired);
+            return None;
+        }
     }
+    let Some(tcp_flags) = tcp_flags else {
+        return Some(*entry);
+    };
     entry.last_seen_ns = now;
     if key.proto == IPPROTO_TCP {
         if tcp_flags & (TCP_FIN | TCP_RST) != 0 {
             entry.state = ct_state::CLOSING;
+        } else if tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            // A new connection reusing the tuple starts over.
+            entry.state = ct_state::NEW;
         } else if entry.state == ct_state::NEW
             && (entry.flags & ct_flags::REPLY != 0 || tcp_flags & (TCP_ACK | TCP_SYN) == TCP_ACK)
         {
@@ -112,10 +147,13 @@ pub fn create(
                 count(Stat::SnatCollisions);
             }
         }
-        if CONNTRACK
-            .insert(reversed(&new), reply, u64::from(BPF_NOEXIST))
-            .is_ok()
-        {
+        let reply_key = reversed(&new);
+        let free = CONNTRACK
+            .insert(reply_key, reply, u64::from(BPF_NOEXIST))
+            .is_ok();
+        // A reply entry whose other direction is gone (evicted, or this very flow's stale
+        // half) belongs to no live flow: take it over instead of losing the port.
+        if free || (orphan(&reply_key) && CONNTRACK.insert(reply_key, reply, 0).is_ok()) {
             inserted = true;
             break;
         }
@@ -135,8 +173,17 @@ pub fn create(
         publish,
         last_seen_ns: now,
     };
-    if CONNTRACK.insert(orig, forward, u64::from(BPF_ANY)).is_err() {
+    if CONNTRACK
+        .insert(orig, forward, u64::from(BPF_NOEXIST))
+        .is_err()
+    {
+        // Another CPU created this flow at the same moment (or the table is full): undo our
+        // reply entry and use the winner's mapping, so the flow has exactly one.
         let _ = CONNTRACK.remove(reversed(&new));
+        // SAFETY: the value is copied out at once.
+        if let Some(winner) = unsafe { CONNTRACK.get(orig) } {
+            return Ok(*winner);
+        }
         count(Stat::CtInsertFailed);
         return Err(Stat::CtInsertFailed);
     }
@@ -173,4 +220,15 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
         ..*key
     };
     create(key, new, ct_flags::DNAT, publish, false).map(Some)
+}
+
+/// Whether the entry at `key` has lost its other direction.
+#[inline(always)]
+fn orphan(key: &FlowKey) -> bool {
+    // SAFETY: the value is copied out at once.
+    let Some(entry) = (unsafe { CONNTRACK.get(key) }).copied() else {
+        return false;
+    };
+    // SAFETY: as above.
+    unsafe { CONNTRACK.get(reversed(&rewritten(key, &entry))) }.is_none()
 }

@@ -50,7 +50,7 @@ pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Sta
         proto: inner.proto,
         pad: [0; 3],
     };
-    let Some(entry) = ct::lookup_key(&key, 0) else {
+    let Some(entry) = ct::lookup_key(&key, None) else {
         return Ok(None);
     };
     let failed = |_| Stat::RewriteFailed;

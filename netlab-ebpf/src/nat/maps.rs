@@ -53,20 +53,17 @@ pub fn count(stat: Stat) {
     }
 }
 
-/// Counts a packet of a published port's flow.
+/// Counts a packet of a published port's flow. The loader creates a port's counters when it
+/// publishes the port and removes them when it unpublishes it; flows that outlive the port
+/// are not counted (and do not bring stale counters back).
 #[inline(always)]
 pub fn count_port(publish: &PublishKey, bytes: u64) {
-    if publish.port == 0 {
-        return;
-    }
     if let Some(counters) = PORT_STATS.get_ptr_mut(publish) {
         // SAFETY: per-CPU value, no concurrent writer.
         unsafe {
             (*counters).packets += 1;
             (*counters).bytes += bytes;
         }
-    } else {
-        let _ = PORT_STATS.insert(publish, TrafficCounters { packets: 1, bytes }, 0);
     }
 }
 
@@ -81,6 +78,13 @@ pub fn published(
     proto: u8,
     loopback_ok: bool,
 ) -> Option<(PublishKey, PublishValue)> {
+    // Loopback is only ever the destination of the host's own processes: a packet from a
+    // wire addressed to 127.0.0.1 must never reach a port published there (Docker's
+    // localhost-only leak, moby#45610).
+    let loopback = u32::from_be(ip) >> 24 == 127;
+    if loopback && !loopback_ok {
+        return None;
+    }
     let exact = PublishKey {
         ip,
         port,
@@ -91,7 +95,6 @@ pub fn published(
     if let Some(value) = unsafe { PUBLISH.get(exact) } {
         return Some((exact, *value));
     }
-    let loopback = loopback_ok && u32::from_be(ip) >> 24 == 127;
     if ip != config.external_ip && !loopback {
         return None;
     }

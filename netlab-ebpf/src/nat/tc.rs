@@ -155,8 +155,10 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
     } else {
-        // A container reaching a published port through a host address: hairpin.
-        if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) || k.dst_ip == config.gateway_ip {
+        // A container reaching a published port through a host address: hairpin. (The
+        // bridge's own address matches only ports published on it explicitly: `published`
+        // applies "every address" to the external one.)
+        if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
             return Ok(Verdict::Pass);
         }
         let Some((publish, target)) = published(config, k.dst_ip, k.dst_port, k.proto, false)

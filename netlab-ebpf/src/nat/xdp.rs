@@ -82,7 +82,9 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
     if config.flags & flags::XDP_REDIRECT != 0 {
         return Ok(fast_path(ctx, &pkt, &entry, config));
     }
-    // The tcx ingress program hands it to the container (keeping a partial checksum valid).
+    // The tcx ingress program hands it on to the container. (XDP cannot tell a partial
+    // checksum from a full one and updates it as full: harmless on veth, whose receivers
+    // trust a partial checksum, but see `FastPath::XdpRedirect`.)
     Ok(xdp_action::XDP_PASS)
 }
 

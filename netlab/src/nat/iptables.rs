@@ -22,9 +22,13 @@ use super::{ConntrackRow, NatBackend, NatContext, PortCounters};
 pub struct Iptables;
 
 /// The chains of one lab: (table, chain suffix, built-in chain that jumps to it, jump match).
-const JUMPS: [(&str, &str, &str, &str); 4] = [
+/// Ports published on a loopback address go in `LOCAL`, jumped to from OUTPUT only: a
+/// packet from a wire addressed to 127.0.0.1 must never reach them (PREROUTING would DNAT it
+/// before the martian check; Docker's moby#45610).
+const JUMPS: [(&str, &str, &str, &str); 5] = [
     ("nat", "DNAT", "PREROUTING", "-m addrtype --dst-type LOCAL"),
     ("nat", "DNAT", "OUTPUT", "-m addrtype --dst-type LOCAL"),
+    ("nat", "LOCAL", "OUTPUT", "-m addrtype --dst-type LOCAL"),
     ("nat", "POST", "POSTROUTING", ""),
     ("filter", "FWD", "FORWARD", ""),
 ];
@@ -39,14 +43,15 @@ impl Iptables {
     /// the result never depends on what was there before.
     fn chains(ctx: NatContext<'_>) -> String {
         let lab = ctx.lab;
-        let (dnat, post, fwd) = (
+        let (dnat, local, post, fwd) = (
             chain(ctx.lab_name, "DNAT"),
+            chain(ctx.lab_name, "LOCAL"),
             chain(ctx.lab_name, "POST"),
             chain(ctx.lab_name, "FWD"),
         );
         let bridge = &lab.bridge;
         let subnet = lab.subnet;
-        let mut nat = format!("*nat\n:{dnat} - [0:0]\n:{post} - [0:0]\n");
+        let mut nat = format!("*nat\n:{dnat} - [0:0]\n:{local} - [0:0]\n:{post} - [0:0]\n");
         let mut filter = format!("*filter\n:{fwd} - [0:0]\n");
         if lab.masquerade {
             let _ = writeln!(nat, "-A {post} -s {subnet} ! -o {bridge} -j MASQUERADE");
@@ -64,6 +69,11 @@ impl Iptables {
             let destination = spec
                 .host_ip
                 .map_or_else(|| format!("! -d {}", lab.gateway), |ip| format!("-d {ip}"));
+            let dnat = if spec.host_ip.is_some_and(|ip| ip.is_loopback()) {
+                &local
+            } else {
+                &dnat
+            };
             // One rule per port, as Docker does: iptables' port ranges in DNAT do not map
             // 1:1, and this is the cost the benchmark compares against.
             for host_port in spec.host.start..=spec.host.end {
@@ -278,28 +288,23 @@ impl NatBackend for Iptables {
 
     fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
         // The nat table sees the first packet of each connection only: these count connections.
-        let out = run_in_host(
-            ctx,
-            "iptables",
-            &[
-                "-w",
-                "-t",
-                "nat",
-                "-L",
-                &chain(ctx.lab_name, "DNAT"),
-                "-n",
-                "-v",
-                "-x",
-            ],
-            None,
-        )?;
+        let mut out = String::new();
+        for suffix in ["DNAT", "LOCAL"] {
+            let name = chain(ctx.lab_name, suffix);
+            out += &run_in_host(
+                ctx,
+                "iptables",
+                &["-w", "-t", "nat", "-L", &name, "-n", "-v", "-x"],
+                None,
+            )?;
+        }
         let mut rows = Vec::new();
         for publish in &ctx.lab.publish {
             let (mut packets, mut bytes) = (0, 0);
             let Some(container) = ctx.lab.container(&publish.node) else {
                 continue;
             };
-            for line in out.lines().skip(2) {
+            for line in out.lines() {
                 let fields: Vec<&str> = line.split_whitespace().collect();
                 let Some(dpt) = fields.iter().find_map(|f| f.strip_prefix("dpt:")) else {
                     continue;
@@ -536,10 +541,15 @@ mod tests {
                 "{rules}"
             );
         }
-        assert!(rules.contains("-A NL-t-DNAT -d 127.0.0.1 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.18.0.10:90\n"));
+        // Loopback: only in the chain OUTPUT reaches, never PREROUTING.
+        assert!(rules.contains("-A NL-t-LOCAL -d 127.0.0.1 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.18.0.10:90\n"));
+        assert!(!rules.contains("-A NL-t-DNAT -d 127.0.0.1"));
         assert!(rules.contains("-A NL-t-POST -s 172.18.0.10/32 -d 172.18.0.10/32 -p udp -m udp --dport 8000:8002 -j MASQUERADE\n"));
         assert!(rules.contains("-A NL-t-POST -s 172.18.0.0/16 ! -o br0 -j MASQUERADE\n"));
-        assert!(rules.starts_with("*nat\n:NL-t-DNAT - [0:0]\n:NL-t-POST - [0:0]\n"));
+        assert!(
+            rules
+                .starts_with("*nat\n:NL-t-DNAT - [0:0]\n:NL-t-LOCAL - [0:0]\n:NL-t-POST - [0:0]\n")
+        );
         assert_eq!(rules.matches("COMMIT\n").count(), 2);
     }
 
@@ -557,7 +567,7 @@ mod tests {
         let jumps = Iptables::missing_jumps(ctx(&lab), saved);
         assert_eq!(
             jumps,
-            "*filter\n-I FORWARD -j NL-t-FWD\nCOMMIT\n*nat\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-DNAT\nCOMMIT\n"
+            "*filter\n-I FORWARD -j NL-t-FWD\nCOMMIT\n*nat\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-DNAT\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-LOCAL\nCOMMIT\n"
         );
     }
 

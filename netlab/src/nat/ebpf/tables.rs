@@ -3,7 +3,7 @@
 
 use std::{fmt::Write as _, net::Ipv4Addr, path::PathBuf};
 
-use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use netlab_common::nat::{
     CtEntry, FlowKey, PublishKey, PublishValue, Stat, TrafficCounters, maps as map_names,
 };
@@ -16,6 +16,9 @@ use crate::{
 };
 
 use super::pin_dir;
+
+/// `BPF_NOEXIST`: create, never replace.
+const BPF_NOEXIST: u64 = 1;
 
 /// The pinned maps of one lab.
 #[derive(Debug)]
@@ -86,6 +89,8 @@ impl Tables {
     /// map, not a single program change.
     pub fn publish(&self, lab: &Lab, added: &[Publish]) -> Result<()> {
         let mut map = self.publish_map()?;
+        let mut stats = self.port_stats()?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
         for publish in added {
             let container = lab
                 .container(&publish.node)
@@ -96,6 +101,11 @@ impl Tables {
                     port: container_port.to_be(),
                     pad: 0,
                 };
+                // Counters first: the datapath counts only ports that have them. A port
+                // published again (by `up`) keeps its counts: BPF_NOEXIST, and "exists" is fine.
+                let zero = PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])
+                    .map_err(|err| Error::io("sizing per-CPU counters", err))?;
+                let _ = stats.insert(key, zero, BPF_NOEXIST);
                 map.insert(key, value, 0)
                     .map_err(|err| Error::ebpf(format!("publishing {}", publish.spec), err))?;
             }
