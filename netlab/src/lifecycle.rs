@@ -2,7 +2,7 @@
 //! the lab created, also after a crash), `publish` and `unpublish`.
 
 use crate::{
-    error::{Chain, Error, Result},
+    error::{Error, Result},
     lab::{HostMode, Ipv4Net, Lab, Publish},
     link,
     nat::{BackendKind, BackendOptions, NatContext},
@@ -55,11 +55,21 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) 
         }
         desired.validate()?;
     }
+    // A lab on the real host changes host-wide settings: remember them to put them back.
+    let host_sysctls = match (&existing, lab.host) {
+        (Some(existing), _) => existing.host_sysctls.clone(),
+        (None, HostMode::Root) => ROOT_SYSCTLS
+            .iter()
+            .filter_map(|key| read_sysctl(key).map(|value| ((*key).to_string(), value)))
+            .collect(),
+        (None, HostMode::Namespace) => Vec::new(),
+    };
     let new_state = LabState {
         name: name.to_string(),
         backend,
         options,
         lab: desired,
+        host_sysctls,
     };
     // Written before anything is created, so `down` finds every object even after a crash.
     state::save(&new_state)?;
@@ -73,15 +83,22 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) 
         if existing.is_none()
             && let Err(rollback) = down(name)
         {
-            return Err(Error::invalid(format!(
-                "{}; rolling back also failed: {}",
-                Chain(&err),
-                Chain(&rollback)
-            )));
+            return Err(Error::Multi(vec![err, rollback]));
         }
         return Err(err);
     }
     Ok(())
+}
+
+/// Host-wide settings a lab on the real host changes (`ip_forward` for the topology,
+/// `bridge-nf-call-iptables` for the iptables backend's hairpin), restored by `down`.
+const ROOT_SYSCTLS: [&str; 2] = ["net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"];
+
+fn read_sysctl(key: &str) -> Option<String> {
+    let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|value| value.trim().to_string())
 }
 
 /// Refuses a root-namespace lab that would clash with the real host's routes or links.
@@ -128,6 +145,12 @@ pub fn down(name: &str) -> Result<()> {
         }
         if saved.lab.host == HostMode::Root {
             errors.extend(remove_root_links(&saved.lab).err());
+            for (key, value) in &saved.host_sysctls {
+                let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
+                if let Err(err) = std::fs::write(&path, value) {
+                    errors.push(Error::io(format!("restoring {key}={value}"), err));
+                }
+            }
         }
     }
     // Namespaces by name, too: `<lab>-` is a prefix no other lab can have.
@@ -162,11 +185,7 @@ fn remove_root_links(lab: &Lab) -> Result<()> {
             .chain(lab.containers.iter().map(|c| &c.host_device));
         for device in names {
             match link::index(&handle, device).await {
-                Ok(Some(index)) => {
-                    if let Err(err) = handle.link().del(index).execute().await {
-                        errors.push(Error::netlink(format!("deleting {device}"), err));
-                    }
-                }
+                Ok(Some(index)) => errors.extend(link::delete(&handle, device, index).await.err()),
                 Ok(None) => {}
                 Err(err) => errors.push(err),
             }

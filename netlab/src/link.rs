@@ -103,6 +103,18 @@ pub async fn add_veth(
         .op(|| format!("creating veth pair {name} <-> {peer}"))
 }
 
+/// `ip link delete NAME` (a missing link is not an error).
+pub async fn delete(handle: &Handle, name: &str, index: u32) -> Result<()> {
+    match handle.link().del(index).execute().await {
+        Err(rtnetlink::Error::NetlinkError(msg))
+            if msg.code.is_some_and(|code| -code.get() == libc::ENODEV) =>
+        {
+            Ok(())
+        }
+        other => other.op(|| format!("deleting link {name}")),
+    }
+}
+
 /// `ip link set NAME master BRIDGE`.
 pub async fn set_master(handle: &Handle, name: &str, bridge: &str) -> Result<()> {
     let index = require_index(handle, name).await?;

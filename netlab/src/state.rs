@@ -22,6 +22,10 @@ pub struct LabState {
     pub backend: BackendKind,
     #[serde(default)]
     pub options: BackendOptions,
+    /// Host-wide sysctls as they were before a `host = "root"` lab changed them, restored by
+    /// `down` (empty for labs whose host is a namespace).
+    #[serde(default)]
+    pub host_sysctls: Vec<(String, String)>,
     /// The lab as declared, with `publish` being the ports published now (`publish` and
     /// `unpublish` update it).
     pub lab: Lab,
@@ -45,14 +49,16 @@ pub fn path(lab: &str) -> PathBuf {
 /// Checks a lab name: it becomes the prefix of namespace names (`<lab>-<node>`), chain names
 /// and pin folders, so it is short and has no `-`.
 pub fn validate_name(name: &str) -> Result<()> {
+    // `counters` is the pin folder of `netlab counters`, beside the labs' own.
     let ok = !name.is_empty()
         && name.len() <= 16
+        && name != "counters"
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if ok {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "invalid lab name {name:?}: use 1-16 letters, digits or '_'"
+            "invalid lab name {name:?}: use 1-16 letters, digits or '_' (not \"counters\")"
         )))
     }
 }
@@ -102,7 +108,14 @@ mod tests {
         for ok in ["netlab", "a", "lab_1", "ABCDEFGHIJKLMNOP"] {
             assert!(validate_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a-b", "with space", "ABCDEFGHIJKLMNOPQ", "ü"] {
+        for bad in [
+            "",
+            "a-b",
+            "with space",
+            "ABCDEFGHIJKLMNOPQ",
+            "ü",
+            "counters",
+        ] {
             let err = validate_name(bad).expect_err(bad).to_string();
             assert!(err.contains("invalid lab name"), "{err}");
         }

@@ -142,14 +142,17 @@ impl Step {
                 peer,
                 peer_place,
             } => {
-                link::add_veth(
-                    ctx.handle(place)?,
-                    name,
-                    None,
-                    peer,
-                    ctx.netns_file(peer_place)?,
-                )
-                .await
+                let (handle, peer_netns) = (ctx.handle(place)?, ctx.netns_file(peer_place)?);
+                link::add_veth(handle, name, None, peer, peer_netns).await?;
+                // An existing end whose peer is missing belongs to a namespace that was
+                // deleted and is still being torn down: replace the pair.
+                if link::index(ctx.handle(peer_place)?, peer).await?.is_none() {
+                    if let Some(index) = link::index(handle, name).await? {
+                        link::delete(handle, name, index).await?;
+                    }
+                    link::add_veth(handle, name, None, peer, peer_netns).await?;
+                }
+                Ok(())
             }
             Self::SetMaster {
                 place,

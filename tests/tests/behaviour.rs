@@ -1232,6 +1232,58 @@ fn loopback_port_is_not_reachable_from_outside(backend: &str) {
     assert_http(&lab, "host", "127.0.0.1", 7100, 7100, GATEWAY);
 }
 
+/// `python3 -c UDP_TWICE IP PORT`: one UDP socket sends `one` and prints the reply, waits for
+/// a line on stdin, then sends `two` and prints the reply or `timeout`.
+const UDP_TWICE: &str = r"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], int(sys.argv[2])))
+for message in (b'one', b'two'):
+    s.send(message)
+    try:
+        print(s.recv(100).decode(), flush=True)
+    except (socket.timeout, ConnectionRefusedError):
+        print('timeout', flush=True)
+    if message == b'one':
+        sys.stdin.readline()
+";
+
+/// Case 17: unpublishing a UDP port also stops a flow that is already running: a client that
+/// keeps sending from the same socket is not forwarded by the old mapping (Docker flushes
+/// conntrack for UDP mappings it removes).
+fn unpublish_udp_forgets_running_flows(backend: &str) {
+    let lab = default_lab(backend);
+    let _echo = Server::start(&lab, "netns1", Mode::Udp, &[6200]);
+    lab.netlab_ok(&["publish", "netns1", "6200:6200/udp"]);
+    let mut client = Guarded::spawn(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns("wan"),
+                PYTHON,
+                "-c",
+                UDP_TWICE,
+                HOST_EXT,
+                "6200",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let mut stdin = client.0.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(client.0.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a first reply").expect("utf-8");
+    assert_eq!(first, "one", "the flow works while published");
+    lab.netlab_ok(&["unpublish", "netns1", "6200:6200/udp"]);
+    writeln!(stdin, "go").expect("signal the client");
+    let second = lines.next().expect("a second line").expect("utf-8");
+    assert_eq!(
+        second, "timeout",
+        "the old mapping still forwarded after unpublish"
+    );
+}
+
 /// One `#[test]` per case in a module per backend configuration (the `netlab up` arguments).
 macro_rules! backend_tests {
     ($($module:ident: $backend:literal;)+) => {$(
@@ -1253,6 +1305,7 @@ macro_rules! backend_tests {
                 icmp_errors,
                 ten_thousand_udp_flows,
                 loopback_port_is_not_reachable_from_outside,
+                unpublish_udp_forgets_running_flows,
             );
         }
     )+};

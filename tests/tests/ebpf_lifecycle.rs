@@ -220,3 +220,33 @@ fn reachable_once(lab_name: &str) -> bool {
         .expect("curl");
     out.stdout == b"200"
 }
+
+#[test]
+fn up_reattaches_to_a_recreated_container() {
+    let lab = Lab::up(&["--backend", "ebpf"]);
+    // Someone deletes a container's namespace under netlab; `up` re-creates it, and must
+    // attach the datapath to the new veth (the old link's pin is still there).
+    netlab_e2e::cmd_ok("ip", &["netns", "delete", &lab.ns("netns0")]);
+    lab.netlab_ok(&["up"]);
+    let _web = Web::start(&lab.name);
+    assert!(reachable(&lab.name), "DNAT into the re-created container");
+    // Self-hairpin needs the container-side program on the new veth.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("netns0"),
+            "curl",
+            "-s",
+            "-m",
+            "2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://198.18.0.1:5000/",
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(out.stdout, b"200", "self-hairpin after re-creation");
+}

@@ -468,39 +468,56 @@ fn conntrack_row(line: &str) -> Option<ConntrackRow> {
 }
 
 /// Docker flushes conntrack for a UDP mapping it removes: otherwise a client that keeps
-/// sending keeps being forwarded by the old entry. Only entries that exist are deleted.
-/// Best effort: without the `conntrack` tool the entries simply time out.
+/// sending keeps being forwarded by the old entry. Only flows of the removed ports that were
+/// translated to their container are deleted (`--reply-src`), not the host's own flows to
+/// the same port number. Best effort: without the `conntrack` tool they simply time out.
 fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish]) {
-    let udp: Vec<&Publish> = removed
-        .iter()
-        .filter(|p| p.spec.proto == Proto::Udp)
-        .collect();
-    if udp.is_empty() {
-        return;
-    }
-    let Ok(listing) = run_in_host(ctx, "conntrack", &["-L", "-p", "udp"], None) else {
-        return;
-    };
-    let mut ports: Vec<u16> = listing
-        .lines()
-        .filter_map(|line| {
-            line.split_whitespace()
-                .find_map(|f| f.strip_prefix("dport="))
-        })
-        .filter_map(|port| port.parse().ok())
-        .filter(|port| udp.iter().any(|p| p.spec.host.contains(*port)))
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    for port in ports {
-        let port = port.to_string();
-        // Exit status 1 means "nothing matched": fine.
-        let _ = run_in_host(
+    for publish in removed.iter().filter(|p| p.spec.proto == Proto::Udp) {
+        let Some(container) = ctx.lab.container(&publish.node) else {
+            continue;
+        };
+        let Ok(listing) = run_in_host(
             ctx,
             "conntrack",
-            &["-D", "-p", "udp", "--orig-port-dst", &port],
+            &[
+                "-L",
+                "-p",
+                "udp",
+                "--reply-src",
+                &container.address.to_string(),
+            ],
             None,
-        );
+        ) else {
+            continue;
+        };
+        let mut ports: Vec<u16> = listing
+            .lines()
+            .filter_map(|line| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix("dport="))
+            })
+            .filter_map(|port| port.parse().ok())
+            .filter(|port| publish.spec.host.contains(*port))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        for port in ports {
+            // Exit status 1 means "nothing matched": fine.
+            let _ = run_in_host(
+                ctx,
+                "conntrack",
+                &[
+                    "-D",
+                    "-p",
+                    "udp",
+                    "--orig-port-dst",
+                    &port.to_string(),
+                    "--reply-src",
+                    &container.address.to_string(),
+                ],
+                None,
+            );
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, MapData},
     programs::{
         CgroupAttachMode, CgroupSockAddr, SchedClassifier, TcAttachType, Xdp, XdpMode,
-        links::FdLink,
+        links::{FdLink, PinnedLink},
     },
 };
 use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, programs};
@@ -38,9 +38,21 @@ struct Interfaces {
     external_ifindex: u32,
     external_mac: [u8; 6],
     bridge_mac: [u8; 6],
-    /// (address, host-side veth name, its index, the container's MAC, container namespace)
-    containers: Vec<(Ipv4Addr, String, u32, [u8; 6], Place)>,
+    containers: Vec<ContainerLink>,
     host_netns_cookie: u64,
+}
+
+/// One container's veth pair, as the datapath sees it.
+#[derive(Debug)]
+struct ContainerLink {
+    address: Ipv4Addr,
+    /// The veth end in the host node, and its index there.
+    host_device: String,
+    host_ifindex: u32,
+    /// The veth end inside the container, and its MAC address.
+    device: String,
+    mac: [u8; 6],
+    place: Place,
 }
 
 pub fn setup(ctx: NatContext<'_>) -> Result<()> {
@@ -68,13 +80,14 @@ fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
                 let place = topology::place(ctx.lab_name, lab, &container.name);
                 let inside = netlink::connect(&place)?;
                 let (_, mac) = link::index_and_mac(&inside, &container.device).await?;
-                containers.push((
-                    container.address,
-                    container.host_device.clone(),
+                containers.push(ContainerLink {
+                    address: container.address,
+                    host_device: container.host_device.clone(),
                     host_ifindex,
+                    device: container.device.clone(),
                     mac,
                     place,
-                ));
+                });
             }
             Ok::<_, Error>((external_ifindex, external_mac, bridge_mac, containers))
         })?;
@@ -158,26 +171,21 @@ fn attach_all(
         TcAttachType::Egress,
         &links,
     )?;
-    for (_, host_device, _, _, place) in &interfaces.containers {
+    for container in &interfaces.containers {
         attach_tc(
             &mut bpf,
             programs::TC_CONTAINER_INGRESS,
-            host_device,
+            &container.host_device,
             TcAttachType::Ingress,
             &links,
         )?;
         if ctx.options.ingress == Ingress::Xdp && ctx.options.fast_path == FastPath::XdpRedirect {
             // veth drops frames redirected to it by XDP unless its peer runs XDP too.
-            let device = ctx
-                .lab
-                .containers
-                .iter()
-                .find(|c| &c.host_device == host_device)
-                .map(|c| c.device.clone())
-                .unwrap_or_default();
-            let Place::Netns(ns) = place else { continue };
+            let Place::Netns(ns) = &container.place else {
+                continue;
+            };
             netns::run_in(ns, || {
-                attach_xdp(&mut bpf, programs::XDP_PASS, &device, &links)
+                attach_xdp(&mut bpf, programs::XDP_PASS, &container.device, &links)
             })?;
         }
     }
@@ -233,7 +241,13 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
     };
     let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
         map(bpf, map_names::CONTAINERS)?;
-    for (address, _, host_ifindex, mac, _) in &interfaces.containers {
+    for ContainerLink {
+        address,
+        host_ifindex,
+        mac,
+        ..
+    } in &interfaces.containers
+    {
         let info = ContainerInfo {
             host_ifindex: *host_ifindex,
             mac: *mac,
@@ -246,7 +260,7 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
             })?;
     }
     let mut devmap: DevMapHash<&mut MapData> = map(bpf, map_names::DEVMAP)?;
-    for (_, _, host_ifindex, _, _) in &interfaces.containers {
+    for ContainerLink { host_ifindex, .. } in &interfaces.containers {
         devmap
             .insert(*host_ifindex, *host_ifindex, None, 0)
             .map_err(|err| Error::ebpf("filling the XDP devmap", err))?;
@@ -277,6 +291,19 @@ fn load(result: std::result::Result<(), aya::programs::ProgramError>, name: &str
     }
 }
 
+/// Whether the link pinned at `pin` still runs its program on `device` (a link outlives the
+/// device it was attached to, as a defunct link).
+fn tcx_link_is_live(pin: &Path, device: &str, attach_type: TcAttachType) -> bool {
+    let Ok(link) = PinnedLink::from_pin(pin) else {
+        return false;
+    };
+    let Ok(info) = FdLink::from(link).info() else {
+        return false;
+    };
+    SchedClassifier::query_tcx(device, attach_type)
+        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.id() == info.program_id()))
+}
+
 fn attach_tc(
     bpf: &mut Ebpf,
     name: &str,
@@ -291,7 +318,12 @@ fn attach_tc(
     };
     let pin = links.join(format!("{name}@{device}"));
     if pin.exists() {
-        return Ok(());
+        if tcx_link_is_live(&pin, device, attach_type) {
+            return Ok(());
+        }
+        // The device was re-created under the pin (its namespace deleted and `up` run
+        // again): the old link is defunct, attach anew.
+        let _ = std::fs::remove_file(&pin);
     }
     let program: &mut SchedClassifier = program(bpf, name)?;
     load(program.load(), name)?;
@@ -309,15 +341,26 @@ fn attach_tc(
 
 fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, links: &Path) -> Result<()> {
     let pin = links.join(format!("{name}@{device}"));
-    if pin.exists() {
-        return Ok(());
-    }
     let program: &mut Xdp = program(bpf, name)?;
     load(program.load(), name)?;
-    let id = program
+    let attached = program
         .attach(device, XdpMode::Driver)
-        .or_else(|_| program.attach(device, XdpMode::Skb))
-        .map_err(|err| Error::ebpf(format!("attaching {name} to {device} (XDP)"), err))?;
+        .or_else(|_| program.attach(device, XdpMode::Skb));
+    let id = match attached {
+        // An XDP link is exclusive: with our pinned link live, attaching again fails.
+        Err(_) if pin.exists() => return Ok(()),
+        Err(err) => {
+            return Err(Error::ebpf(
+                format!("attaching {name} to {device} (XDP)"),
+                err,
+            ));
+        }
+        // Attached although a pin exists: the pin's link died with a re-created device.
+        Ok(id) => {
+            let _ = std::fs::remove_file(&pin);
+            id
+        }
+    };
     let link = program
         .take_link(id)
         .map_err(|err| Error::ebpf("taking an XDP link", err))?;
