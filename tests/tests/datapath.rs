@@ -391,3 +391,43 @@ fn a_container_reaching_its_own_published_port_is_hairpinned_from_the_gateway() 
     );
     assert_checksums(&p);
 }
+
+#[test]
+fn icmp_errors_about_a_ping_restore_its_identifier() {
+    let dp = Datapath::new();
+    // Two containers ping with the same identifier: the second is moved to another one.
+    egress(&dp, &Frame::icmp_echo(C0, WAN, 8, 0x7777, 1));
+    let sent = egress(&dp, &Frame::icmp_echo(C1, WAN, 8, 0x7777, 1));
+    assert_ne!(
+        sent.ports.0, 0x7777,
+        "the second ping got another identifier"
+    );
+    // A router on the way answers "time exceeded", quoting the ping as it saw it.
+    let router = Ipv4Addr::new(198, 18, 0, 99);
+    let mut quoted = Frame::icmp_echo(EXT, WAN, 8, sent.ports.0, 1);
+    quoted.ttl = 1;
+    let p = ingress(&dp, &Frame::icmp_error(router, EXT, 11, 0, &quoted));
+    assert_eq!(
+        (p.src, p.dst),
+        (router, C1),
+        "the error goes to the second container"
+    );
+    assert_checksums(&p);
+    let inner = &p.l4[8..];
+    let inner_ip = parse(&[&[0u8; 14][..], inner].concat());
+    assert_eq!((inner_ip.src, inner_ip.dst), (C1, WAN), "quoted addresses");
+    assert!(inner_ip.ip_checksum_ok, "quoted IP header checksum");
+    let quoted_icmp = &inner[20..28];
+    assert_eq!(
+        u16::from_be_bytes([quoted_icmp[4], quoted_icmp[5]]),
+        0x7777,
+        "quoted identifier restored"
+    );
+    // The quoted ICMP header's checksum still matches the (whole, original) echo it quotes.
+    let original = Frame::icmp_echo(C1, WAN, 8, 0x7777, 1).bytes();
+    assert_eq!(
+        quoted_icmp[2..4],
+        original[14 + 20 + 2..14 + 20 + 4],
+        "quoted ICMP checksum"
+    );
+}

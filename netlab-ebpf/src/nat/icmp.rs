@@ -9,7 +9,10 @@ use netlab_common::nat::{FlowKey, Stat};
 use super::{
     ct,
     maps::count,
-    packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Packet, ip},
+    packet::{
+        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr,
+        Packet, ip,
+    },
 };
 
 const ICMP_DEST_UNREACH: u8 = 3;
@@ -35,12 +38,23 @@ pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Sta
     let inner_l3 = pkt.l4 + ICMP_QUOTE;
     let inner: Ipv4Hdr = ctx.load(inner_l3).map_err(|_| Stat::Truncated)?;
     let ihl = usize::from(inner.ver_ihl & 0x0f) * 4;
-    if inner.ver_ihl >> 4 != 4 || ihl < 20 || !matches!(inner.proto, IPPROTO_TCP | IPPROTO_UDP) {
+    if inner.ver_ihl >> 4 != 4 || ihl < 20 {
         return Ok(None);
     }
     let inner_l4 = inner_l3 + ihl;
     // RFC 792: at least the first 8 bytes of the original datagram's payload are quoted.
-    let ports: [u16; 2] = ctx.load(inner_l4).map_err(|_| Stat::Truncated)?;
+    let head: [u8; 8] = ctx.load(inner_l4).map_err(|_| Stat::Truncated)?;
+    let inner_echo =
+        inner.proto == IPPROTO_ICMP && matches!(head[0], ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY);
+    let ports = match inner.proto {
+        IPPROTO_TCP | IPPROTO_UDP => [
+            u16::from_ne_bytes([head[0], head[1]]),
+            u16::from_ne_bytes([head[2], head[3]]),
+        ],
+        // An echo's flow is keyed by its identifier in both "ports".
+        _ if inner_echo => [u16::from_ne_bytes([head[4], head[5]]); 2],
+        _ => return Ok(None),
+    };
     // The error travels back along the quoted packet's path: find the flow as its reply.
     let key = FlowKey {
         src_ip: inner.daddr,
@@ -82,11 +96,34 @@ pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Sta
         )
         .map_err(failed)?;
     }
-    for (offset, old, new) in [(0, ports[0], new_src_port), (2, ports[1], new_dst_port)] {
+    if inner_echo {
+        // The quoted echo's identifier, and the quoted ICMP checksum that covers it; the
+        // outer checksum covers both.
+        let (old, new) = (ports[0], new_src_port);
         if old != new {
-            ctx.store(inner_l4 + offset, &new, 0).map_err(failed)?;
+            let inner_csum = inner_l4 + 2;
+            let check_before: u16 = ctx.load(inner_csum).map_err(failed)?;
+            ctx.l4_csum_replace(inner_csum, u64::from(old), u64::from(new), 2)
+                .map_err(failed)?;
+            let check_after: u16 = ctx.load(inner_csum).map_err(failed)?;
+            ctx.store(inner_l4 + 4, &new, 0).map_err(failed)?;
             ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
                 .map_err(failed)?;
+            ctx.l4_csum_replace(
+                icmp_csum,
+                u64::from(check_before),
+                u64::from(check_after),
+                2,
+            )
+            .map_err(failed)?;
+        }
+    } else {
+        for (offset, old, new) in [(0, ports[0], new_src_port), (2, ports[1], new_dst_port)] {
+            if old != new {
+                ctx.store(inner_l4 + offset, &new, 0).map_err(failed)?;
+                ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
+                    .map_err(failed)?;
+            }
         }
     }
 
