@@ -96,36 +96,14 @@ pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Sta
         )
         .map_err(failed)?;
     }
-    if inner_echo {
-        // The quoted echo's identifier, and the quoted ICMP checksum that covers it; the
-        // outer checksum covers both.
-        let (old, new) = (ports[0], new_src_port);
-        if old != new {
-            let inner_csum = inner_l4 + 2;
-            let check_before: u16 = ctx.load(inner_csum).map_err(failed)?;
-            ctx.l4_csum_replace(inner_csum, u64::from(old), u64::from(new), 2)
-                .map_err(failed)?;
-            let check_after: u16 = ctx.load(inner_csum).map_err(failed)?;
-            ctx.store(inner_l4 + 4, &new, 0).map_err(failed)?;
-            ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
-                .map_err(failed)?;
-            ctx.l4_csum_replace(
-                icmp_csum,
-                u64::from(check_before),
-                u64::from(check_after),
-                2,
-            )
-            .map_err(failed)?;
-        }
-    } else {
-        for (offset, old, new) in [(0, ports[0], new_src_port), (2, ports[1], new_dst_port)] {
-            if old != new {
-                ctx.store(inner_l4 + offset, &new, 0).map_err(failed)?;
-                ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
-                    .map_err(failed)?;
-            }
-        }
-    }
+    rewrite_quoted_l4(
+        ctx,
+        inner_l4,
+        icmp_csum,
+        inner_echo,
+        ports,
+        [new_src_port, new_dst_port],
+    )?;
 
     // Outer addresses: the error goes to the original sender, and an error raised by the
     // flow's peer itself appears to come from the address the sender talked to.
@@ -155,4 +133,47 @@ pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Sta
     }
     count(Stat::IcmpErrors);
     Ok(Some(outer_dst))
+}
+
+/// Rewrites the quoted packet's ports (or echo identifier, with the quoted ICMP checksum
+/// that covers it) to `new`, keeping the outer ICMP checksum at `icmp_csum` right.
+#[inline(always)]
+fn rewrite_quoted_l4(
+    ctx: &TcContext,
+    inner_l4: usize,
+    icmp_csum: usize,
+    inner_echo: bool,
+    ports: [u16; 2],
+    new: [u16; 2],
+) -> Result<(), Stat> {
+    let failed = |_| Stat::RewriteFailed;
+    if inner_echo {
+        let (old, new) = (ports[0], new[0]);
+        if old != new {
+            let inner_csum = inner_l4 + 2;
+            let check_before: u16 = ctx.load(inner_csum).map_err(failed)?;
+            ctx.l4_csum_replace(inner_csum, u64::from(old), u64::from(new), 2)
+                .map_err(failed)?;
+            let check_after: u16 = ctx.load(inner_csum).map_err(failed)?;
+            ctx.store(inner_l4 + 4, &new, 0).map_err(failed)?;
+            ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
+                .map_err(failed)?;
+            ctx.l4_csum_replace(
+                icmp_csum,
+                u64::from(check_before),
+                u64::from(check_after),
+                2,
+            )
+            .map_err(failed)?;
+        }
+        return Ok(());
+    }
+    for (offset, old, new) in [(0, ports[0], new[0]), (2, ports[1], new[1])] {
+        if old != new {
+            ctx.store(inner_l4 + offset, &new, 0).map_err(failed)?;
+            ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
+                .map_err(failed)?;
+        }
+    }
+    Ok(())
 }
