@@ -1,9 +1,12 @@
 //! `cargo xtask test`: every gate, in the order that fails fastest: formatting, clippy, unit
 //! tests, then the root end-to-end suites and the leak check that closes them.
 
-use std::process::Command;
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use crate::{
     bootstrap::{self, TOOLCHAIN, run_command, step},
@@ -60,7 +63,8 @@ pub fn run(options: &Options) -> Result<()> {
         )?;
     }
     step("unit tests");
-    run_command(cargo().args([
+    let mut totals = Totals::default();
+    totals.run(cargo().args([
         "test",
         "--workspace",
         "--exclude",
@@ -80,7 +84,7 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(filter) = &options.filter {
         e2e.arg(filter);
     }
-    let suites = run_command(&mut e2e);
+    let suites = totals.run(&mut e2e);
 
     // The leak check runs whatever the suites did: a failing test must not hide a leak.
     step("leak check: nothing the suites created may be left behind");
@@ -92,8 +96,56 @@ pub fn run(options: &Options) -> Result<()> {
         "--bin",
         "leak-check",
     ]));
+    // One closing line for the whole run, whatever cargo printed last (doc-tests with no
+    // tests, say).
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     suites?;
     leaks
+}
+
+/// Passed and failed tests over several `cargo test` runs, read from their summary lines.
+#[derive(Debug, Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+impl Totals {
+    /// Runs `command`, echoing its output and adding up its `test result:` lines.
+    fn run(&mut self, command: &mut Command) -> Result<()> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {command:?}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading test output")?;
+            println!("{line}");
+            if let Some(summary) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    summary
+                        .split(';')
+                        .find_map(|part| {
+                            part.trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ")
+                                .strip_suffix(word)
+                        })
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                self.passed += count(" passed");
+                self.failed += count(" failed");
+            }
+        }
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for {command:?}"))?;
+        if !status.success() {
+            bail!("{command:?} failed: {status}");
+        }
+        Ok(())
+    }
 }
 
 fn nix_is_root() -> bool {
