@@ -201,11 +201,16 @@ fn up_again_reconciles_the_declared_ports() {
 }
 
 fn reachable_once(lab_name: &str) -> bool {
+    answers(&format!("{lab_name}-wan"))
+}
+
+/// Whether a request from namespace `ns` to the published port 198.18.0.1:5000 is answered.
+fn answers(ns: &str) -> bool {
     let out = Command::new("ip")
         .args([
             "netns",
             "exec",
-            &format!("{lab_name}-wan"),
+            ns,
             "curl",
             "-s",
             "-m",

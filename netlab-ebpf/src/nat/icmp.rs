@@ -78,23 +78,16 @@ pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Sta
         (ip::SADDR, inner.saddr, new_src),
         (ip::DADDR, inner.daddr, new_dst),
     ] {
-        if old == new {
-            continue;
+        if old != new {
+            rewrite_covered(
+                ctx,
+                inner_l3 + offset,
+                inner_l3 + ip::CHECK,
+                icmp_csum,
+                old,
+                new,
+            )?;
         }
-        let check_before: u16 = ctx.load(inner_l3 + ip::CHECK).map_err(failed)?;
-        ctx.l3_csum_replace(inner_l3 + ip::CHECK, u64::from(old), u64::from(new), 4)
-            .map_err(failed)?;
-        let check_after: u16 = ctx.load(inner_l3 + ip::CHECK).map_err(failed)?;
-        ctx.store(inner_l3 + offset, &new, 0).map_err(failed)?;
-        ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 4)
-            .map_err(failed)?;
-        ctx.l4_csum_replace(
-            icmp_csum,
-            u64::from(check_before),
-            u64::from(check_after),
-            2,
-        )
-        .map_err(failed)?;
     }
     rewrite_quoted_l4(
         ctx,
@@ -150,21 +143,8 @@ fn rewrite_quoted_l4(
     if inner_echo {
         let (old, new) = (ports[0], new[0]);
         if old != new {
-            let inner_csum = inner_l4 + 2;
-            let check_before: u16 = ctx.load(inner_csum).map_err(failed)?;
-            ctx.l4_csum_replace(inner_csum, u64::from(old), u64::from(new), 2)
-                .map_err(failed)?;
-            let check_after: u16 = ctx.load(inner_csum).map_err(failed)?;
-            ctx.store(inner_l4 + 4, &new, 0).map_err(failed)?;
-            ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
-                .map_err(failed)?;
-            ctx.l4_csum_replace(
-                icmp_csum,
-                u64::from(check_before),
-                u64::from(check_after),
-                2,
-            )
-            .map_err(failed)?;
+            // The identifier, covered by the quoted ICMP header's checksum.
+            rewrite_covered(ctx, inner_l4 + 4, inner_l4 + 2, icmp_csum, old, new)?;
         }
         return Ok(());
     }
@@ -176,4 +156,30 @@ fn rewrite_quoted_l4(
         }
     }
     Ok(())
+}
+
+/// Rewrites a quoted field (an address or an identifier) from `old` to `new`, updating the
+/// quoted checksum at `field_csum` that covers it, and the outer ICMP checksum at
+/// `icmp_csum`, which covers both.
+#[inline(always)]
+fn rewrite_covered<T: Copy + Into<u64>>(
+    ctx: &TcContext,
+    field: usize,
+    field_csum: usize,
+    icmp_csum: usize,
+    old: T,
+    new: T,
+) -> Result<(), Stat> {
+    let failed = |_| Stat::RewriteFailed;
+    let size = size_of::<T>() as u64;
+    let before: u16 = ctx.load(field_csum).map_err(failed)?;
+    // A plain one's-complement update of the quoted checksum (no pseudo header).
+    ctx.l3_csum_replace(field_csum, old.into(), new.into(), size)
+        .map_err(failed)?;
+    let after: u16 = ctx.load(field_csum).map_err(failed)?;
+    ctx.store(field, &new, 0).map_err(failed)?;
+    ctx.l4_csum_replace(icmp_csum, old.into(), new.into(), size)
+        .map_err(failed)?;
+    ctx.l4_csum_replace(icmp_csum, u64::from(before), u64::from(after), 2)
+        .map_err(failed)
 }
