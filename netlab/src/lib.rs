@@ -13,6 +13,7 @@ pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod ports;
+pub mod shared_dirs;
 pub mod state;
 pub mod topology;
 

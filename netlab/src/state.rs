@@ -10,6 +10,7 @@ use crate::{
     error::{Context as _, Error, Result},
     lab::Lab,
     nat::{BackendKind, BackendOptions, NatContext},
+    shared_dirs,
 };
 
 /// Folder of the state files (tmpfs: a reboot forgets labs, as it forgets their namespaces).
@@ -82,17 +83,22 @@ pub fn require(lab: &str) -> Result<LabState> {
 
 /// Writes the state atomically (write a temporary file, then rename).
 pub fn save(state: &LabState) -> Result<()> {
-    std::fs::create_dir_all(STATE_DIR).op(|| format!("creating {STATE_DIR}"))?;
     let file = path(&state.name);
     let tmp = file.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(state)
         .map_err(|err| Error::invalid(format!("serializing the lab state: {err}")))?;
-    std::fs::write(&tmp, text).op(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).op(|| format!("writing {}", file.display()))
+    shared_dirs::write_in(Path::new(STATE_DIR), 0o755, || {
+        std::fs::write(&tmp, &text)?;
+        std::fs::rename(&tmp, &file)
+    })
+    .op(|| format!("writing {}", file.display()))
 }
 
+/// Removes the lab's state file, and the state folder once no lab is left in it.
 pub fn remove(lab: &str) -> Result<()> {
-    match std::fs::remove_file(path(lab)) {
+    let removed = std::fs::remove_file(path(lab));
+    shared_dirs::remove_if_empty(&[Path::new(STATE_DIR)]);
+    match removed {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(Error::io(format!("removing {}", path(lab).display()), err)),

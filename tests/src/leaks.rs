@@ -22,6 +22,25 @@ pub fn find(prefix: &str) -> Vec<String> {
             }
         }
     }
+    // aya pins a `pinned` map at the root of bpffs when a load names no folder: netlab's
+    // maps must never be there, whatever the prefix.
+    for entry in read_dir_names("/sys/fs/bpf") {
+        if entry.starts_with("NETLAB_") {
+            leaks.push(format!(
+                "/sys/fs/bpf/{entry} (a map pinned outside netlab's folders)"
+            ));
+        }
+    }
+    // netlab's shared folders go when the last lab leaves them empty.
+    for dir in [
+        "/run/netlab",
+        "/sys/fs/bpf/netlab/counters",
+        "/sys/fs/bpf/netlab",
+    ] {
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()) {
+            leaks.push(format!("{dir} (empty, left behind)"));
+        }
+    }
     let links = Command::new("ip").args(["-o", "link", "show"]).output();
     if let Ok(out) = links {
         for line in String::from_utf8_lossy(&out.stdout).lines() {

@@ -45,6 +45,17 @@ fn counters_move_when_pinging_across_the_veth() {
     netlab_ok(&["counters", "attach", "--netns", &b.name, "--dev", "vb"]);
     let _detach = Detach(&b.name);
 
+    let stray: Vec<String> = std::fs::read_dir("/sys/fs/bpf")
+        .expect("bpffs")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("NETLAB_"))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "attach pinned maps at the root of bpffs: {stray:?}"
+    );
+
     // The counters outlive the CLI: traffic is sent after `attach` has exited.
     sh_in_ok(&a.name, "ping -c 5 -i 0.05 -W 1 198.19.0.2");
     let json = netlab_ok(&[

@@ -38,7 +38,7 @@ impl Datapath {
     fn new() -> Self {
         let dir = PathBuf::from(format!("/sys/fs/bpf/netlab/{}", unique("dp")));
         netlab::ebpf::bpffs::create_dir(&dir).expect("pin folder");
-        let mut bpf = netlab::ebpf::load_with_pins(&dir).expect("loading the eBPF object");
+        let mut bpf = netlab::ebpf::load(&dir).expect("loading the eBPF object");
         let be = |ip: Ipv4Addr| u32::from(ip).to_be();
         let config = NatConfig {
             external_ip: be(EXT),
@@ -141,7 +141,8 @@ where
 
 impl Drop for Datapath {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = netlab::ebpf::bpffs::remove_dir(&self.dir);
+        netlab::ebpf::bpffs::remove_unused_roots();
     }
 }
 

@@ -6,23 +6,23 @@ use anyhow::Result;
 
 use crate::{
     bootstrap::{TOOLCHAIN, run_command, step},
+    bpffs,
     build_ebpf::{self, workspace_root},
 };
-
-pub fn run_demo_script() -> Result<()> {
-    step("running scripts/demo-lab");
-    run_command(
-        Command::new("bash")
-            .arg(workspace_root().join("scripts/demo-lab"))
-            .env("NETLAB_BIN", workspace_root().join("target/release/netlab")),
-    )
-}
 
 pub fn run() -> Result<()> {
     build_ebpf::build(&build_ebpf::Options { release: true })?;
     step("building netlab (release)");
     run_cargo_build()?;
-    run_demo_script()
+    step("running scripts/demo-lab");
+    let bpffs = bpffs::Mount::note();
+    let demo = run_command(
+        Command::new("bash")
+            .arg(workspace_root().join("scripts/demo-lab"))
+            .env("NETLAB_BIN", workspace_root().join("target/release/netlab")),
+    );
+    bpffs.restore();
+    demo
 }
 
 fn run_cargo_build() -> Result<()> {

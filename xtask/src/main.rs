@@ -1,6 +1,7 @@
 //! Build, test and demo drivers for netlab: `cargo xtask <command>`.
 
 mod bootstrap;
+mod bpffs;
 mod build_ebpf;
 mod demo;
 mod test;

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     bootstrap::{self, TOOLCHAIN, run_command, step},
+    bpffs,
     build_ebpf::{self, workspace_root},
 };
 
@@ -39,6 +40,7 @@ pub fn run(options: &Options) -> Result<()> {
         bail!("the end-to-end tests create network namespaces: run `cargo xtask test` as root");
     }
     build_ebpf::build(&build_ebpf::Options { release: true })?;
+    let bpffs = bpffs::Mount::note();
     if !options.no_lint {
         step("cargo fmt --check");
         run_command(cargo().args(["fmt", "--all", "--check"]))?;
@@ -98,6 +100,7 @@ pub fn run(options: &Options) -> Result<()> {
     ]));
     // One closing line for the whole run, whatever cargo printed last (doc-tests with no
     // tests, say).
+    bpffs.restore();
     println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     suites?;
     leaks

@@ -1,13 +1,13 @@
 //! The BPF filesystem where netlab pins maps, programs and links so they outlive the CLI.
 
-use std::{
-    os::unix::fs::DirBuilderExt as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use nix::mount::{MsFlags, mount};
 
-use crate::error::{Context as _, Error, Result};
+use crate::{
+    error::{Context as _, Error, Result},
+    shared_dirs,
+};
 
 /// bpffs mount point.
 pub const BPFFS: &str = "/sys/fs/bpf";
@@ -39,12 +39,14 @@ fn is_bpffs(path: &Path) -> bool {
 /// Creates `dir` (and parents) on bpffs, readable by root only.
 pub fn create_dir(dir: &Path) -> Result<PathBuf> {
     ensure_mounted()?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .op(|| format!("creating {}", dir.display()))?;
+    shared_dirs::write_in(dir, 0o700, || Ok(())).op(|| format!("creating {}", dir.display()))?;
     Ok(dir.to_path_buf())
+}
+
+/// Removes netlab's shared pin folders that no lab and no counters use any more.
+pub fn remove_unused_roots() {
+    let root = Path::new(PIN_ROOT);
+    shared_dirs::remove_if_empty(&[&root.join("counters"), root]);
 }
 
 /// Removes a pin folder and everything in it; unpinning a link detaches its program. A

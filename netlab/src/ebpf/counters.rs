@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::{
     ebpf::{self, bpffs, pin_link, program},
     error::{Error, Result},
-    netns,
+    netns, shared_dirs,
 };
 
 const MAP_PIN: &str = "counters";
@@ -59,7 +59,8 @@ pub fn attach(netns_name: &str, device: &str) -> Result<()> {
 }
 
 fn attach_and_pin(device: &str, dir: &Path) -> Result<()> {
-    let mut bpf = ebpf::load()?;
+    // The object's NAT maps are pinned beside the counters and go with them on `detach`.
+    let mut bpf = ebpf::load(dir)?;
     let on = |what: &str| format!("{what} on {device}");
 
     let xdp: &mut Xdp = program(&mut bpf, XDP_COUNT_PROGRAM)?;
@@ -138,11 +139,10 @@ pub fn read(netns_name: &str, device: &str) -> Result<Vec<CounterRow>> {
 pub fn detach(netns_name: &str, device: &str) -> Result<()> {
     let dir = pin_dir(netns_name, device);
     bpffs::remove_dir(&dir)?;
-    // Drop the namespace's folder once empty; the shared `counters` folder stays, since
-    // another netlab may be creating its own entry in it right now.
     if let Some(parent) = dir.parent() {
-        let _ = std::fs::remove_dir(parent);
+        shared_dirs::remove_if_empty(&[parent]);
     }
+    bpffs::remove_unused_roots();
     Ok(())
 }
 
@@ -150,14 +150,16 @@ pub fn detach(netns_name: &str, device: &str) -> Result<()> {
 /// namespaces, when the lab goes down).
 pub fn detach_all_with_prefix(prefix: &str) -> Result<()> {
     let root = Path::new(bpffs::PIN_ROOT).join("counters");
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Ok(());
-    };
     let mut errors = Vec::new();
-    for entry in entries.filter_map(std::result::Result::ok) {
+    for entry in std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .filter_map(std::result::Result::ok)
+    {
         if entry.file_name().to_string_lossy().starts_with(prefix) {
             errors.extend(bpffs::remove_dir(&entry.path()).err());
         }
     }
+    bpffs::remove_unused_roots();
     Error::collect(errors)
 }

@@ -11,16 +11,11 @@ use crate::error::{Error, Result};
 /// stale one.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("NETLAB_EBPF_OBJECT"));
 
-/// Loads (parses and creates maps for) the embedded object, in the calling thread's namespace.
-pub fn load() -> Result<Ebpf> {
-    EbpfLoader::new()
-        .load(OBJECT)
-        .map_err(|err| Error::ebpf("loading the eBPF object", err))
-}
-
-/// Like [`load`], with the maps declared `pinned` pinned in `dir`, or reused from there when
-/// a previous load pinned them (so a running datapath keeps its state).
-pub fn load_with_pins(dir: &std::path::Path) -> Result<Ebpf> {
+/// Loads (parses and creates maps for) the embedded object, in the calling thread's
+/// namespace, with the maps declared `pinned` pinned in `dir`, or reused from there when a
+/// previous load pinned them (so a running datapath keeps its state). Every load names its
+/// folder: without one, aya pins those maps at the root of bpffs, where nothing removes them.
+pub fn load(dir: &std::path::Path) -> Result<Ebpf> {
     EbpfLoader::new()
         .default_map_pin_directory(dir)
         .load(OBJECT)

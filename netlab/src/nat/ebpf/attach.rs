@@ -148,7 +148,7 @@ fn attach_all(
     interfaces: &Interfaces,
     cgroup: &Path,
 ) -> Result<()> {
-    let mut bpf = ebpf::load_with_pins(dir)?;
+    let mut bpf = ebpf::load(dir)?;
     write_tables(&mut bpf, ctx, interfaces)?;
     let links = dir.join("links");
     let ext = ctx.lab.external.device.as_str();
