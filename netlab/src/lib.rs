@@ -15,6 +15,7 @@ pub mod netns;
 pub mod ports;
 pub mod shared_dirs;
 pub mod state;
+pub mod sysctl;
 pub mod topology;
 
 pub use error::{Error, Result};

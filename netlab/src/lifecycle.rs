@@ -9,6 +9,7 @@ use crate::{
     netlink::Place,
     netns,
     state::{self, LabState},
+    sysctl,
     topology::{self, Plan},
 };
 
@@ -60,7 +61,11 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) 
         (Some(existing), _) => existing.host_sysctls.clone(),
         (None, HostMode::Root) => ROOT_SYSCTLS
             .iter()
-            .filter_map(|key| read_sysctl(key).map(|value| ((*key).to_string(), value)))
+            .filter_map(|key| {
+                sysctl::read(&Place::Root, key)
+                    .ok()
+                    .map(|value| ((*key).to_string(), value))
+            })
             .collect(),
         (None, HostMode::Namespace) => Vec::new(),
     };
@@ -93,13 +98,6 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) 
 /// Host-wide settings a lab on the real host changes (`ip_forward` for the topology,
 /// `bridge-nf-call-iptables` for the iptables backend's hairpin), restored by `down`.
 const ROOT_SYSCTLS: [&str; 2] = ["net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"];
-
-fn read_sysctl(key: &str) -> Option<String> {
-    let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|value| value.trim().to_string())
-}
 
 /// Refuses a root-namespace lab that would clash with the real host's routes or links.
 fn validate_root_host(lab: &Lab) -> Result<()> {
@@ -146,10 +144,7 @@ pub fn down(name: &str) -> Result<()> {
         if saved.lab.host == HostMode::Root {
             errors.extend(remove_root_links(&saved.lab).err());
             for (key, value) in &saved.host_sysctls {
-                let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
-                if let Err(err) = std::fs::write(&path, value) {
-                    errors.push(Error::io(format!("restoring {key}={value}"), err));
-                }
+                errors.extend(sysctl::write(&Place::Root, key, value).err());
             }
         }
     }

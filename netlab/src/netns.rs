@@ -163,20 +163,6 @@ fn prepare_run_dir() -> Result<()> {
     make_shared().op(|| format!("making {NETNS_RUN_DIR} a shared mount"))
 }
 
-/// Writes a sysctl inside namespace `name`, e.g. `("net/ipv4/ip_forward", "1")`.
-/// Equivalent: `ip netns exec NAME sysctl -w net.ipv4.ip_forward=1`.
-pub fn set_sysctl(name: &str, key: &str, value: &str) -> Result<()> {
-    run_in(name, || {
-        let file = Path::new("/proc/sys").join(key);
-        std::fs::write(&file, value).op(|| {
-            format!(
-                "setting {} = {value} in namespace {name:?}",
-                key.replace('/', ".")
-            )
-        })
-    })
-}
-
 /// Starts a thread inside namespace `name` that runs `f` (for long-lived work such as the
 /// benchmark's servers and clients); the calling thread is never moved.
 pub fn spawn_in<T: Send + 'static>(

@@ -12,7 +12,7 @@ use crate::{
     lab::{HOST_NODE, HostMode, Ipv4Net, Lab, WAN_NODE},
     link,
     netlink::{self, Place},
-    netns,
+    netns, sysctl,
 };
 
 /// Namespace name of `node` in lab `lab`. Lab names cannot contain `-`, so `<lab>-` is an
@@ -129,11 +129,7 @@ impl Step {
                 }
                 Ok(())
             }
-            Self::Sysctl { place, key, value } => place.run(|| {
-                let file = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
-                std::fs::write(&file, value)
-                    .map_err(|err| Error::io(format!("setting {key}={value} in {place:?}"), err))
-            }),
+            Self::Sysctl { place, key, value } => sysctl::write(place, key, value),
             Self::LinkUp { place, device } => link::set_up(ctx.handle(place)?, device).await,
             Self::AddBridge { place, name } => link::add_bridge(ctx.handle(place)?, name).await,
             Self::AddVeth {

@@ -14,7 +14,7 @@ use crate::{
     nat::{BackendKind, BackendOptions, FastPath, Ingress},
     netlink::{self, Place},
     ports::{PortRange, PortSpec, Proto},
-    state, topology,
+    state, sysctl, topology,
 };
 
 /// First published host port; N ports are `BASE_PORT..BASE_PORT + N`.
@@ -129,16 +129,9 @@ impl BenchLab {
             })?;
         }
         // Many short connections: give the client the whole port range and reuse TIME_WAIT.
-        Place::Netns(bench_lab.ns(WAN_NODE)).run(|| {
-            for (key, value) in [
-                ("net/ipv4/ip_local_port_range", "1024 65000"),
-                ("net/ipv4/tcp_tw_reuse", "1"),
-            ] {
-                std::fs::write(format!("/proc/sys/{key}"), value)
-                    .map_err(|err| Error::io(format!("setting {key}"), err))?;
-            }
-            Ok(())
-        })?;
+        let wan = Place::Netns(bench_lab.ns(WAN_NODE));
+        sysctl::write(&wan, "net.ipv4.ip_local_port_range", "1024 65000")?;
+        sysctl::write(&wan, "net.ipv4.tcp_tw_reuse", "1")?;
         Ok(bench_lab)
     }
 

@@ -14,6 +14,7 @@ use crate::{
     error::{Error, Result},
     lab::{Lab, Publish},
     ports::Proto,
+    sysctl,
 };
 
 use super::{ConntrackRow, NatBackend, NatContext, PortCounters};
@@ -201,23 +202,15 @@ fn save(ctx: NatContext<'_>) -> Result<String> {
     run_in_host(ctx, "iptables-save", &[], None)
 }
 
-/// Writes a sysctl in the host node.
-fn sysctl(ctx: NatContext<'_>, key: &str, value: &str) -> Result<()> {
-    let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
-    ctx.host().run(|| {
-        std::fs::write(&path, value)
-            .map_err(|err| Error::io(format!("setting {key}={value} in the host node"), err))
-    })
-}
-
 impl NatBackend for Iptables {
     fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
         let lab: &Lab = ctx.lab;
         // Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
         // bridged frames must traverse iptables so the hairpin flow can be masqueraded.
-        sysctl(ctx, "net.bridge.bridge-nf-call-iptables", "1")?;
-        sysctl(
-            ctx,
+        let host = ctx.host();
+        sysctl::write(&host, "net.bridge.bridge-nf-call-iptables", "1")?;
+        sysctl::write(
+            &host,
             &format!("net.ipv4.conf.{}.route_localnet", lab.bridge),
             "1",
         )?;
