@@ -73,18 +73,16 @@ pub struct NatConfig {
     pub subnet: u32,
     /// Container subnet's mask (network order).
     pub subnet_mask: u32,
-    /// Interface index of the external device (host order).
-    pub external_ifindex: u32,
     /// [`flags`] (host order).
     pub flags: u32,
+    /// Explicit padding.
+    pub pad: u32,
     /// Network namespace cookie of the host node, for the cgroup hooks (host order).
     pub host_netns_cookie: u64,
     /// MAC address of the bridge, the source of frames netlab hands to containers.
     pub bridge_mac: [u8; 6],
-    /// MAC address of the external device.
-    pub external_mac: [u8; 6],
     /// Explicit padding.
-    pub pad: [u8; 4],
+    pub pad2: [u8; 2],
 }
 
 /// A published port: which host address and port, for which protocol.
@@ -292,7 +290,7 @@ pub const SNAT_PORT_MIN: u16 = 32768;
 /// Attempts at a free masquerade port before giving up and counting exhaustion.
 pub const SNAT_RETRIES: u32 = 32;
 
-const _: () = assert!(size_of::<NatConfig>() == 48);
+const _: () = assert!(size_of::<NatConfig>() == 40);
 const _: () = assert!(size_of::<PublishKey>() == 8);
 const _: () = assert!(size_of::<PublishValue>() == 8);
 const _: () = assert!(size_of::<FlowKey>() == 16);

@@ -45,7 +45,6 @@ impl Datapath {
             gateway_ip: be(GATEWAY),
             subnet: be(Ipv4Addr::new(172, 18, 0, 0)),
             subnet_mask: be(Ipv4Addr::new(255, 255, 0, 0)),
-            external_ifindex: 1,
             flags: flags::READY | flags::MASQUERADE,
             ..NatConfig::default()
         };

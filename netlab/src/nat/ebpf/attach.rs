@@ -35,8 +35,6 @@ pub fn pin_dir(lab_name: &str) -> PathBuf {
 /// What the datapath needs to know about the lab's interfaces.
 #[derive(Debug)]
 struct Interfaces {
-    external_ifindex: u32,
-    external_mac: [u8; 6],
     bridge_mac: [u8; 6],
     containers: Vec<ContainerLink>,
     host_netns_cookie: u64,
@@ -67,34 +65,28 @@ pub fn setup(ctx: NatContext<'_>) -> Result<()> {
 fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
     let lab = ctx.lab;
     let host = ctx.host();
-    let (external_ifindex, external_mac, bridge_mac, containers) =
-        lifecycle::runtime()?.block_on(async {
-            let handle = netlink::connect(&host)?;
-            let (external_ifindex, external_mac) =
-                link::index_and_mac(&handle, &lab.external.device).await?;
-            let (_, bridge_mac) = link::index_and_mac(&handle, &lab.bridge).await?;
-            let mut containers = Vec::new();
-            for container in &lab.containers {
-                let (host_ifindex, _) =
-                    link::index_and_mac(&handle, &container.host_device).await?;
-                let place = topology::place(ctx.lab_name, lab, &container.name);
-                let inside = netlink::connect(&place)?;
-                let (_, mac) = link::index_and_mac(&inside, &container.device).await?;
-                containers.push(ContainerLink {
-                    address: container.address,
-                    host_device: container.host_device.clone(),
-                    host_ifindex,
-                    device: container.device.clone(),
-                    mac,
-                    place,
-                });
-            }
-            Ok::<_, Error>((external_ifindex, external_mac, bridge_mac, containers))
-        })?;
+    let (bridge_mac, containers) = lifecycle::runtime()?.block_on(async {
+        let handle = netlink::connect(&host)?;
+        let (_, bridge_mac) = link::index_and_mac(&handle, &lab.bridge).await?;
+        let mut containers = Vec::new();
+        for container in &lab.containers {
+            let (host_ifindex, _) = link::index_and_mac(&handle, &container.host_device).await?;
+            let place = topology::place(ctx.lab_name, lab, &container.name);
+            let inside = netlink::connect(&place)?;
+            let (_, mac) = link::index_and_mac(&inside, &container.device).await?;
+            containers.push(ContainerLink {
+                address: container.address,
+                host_device: container.host_device.clone(),
+                host_ifindex,
+                device: container.device.clone(),
+                mac,
+                place,
+            });
+        }
+        Ok::<_, Error>((bridge_mac, containers))
+    })?;
     let host_netns_cookie = host.run(netns_cookie)?;
     Ok(Interfaces {
-        external_ifindex,
-        external_mac,
         bridge_mac,
         containers,
         host_netns_cookie,
@@ -232,12 +224,11 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
         gateway_ip: u32::from(lab.gateway).to_be(),
         subnet: u32::from(lab.subnet.network()).to_be(),
         subnet_mask: u32::from(lab.subnet.netmask()).to_be(),
-        external_ifindex: interfaces.external_ifindex,
         flags: config_flags,
+        pad: 0,
         host_netns_cookie: interfaces.host_netns_cookie,
         bridge_mac: interfaces.bridge_mac,
-        external_mac: interfaces.external_mac,
-        pad: [0; 4],
+        pad2: [0; 2],
     };
     let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
         map(bpf, map_names::CONTAINERS)?;
