@@ -159,8 +159,8 @@ pub fn down(name: &str) -> Result<()> {
         Err(err) => errors.push(err),
     }
     errors.extend(crate::ebpf::bpffs::remove_dir(&lab_pin_dir(name)).err());
-    // Also tidies netlab's shared pin folders once nothing uses them.
     errors.extend(crate::ebpf::counters::detach_all_with_prefix(&prefix).err());
+    crate::ebpf::bpffs::remove_unused_roots();
     errors.extend(state::remove(name).err());
     Error::collect(errors)
 }

@@ -156,16 +156,7 @@ pub async fn add_address(handle: &Handle, name: &str, address: Ipv4Net) -> Resul
 
 /// `ip route replace default via GATEWAY`.
 pub async fn add_default_route(handle: &Handle, gateway: Ipv4Addr) -> Result<()> {
-    let route = RouteMessageBuilder::<Ipv4Addr>::new()
-        .gateway(gateway)
-        .build();
-    handle
-        .route()
-        .add(route)
-        .replace()
-        .execute()
-        .await
-        .op(|| format!("adding the default route via {gateway}"))
+    add_route(handle, Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0)?, gateway).await
 }
 
 /// `ip route replace DESTINATION via GATEWAY`.
@@ -183,50 +174,41 @@ pub async fn add_route(handle: &Handle, destination: Ipv4Net, gateway: Ipv4Addr)
         .op(|| format!("adding the route to {destination} via {gateway}"))
 }
 
+/// Gathers a netlink dump.
+async fn collect<T>(
+    dump: impl futures::Stream<Item = std::result::Result<T, rtnetlink::Error>>,
+    what: &str,
+) -> Result<Vec<T>> {
+    dump.try_collect().await.op(|| format!("listing {what}"))
+}
+
 /// `ip link show`.
 pub async fn dump_links(handle: &Handle) -> Result<Vec<LinkMessage>> {
-    handle
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .op(|| "listing links".to_string())
+    collect(handle.link().get().execute(), "links").await
 }
 
 /// `ip -4 addr show`.
 pub async fn dump_addresses(handle: &Handle) -> Result<Vec<AddressMessage>> {
-    handle
-        .address()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .op(|| "listing addresses".to_string())
+    collect(handle.address().get().execute(), "addresses").await
 }
 
 /// `ip -4 route show table all`.
 pub async fn dump_routes(handle: &Handle) -> Result<Vec<RouteMessage>> {
     let filter = RouteMessageBuilder::<Ipv4Addr>::new().build();
-    handle
-        .route()
-        .get(filter)
-        .execute()
-        .try_collect()
-        .await
-        .op(|| "listing routes".to_string())
+    collect(handle.route().get(filter).execute(), "routes").await
 }
 
 /// `ip -4 neigh show`.
 pub async fn dump_neighbours(handle: &Handle) -> Result<Vec<NeighbourMessage>> {
-    handle
-        .neighbours()
-        .get()
-        .set_address_family(netlink_packet_route::AddressFamily::Inet)
-        .execute()
-        .try_collect()
-        .await
-        .op(|| "listing neighbours".to_string())
+    collect(
+        handle
+            .neighbours()
+            .get()
+            .set_address_family(netlink_packet_route::AddressFamily::Inet)
+            .execute(),
+        "neighbours",
+    )
+    .await
 }
 
 /// The name of a dumped link.

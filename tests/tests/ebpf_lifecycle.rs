@@ -3,10 +3,10 @@
 //! readable by root only.
 
 use std::{
-    io::{BufRead as _, BufReader},
+    io::{BufRead as _, BufReader, Lines},
     os::unix::fs::PermissionsExt as _,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdout, Command, Stdio},
     time::Duration,
 };
 
@@ -114,24 +114,31 @@ fn the_datapath_outlives_the_cli_and_its_pins_are_root_only() {
     );
 }
 
+/// Starts `netlab up --backend ebpf --foreground` for lab `name` and waits until it runs.
+/// The returned reader keeps the loader's output pipe open: it prints counters every second.
+fn start_foreground(name: &str) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut loader = Command::new(netlab_bin())
+        .args(["--lab", name, "up", "--backend", "ebpf", "--foreground"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the foreground loader");
+    let mut lines = BufReader::new(loader.stdout.take().expect("stdout")).lines();
+    let ready = lines
+        .by_ref()
+        .take(5)
+        .any(|line| line.is_ok_and(|l| l.contains("running in the foreground")));
+    assert!(ready, "the loader came up");
+    (loader, lines)
+}
+
 #[test]
 fn kill_9_of_the_foreground_loader_then_up_or_down() {
     for then in ["up", "down"] {
         let name = unique("fg");
-        let mut loader = Command::new(netlab_bin())
-            .args(["--lab", &name, "up", "--backend", "ebpf", "--foreground"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the foreground loader");
-        let mut lines = BufReader::new(loader.stdout.take().expect("stdout")).lines();
-        let ready = lines
-            .by_ref()
-            .take(5)
-            .any(|line| line.is_ok_and(|l| l.contains("running in the foreground")));
         // Whatever happens below, the lab goes.
         let _lab = Lab { name: name.clone() };
-        assert!(ready, "the loader came up");
+        let (mut loader, _output) = start_foreground(&name);
         let _web = Web::start(&name);
         assert!(reachable(&name), "works while the loader runs");
         loader.kill().expect("kill -9");
@@ -164,20 +171,8 @@ fn kill_9_of_the_foreground_loader_then_up_or_down() {
 #[test]
 fn ctrl_c_on_the_foreground_loader_takes_the_lab_down() {
     let name = unique("fc");
-    let mut loader = Command::new(netlab_bin())
-        .args(["--lab", &name, "up", "--backend", "ebpf", "--foreground"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the foreground loader");
     let _lab = Lab { name: name.clone() };
-    let mut lines = BufReader::new(loader.stdout.take().expect("stdout")).lines();
-    assert!(
-        lines
-            .by_ref()
-            .take(5)
-            .any(|line| line.is_ok_and(|l| l.contains("running in the foreground")))
-    );
+    let (mut loader, _output) = start_foreground(&name);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(i32::try_from(loader.id()).expect("pid"), libc::SIGINT) };
     let status = loader.wait().expect("wait");
@@ -214,7 +209,7 @@ fn answers(ns: &str) -> bool {
             "curl",
             "-s",
             "-m",
-            "1",
+            "2",
             "-o",
             "/dev/null",
             "-w",
@@ -236,22 +231,5 @@ fn up_reattaches_to_a_recreated_container() {
     let _web = Web::start(&lab.name);
     assert!(reachable(&lab.name), "DNAT into the re-created container");
     // Self-hairpin needs the container-side program on the new veth.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("netns0"),
-            "curl",
-            "-s",
-            "-m",
-            "2",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "http://198.18.0.1:5000/",
-        ])
-        .output()
-        .expect("curl");
-    assert_eq!(out.stdout, b"200", "self-hairpin after re-creation");
+    assert!(answers(&lab.ns("netns0")), "self-hairpin after re-creation");
 }

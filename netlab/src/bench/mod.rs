@@ -67,6 +67,8 @@ pub struct Record {
     pub runs: Vec<f64>,
 }
 
+const PUBLISH_METRICS: [&str; 2] = ["publish", "unpublish"];
+
 /// Raw samples, grouped into records at the end.
 #[derive(Debug, Default)]
 struct Samples(Vec<(String, &'static str, u64, &'static str, f64)>);
@@ -82,6 +84,18 @@ impl Samples {
     ) {
         self.0
             .push((config.to_string(), metric, ports, unit, value));
+    }
+
+    /// Two timings in milliseconds, e.g. publish then unpublish.
+    fn push_timings(
+        &mut self,
+        config: &str,
+        metrics: [&'static str; 2],
+        n: u64,
+        times: (Duration, Duration),
+    ) {
+        self.push(config, metrics[0], n, "ms", times.0.as_secs_f64() * 1e3);
+        self.push(config, metrics[1], n, "ms", times.1.as_secs_f64() * 1e3);
     }
 
     fn records(&self) -> Vec<Record> {
@@ -177,14 +191,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
                 progress.step(&format!("run {} lab of {size} ({})", run + 1, config.name));
                 let (up, down) = scenario::lab_times(*config, size)?;
                 let name = if config.routed() { "none" } else { config.name };
-                samples.push(name, "lab_up", size as u64, "ms", up.as_secs_f64() * 1e3);
-                samples.push(
-                    name,
-                    "lab_down",
-                    size as u64,
-                    "ms",
-                    down.as_secs_f64() * 1e3,
-                );
+                samples.push_timings(name, ["lab_up", "lab_down"], size as u64, (up, down));
             }
         }
     }
@@ -192,44 +199,23 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
         for config in [configs[1], configs[2]] {
             progress.step(&format!("publish N={ports} ({})", config.name));
             for _ in 0..plan.runs {
-                let (publish, unpublish) = scenario::publish_times(config, ports)?;
                 let name = if config.name == "iptables" {
                     "iptables-restore"
                 } else {
                     "ebpf"
                 };
-                samples.push(
-                    name,
-                    "publish",
-                    u64::from(ports),
-                    "ms",
-                    publish.as_secs_f64() * 1e3,
-                );
-                samples.push(
-                    name,
-                    "unpublish",
-                    u64::from(ports),
-                    "ms",
-                    unpublish.as_secs_f64() * 1e3,
-                );
+                let times = scenario::publish_times(config, ports)?;
+                samples.push_timings(name, PUBLISH_METRICS, u64::from(ports), times);
             }
         }
         if ports <= plan.per_call_max {
             progress.step(&format!("publish N={ports} (iptables per call)"));
-            let (publish, unpublish) = scenario::iptables_per_call_times(ports)?;
-            samples.push(
+            let times = scenario::iptables_per_call_times(ports)?;
+            samples.push_timings(
                 "iptables-per-call",
-                "publish",
+                PUBLISH_METRICS,
                 u64::from(ports),
-                "ms",
-                publish.as_secs_f64() * 1e3,
-            );
-            samples.push(
-                "iptables-per-call",
-                "unpublish",
-                u64::from(ports),
-                "ms",
-                unpublish.as_secs_f64() * 1e3,
+                times,
             );
         }
     }

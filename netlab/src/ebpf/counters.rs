@@ -160,6 +160,5 @@ pub fn detach_all_with_prefix(prefix: &str) -> Result<()> {
             errors.extend(bpffs::remove_dir(&entry.path()).err());
         }
     }
-    bpffs::remove_unused_roots();
     Error::collect(errors)
 }
