@@ -22,6 +22,11 @@ pub mod maps {
     pub const SOCK_ORIG: &str = "NETLAB_NAT_SOCK_ORIG";
     /// `DevMap` for XDP redirects into containers' host-side veths.
     pub const DEVMAP: &str = "NETLAB_NAT_DEVMAP";
+    /// `LruHashMap<FragKey, FragEntry>`: how to translate the later fragments of a datagram
+    /// whose first fragment (the one with the ports) was seen.
+    pub const FRAGMENTS: &str = "NETLAB_NAT_FRAGMENTS";
+    /// `PerCpuArray<u64>`, one slot: when each CPU last logged a drop.
+    pub const DROP_LOG: &str = "NETLAB_NAT_DROP_LOG";
 }
 
 /// Names of the NAT programs in the eBPF object.
@@ -59,6 +64,8 @@ pub mod flags {
     /// Log every new translated flow through aya-log (set by `netlab up --foreground`, which
     /// streams the log; off otherwise, so the datapath pays one branch).
     pub const LOG_FLOWS: u32 = 16;
+    /// The external device's ingress runs XDP before tc: a packet may reach tc translated.
+    pub const XDP_INGRESS: u32 = 32;
 }
 
 /// The lab's addresses and switches; index 0 of [`maps::CONFIG`].
@@ -140,6 +147,10 @@ pub mod ct_flags {
     pub const HAIRPIN: u8 = 4;
     /// This entry translates the reply direction.
     pub const REPLY: u8 = 8;
+    /// A connection of the host node's own, from its external address: tracked so that
+    /// masquerade never gives a container the same tuple (the rewrite is the identity unless
+    /// the host's tuple had to be moved off a container's, as the kernel's NAT does).
+    pub const HOST: u8 = 16;
 }
 
 /// TCP progress of a flow, for its lifetime.
@@ -171,6 +182,38 @@ pub struct CtEntry {
     pub publish: PublishKey,
     /// Last packet seen, `bpf_ktime_get_ns` (host order).
     pub last_seen_ns: u64,
+}
+
+/// A datagram's fragments: what the later fragments (which carry no ports) share with the
+/// first one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    /// Source address (network order).
+    pub src_ip: u32,
+    /// Destination address (network order).
+    pub dst_ip: u32,
+    /// IP identification (network order).
+    pub id: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Explicit padding, always 0.
+    pub pad: u8,
+}
+
+/// How to translate the later fragments of a datagram: its addresses only (the ports were
+/// in the first fragment).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragEntry {
+    /// New source address (network order).
+    pub src_ip: u32,
+    /// New destination address (network order).
+    pub dst_ip: u32,
+    /// [`ct_flags`] of the flow the first fragment belonged to (0: not translated).
+    pub flags: u8,
+    /// Explicit padding, always 0.
+    pub pad: [u8; 3],
 }
 
 /// A container, as the datapath needs to hand it frames directly.
@@ -229,7 +272,7 @@ pub enum Stat {
     Translated = 0,
     /// Not IPv4, too short, or not TCP/UDP/ICMP: passed untouched.
     Skipped = 1,
-    /// IPv4 fragments: passed untouched (no ports to translate).
+    /// Later IPv4 fragments translated through the fragment map.
     Fragments = 2,
     /// Truncated headers: passed untouched.
     Truncated = 3,
@@ -247,10 +290,21 @@ pub enum Stat {
     Expired = 9,
     /// ICMP errors whose inner header was translated.
     IcmpErrors = 10,
+    /// Fragments that could not be translated (a later fragment before its first, or
+    /// whose first was never seen): dropped rather than forwarded untranslated.
+    FragmentsDropped = 11,
+    /// Packets arriving on the external device from the container subnet or 127.0.0.0/8:
+    /// dropped.
+    Martians = 12,
+    /// Packets from outside addressed straight to a container, not part of a translated
+    /// flow (a neighbour routing the subnet via the host): dropped.
+    DirectAccess = 13,
+    /// Flow halves restored after the LRU evicted them while the other half was in use.
+    CtRestored = 14,
 }
 
 /// Number of [`Stat`] slots.
-pub const STAT_COUNT: u32 = 11;
+pub const STAT_COUNT: u32 = 15;
 
 impl Stat {
     /// All stats with their names, in index order.
@@ -266,11 +320,17 @@ impl Stat {
         (Stat::FastPath, "fast_path"),
         (Stat::Expired, "expired"),
         (Stat::IcmpErrors, "icmp_errors"),
+        (Stat::FragmentsDropped, "fragments_dropped"),
+        (Stat::Martians, "martians"),
+        (Stat::DirectAccess, "direct_access"),
+        (Stat::CtRestored, "ct_restored"),
     ];
 }
 
-/// Map sizes.
+/// Map sizes. The conntrack table's is the default of `netlab up --ct-entries`.
 pub const CONNTRACK_MAX_ENTRIES: u32 = 262_144;
+/// Datagrams in flight as fragments at once (an LRU: the oldest are forgotten first).
+pub const FRAGMENTS_MAX_ENTRIES: u32 = 8192;
 pub const PUBLISH_MAX_ENTRIES: u32 = 131_072;
 pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
 pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
@@ -282,6 +342,20 @@ pub mod timeouts {
     pub const TCP_CLOSING_NS: u64 = 10 * 1_000_000_000;
     pub const UDP_NS: u64 = 60 * 1_000_000_000;
     pub const ICMP_NS: u64 = 30 * 1_000_000_000;
+
+    /// How long an entry of a flow of protocol `proto` in [`super::ct_state`] `state` lives
+    /// without traffic.
+    #[inline(always)]
+    #[must_use]
+    pub const fn lifetime_ns(proto: u8, state: u8) -> u64 {
+        match (proto, state) {
+            (6, super::ct_state::ESTABLISHED) => TCP_ESTABLISHED_NS,
+            (6, super::ct_state::CLOSING) => TCP_CLOSING_NS,
+            (6, _) => TCP_NEW_NS,
+            (1, _) => ICMP_NS,
+            _ => UDP_NS,
+        }
+    }
 }
 
 /// Masquerade source ports are picked from here when the container's own port is taken
@@ -290,12 +364,21 @@ pub const SNAT_PORT_MIN: u16 = 32768;
 /// Attempts at a free masquerade port before giving up and counting exhaustion.
 pub const SNAT_RETRIES: u32 = 32;
 
+/// `skb->mark` of a packet the container-side fast path already translated and sent out of
+/// the external device, so its egress program lets it go at once.
+pub const MARK_TRANSLATED: u32 = 0x4e4c_0001;
+
+/// How often a flow whose half the LRU evicted may restore it (nanoseconds).
+pub const CT_RESTORE_INTERVAL_NS: u64 = 1_000_000_000;
+
 const _: () = assert!(size_of::<NatConfig>() == 40);
 const _: () = assert!(size_of::<PublishKey>() == 8);
 const _: () = assert!(size_of::<PublishValue>() == 8);
 const _: () = assert!(size_of::<FlowKey>() == 16);
 const _: () = assert!(size_of::<CtEntry>() == 32);
 const _: () = assert!(size_of::<ContainerInfo>() == 12);
+const _: () = assert!(size_of::<FragKey>() == 12);
+const _: () = assert!(size_of::<FragEntry>() == 12);
 const _: () = assert!(size_of::<TrafficCounters>() == 16);
 const _: () = assert!(size_of::<SockKey>() == 16);
 const _: () = assert!(size_of::<SockOrig>() == 8);
@@ -315,6 +398,10 @@ mod pod {
     unsafe impl aya::Pod for super::CtEntry {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::ContainerInfo {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::FragKey {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::FragEntry {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::TrafficCounters {}
     // SAFETY: see above.

@@ -10,7 +10,9 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
-use netlab_common::nat::{NatConfig, PublishKey, PublishValue, Stat, flags, maps, programs};
+use netlab_common::nat::{
+    CtEntry, FlowKey, NatConfig, PublishKey, PublishValue, Stat, ct_state, flags, maps, programs,
+};
 use netlab_e2e::{
     frames::{Frame, ICMP, TCP, UDP, parse},
     unique,
@@ -25,6 +27,9 @@ const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 /// tc's "carry on" verdict.
 const TC_ACT_UNSPEC: i32 = -1;
+/// tc's "drop" verdict.
+const TC_ACT_SHOT: i32 = 2;
+const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
 /// One loaded copy of the datapath: config for the default lab, 5000/tcp published to
@@ -51,24 +56,6 @@ impl Datapath {
         let mut array: Array<&mut MapData, NatConfig> =
             Array::try_from(bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
         array.set(0, config, 0).expect("writing the config");
-        let mut publish: HashMap<&mut MapData, PublishKey, PublishValue> =
-            HashMap::try_from(bpf.map_mut(maps::PUBLISH).expect("publish map")).expect("hash map");
-        for (port, proto, target, target_port) in
-            [(5000u16, TCP, C0, 5000u16), (6000, UDP, C1, 6000)]
-        {
-            let key = PublishKey {
-                ip: 0,
-                port: port.to_be(),
-                proto,
-                pad: 0,
-            };
-            let value = PublishValue {
-                ip: be(target),
-                port: target_port.to_be(),
-                pad: 0,
-            };
-            publish.insert(key, value, 0).expect("publishing");
-        }
         for name in [
             programs::TC_EXTERNAL_INGRESS,
             programs::TC_EXTERNAL_EGRESS,
@@ -87,7 +74,29 @@ impl Datapath {
             .try_into()
             .expect("xdp");
         xdp.load().expect("verifier accepts the XDP program");
-        Self { bpf, dir }
+        let mut datapath = Self { bpf, dir };
+        datapath.publish(5000, TCP, C0, 5000);
+        datapath.publish(6000, UDP, C1, 6000);
+        datapath
+    }
+
+    /// Publishes `port`/`proto` on every host address to `target:target_port` (or moves it).
+    fn publish(&mut self, port: u16, proto: u8, target: Ipv4Addr, target_port: u16) {
+        let mut publish: HashMap<&mut MapData, PublishKey, PublishValue> =
+            HashMap::try_from(self.bpf.map_mut(maps::PUBLISH).expect("publish map"))
+                .expect("hash map");
+        let key = PublishKey {
+            ip: 0,
+            port: port.to_be(),
+            proto,
+            pad: 0,
+        };
+        let value = PublishValue {
+            ip: u32::from(target).to_be(),
+            port: target_port.to_be(),
+            pad: 0,
+        };
+        publish.insert(key, value, 0).expect("publishing");
     }
 
     /// Runs a tc program on `frame`; returns its verdict and the frame it leaves.
@@ -304,20 +313,14 @@ fn ip_options_are_kept_and_ports_found_behind_them() {
 }
 
 #[test]
-fn fragments_truncated_and_non_ipv4_packets_pass_untouched() {
+fn truncated_and_non_ipv4_packets_pass_untouched() {
     let dp = Datapath::new();
-    let mut fragment = Frame::udp((WAN, 1111), (EXT, 6000), b"first fragment");
-    fragment.frag = 0x2000; // more fragments
-    let mut later = Frame::udp((WAN, 1111), (EXT, 6000), b"later fragment");
-    later.frag = 0x0003; // offset 24 bytes
     let full = Frame::tcp((WAN, 40002), (EXT, 5000), SYN, b"");
     let truncated: Vec<u8> = full.bytes()[..14 + 20 + 10].to_vec();
     let mut ipv6 = full.bytes();
     ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let runt = vec![0u8; 14];
     for (what, frame) in [
-        ("first fragment", fragment.bytes()),
-        ("later fragment", later.bytes()),
         ("truncated TCP header", truncated),
         ("IPv6 ethertype", ipv6),
         ("bare Ethernet header", runt),
@@ -329,11 +332,309 @@ fn fragments_truncated_and_non_ipv4_packets_pass_untouched() {
         assert_eq!(action, XDP_PASS, "{what}: XDP passes it");
         assert_eq!(out, frame, "{what}: untouched by XDP");
     }
-    assert_eq!(dp.stat(Stat::Fragments), 4, "two fragments, tc and XDP");
-    assert!(dp.stat(Stat::Truncated) >= 2);
+    assert_eq!(
+        dp.stat(Stat::Truncated),
+        2,
+        "the truncated header, tc and XDP"
+    );
+    assert_eq!(dp.stat(Stat::Skipped), 4, "the IPv6 frame and the bare header, tc and XDP");
     // Nothing was tracked for any of them.
     let good = ingress(&dp, &Frame::tcp((WAN, 40003), (EXT, 5000), SYN, b""));
     assert_eq!(good.dst, C0, "the datapath still works after them");
+}
+
+/// Splits a UDP datagram's frame into a first fragment carrying `first_len` bytes of the
+/// IP payload (a multiple of 8) and a later fragment with the rest.
+fn split(frame: &Frame, first_len: usize) -> (Vec<u8>, Vec<u8>) {
+    let whole = frame.bytes();
+    let (head, payload) = whole.split_at(14 + 20);
+    let piece = |data: &[u8], frag: u16| {
+        let mut out = head.to_vec();
+        let ip = &mut out[14..];
+        ip[2..4].copy_from_slice(&u16::try_from(20 + data.len()).expect("small").to_be_bytes());
+        ip[6..8].copy_from_slice(&frag.to_be_bytes());
+        ip[10..12].copy_from_slice(&[0, 0]);
+        let csum = netlab_e2e::frames::checksum(&ip[..20]);
+        ip[10..12].copy_from_slice(&csum.to_be_bytes());
+        out.extend_from_slice(data);
+        out
+    };
+    let offset = u16::try_from(first_len / 8).expect("small");
+    (
+        piece(&payload[..first_len], 0x2000),
+        piece(&payload[first_len..], offset),
+    )
+}
+
+/// The IPv4 header fields of a frame: (source, destination, IP checksum valid).
+fn addresses(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, bool) {
+    let ip = &frame[14..34];
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    (src, dst, netlab_e2e::frames::checksum(ip) == 0)
+}
+
+/// Reassembles two translated fragments and checks the UDP checksum of the whole datagram
+/// against its (translated) addresses; returns the UDP ports.
+#[track_caller]
+fn assert_reassembled_udp(first: &[u8], later: &[u8]) -> (u16, u16) {
+    let (src, dst, first_ok) = addresses(first);
+    let (later_src, later_dst, later_ok) = addresses(later);
+    assert!(first_ok && later_ok, "IP header checksums");
+    assert_eq!(
+        (src, dst),
+        (later_src, later_dst),
+        "both fragments translated alike"
+    );
+    let mut datagram = first[34..].to_vec();
+    datagram.extend_from_slice(&later[34..]);
+    assert_eq!(
+        netlab_e2e::frames::l4_checksum(src, dst, UDP, &datagram),
+        0,
+        "UDP checksum over the reassembled datagram"
+    );
+    (
+        u16::from_be_bytes([datagram[0], datagram[1]]),
+        u16::from_be_bytes([datagram[2], datagram[3]]),
+    )
+}
+
+#[test]
+fn fragments_to_a_published_port_follow_their_first() {
+    let payload: Vec<u8> = (0..200u8).collect();
+    let datagram = Frame::udp((WAN, 1111), (EXT, 6000), &payload);
+    for xdp in [false, true] {
+        let dp = Datapath::new();
+        let (first, later) = split(&datagram, 64);
+        let run = |frame: &[u8]| {
+            if xdp {
+                let (action, out) = dp.xdp(frame);
+                assert_eq!(action, XDP_PASS, "XDP passes translated fragments on");
+                out
+            } else {
+                let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, frame);
+                assert_eq!(verdict, TC_ACT_UNSPEC, "tc passes translated fragments on");
+                out
+            }
+        };
+        let (first, later) = (run(&first), run(&later));
+        assert_eq!(addresses(&first).1, C1, "first fragment DNATted");
+        assert_eq!(assert_reassembled_udp(&first, &later), (1111, 6000));
+        assert_eq!(dp.stat(Stat::Fragments), 1, "one later fragment translated");
+        if xdp {
+            // tc, after XDP, lets the translated later fragment through to the container.
+            let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &later);
+            assert_eq!(verdict, TC_ACT_UNSPEC, "tc after XDP");
+            assert_eq!(out, later, "untouched by tc after XDP");
+        }
+    }
+}
+
+#[test]
+fn masqueraded_fragments_leave_with_the_host_address() {
+    let dp = Datapath::new();
+    let payload = vec![0x5a; 3000 - 28];
+    let (first, later) = split(&Frame::udp((C0, 3333), (WAN, 53), &payload), 1480);
+    let first = dp.tc(programs::TC_EXTERNAL_EGRESS, &first).1;
+    let later = dp.tc(programs::TC_EXTERNAL_EGRESS, &later).1;
+    assert_eq!(addresses(&first).0, EXT, "first fragment masqueraded");
+    assert_eq!(assert_reassembled_udp(&first, &later), (3333, 53));
+    // The fragmented reply comes back to the container.
+    let (first, later) = split(&Frame::udp((WAN, 53), (EXT, 3333), &payload), 1480);
+    let (first, later) = (
+        dp.tc(programs::TC_EXTERNAL_INGRESS, &first).1,
+        dp.tc(programs::TC_EXTERNAL_INGRESS, &later).1,
+    );
+    assert_eq!(addresses(&first).1, C0, "reply's first fragment");
+    assert_eq!(assert_reassembled_udp(&first, &later), (53, 3333));
+}
+
+#[test]
+fn a_later_fragment_without_its_first_is_dropped_never_leaked() {
+    let dp = Datapath::new();
+    let payload = vec![7u8; 100];
+    let (_, later) = split(&Frame::udp((C0, 3334), (WAN, 53), &payload), 48);
+    let (verdict, _) = dp.tc(programs::TC_EXTERNAL_EGRESS, &later);
+    assert_eq!(
+        verdict, TC_ACT_SHOT,
+        "a container's lone later fragment is not sent out"
+    );
+    let (_, later) = split(&Frame::udp((WAN, 1112), (EXT, 6000), &payload), 48);
+    let (verdict, _) = dp.tc(programs::TC_EXTERNAL_INGRESS, &later);
+    assert_eq!(
+        verdict, TC_ACT_SHOT,
+        "tc: a later fragment before its first"
+    );
+    let (action, _) = dp.xdp(&later);
+    assert_eq!(action, XDP_DROP, "XDP: a later fragment before its first");
+    assert_eq!(dp.stat(Stat::FragmentsDropped), 3);
+    // The host's own fragmented datagrams still pass whole.
+    let (first, later) = split(&Frame::udp((WAN, 1113), (EXT, 7777), &payload), 48);
+    for frame in [first, later] {
+        let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &frame);
+        assert_eq!(
+            (verdict, out),
+            (TC_ACT_UNSPEC, frame),
+            "for the host: untouched"
+        );
+    }
+}
+
+#[test]
+fn martians_and_direct_access_from_outside_are_dropped() {
+    let dp = Datapath::new();
+    for src in [C1, Ipv4Addr::LOCALHOST] {
+        let frame = Frame::tcp((src, 40000), (EXT, 5000), SYN, b"").bytes();
+        assert_eq!(
+            dp.tc(programs::TC_EXTERNAL_INGRESS, &frame).0,
+            TC_ACT_SHOT,
+            "{src}"
+        );
+        assert_eq!(dp.xdp(&frame).0, XDP_DROP, "{src} through XDP");
+    }
+    assert_eq!(dp.stat(Stat::Martians), 4);
+    for port in [5000, 22] {
+        let frame = Frame::tcp((WAN, 40000), (C0, port), SYN, b"").bytes();
+        assert_eq!(
+            dp.tc(programs::TC_EXTERNAL_INGRESS, &frame).0,
+            TC_ACT_SHOT,
+            "port {port}"
+        );
+    }
+    assert_eq!(dp.stat(Stat::DirectAccess), 2);
+    // The bridge's own address is the host's, not a container's.
+    let frame = Frame::tcp((WAN, 40000), (GATEWAY, 22), SYN, b"").bytes();
+    assert_eq!(
+        dp.tc(programs::TC_EXTERNAL_INGRESS, &frame).0,
+        TC_ACT_UNSPEC
+    );
+}
+
+/// The TCP state of both entries of the flow whose original tuple is `key`'s.
+fn states(dp: &Datapath, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+    let map: HashMap<&MapData, FlowKey, CtEntry> =
+        HashMap::try_from(dp.bpf.map(maps::CONNTRACK).expect("conntrack map")).expect("hash");
+    let be = |ip: Ipv4Addr| u32::from(ip).to_be();
+    map.iter()
+        .filter_map(Result::ok)
+        .filter(|(key, entry)| {
+            let ends = [
+                (key.src_ip, key.src_port),
+                (key.dst_ip, key.dst_port),
+                (entry.src_ip, entry.src_port),
+                (entry.dst_ip, entry.dst_port),
+            ];
+            ends.contains(&(be(src.0), src.1.to_be())) && ends.contains(&(be(dst.0), dst.1.to_be()))
+        })
+        .map(|(_, entry)| entry.state)
+        .collect()
+}
+
+#[test]
+fn tcp_state_belongs_to_the_flow_and_a_new_syn_reads_the_published_ports_again() {
+    const FIN: u8 = 0x01;
+    let mut dp = Datapath::new();
+    let client = (WAN, 40100);
+    assert_eq!(
+        ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b"")).dst,
+        C0
+    );
+    egress(&dp, &Frame::tcp((C0, 5000), client, SYN | ACK, b""));
+    assert_eq!(
+        states(&dp, client, (EXT, 5000)),
+        [ct_state::NEW; 2],
+        "a SYN-ACK does not establish"
+    );
+    ingress(&dp, &Frame::tcp(client, (EXT, 5000), ACK, b""));
+    assert_eq!(states(&dp, client, (EXT, 5000)), [ct_state::ESTABLISHED; 2]);
+    egress(&dp, &Frame::tcp((C0, 5000), client, FIN | ACK, b""));
+    assert_eq!(
+        states(&dp, client, (EXT, 5000)),
+        [ct_state::CLOSING; 2],
+        "FIN closes both halves"
+    );
+    dp.publish(5000, TCP, C1, 5000);
+    let again = ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b""));
+    assert_eq!(
+        again.dst, C1,
+        "the reused tuple reaches the port's new container"
+    );
+}
+
+#[test]
+fn spoofed_syns_never_establish() {
+    let dp = Datapath::new();
+    for port in 0..50u16 {
+        let client = (Ipv4Addr::new(198, 18, 0, 99), 20000 + port);
+        ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b""));
+        egress(&dp, &Frame::tcp((C0, 5000), client, SYN | ACK, b""));
+        assert_eq!(states(&dp, client, (EXT, 5000)), [ct_state::NEW; 2]);
+    }
+}
+
+#[test]
+fn a_dnat_flow_whose_reply_tuple_is_taken_moves_its_source_port() {
+    let mut dp = Datapath::new();
+    dp.publish(53, UDP, C0, 53);
+    dp.publish(5353, UDP, C0, 53);
+    let client = (WAN, 1111);
+    let first = ingress(&dp, &Frame::udp(client, (EXT, 53), b"query one"));
+    let second = ingress(&dp, &Frame::udp(client, (EXT, 5353), b"query two"));
+    assert_eq!((first.dst, first.ports), (C0, (1111, 53)));
+    assert_eq!(second.dst, C0);
+    assert_ne!(
+        second.ports.0, 1111,
+        "the second flow's reply tuple clashed: new source port"
+    );
+    for (port, published) in [(first.ports.0, 53), (second.ports.0, 5353)] {
+        let reply = egress(&dp, &Frame::udp((C0, 53), (WAN, port), b"answer"));
+        assert_eq!((reply.src, reply.ports), (EXT, (published, 1111)));
+        assert_checksums(&reply);
+    }
+}
+
+#[test]
+fn host_flows_and_masquerade_never_share_a_tuple() {
+    let dp = Datapath::new();
+    // The host first: the container's flow moves off its port.
+    let host = egress(&dp, &Frame::udp((EXT, 40000), (WAN, 80), b"host"));
+    assert_eq!(host.ports, (40000, 80), "the host keeps its own tuple");
+    let container = egress(&dp, &Frame::udp((C0, 40000), (WAN, 80), b"container"));
+    assert_eq!(container.src, EXT);
+    assert_ne!(
+        container.ports.0, 40000,
+        "masquerade avoids the host's tuple"
+    );
+    // A container first: the host's new flow moves off it, as the kernel's NAT does.
+    let container = egress(&dp, &Frame::udp((C0, 40001), (WAN, 80), b"container"));
+    assert_eq!(container.ports, (40001, 80));
+    let host = egress(&dp, &Frame::udp((EXT, 40001), (WAN, 80), b"host"));
+    assert_ne!(
+        host.ports.0, 40001,
+        "the host's flow moves off the container's tuple"
+    );
+    // Each reply reaches its own.
+    let to_host = ingress(&dp, &Frame::udp((WAN, 80), (EXT, host.ports.0), b"r"));
+    assert_eq!((to_host.dst, to_host.ports.1), (EXT, 40001));
+    let to_container = ingress(&dp, &Frame::udp((WAN, 80), (EXT, 40001), b"r"));
+    assert_eq!((to_container.dst, to_container.ports.1), (C0, 40001));
+}
+
+#[test]
+fn a_reply_to_a_host_process_is_never_hairpinned() {
+    let dp = Datapath::new();
+    // A host process on EXT:5000 (a published port) talked to C1:80 straight; its reply.
+    let reply = Frame::tcp((C1, 80), (EXT, 5000), SYN | ACK, b"").bytes();
+    let (verdict, out) = dp.tc(programs::TC_CONTAINER_INGRESS, &reply);
+    assert_eq!(
+        (verdict, out),
+        (TC_ACT_UNSPEC, reply),
+        "passed to the host untouched"
+    );
+    // A new connection to the same port is hairpinned.
+    let syn = Frame::tcp((C1, 40000), (EXT, 5000), SYN, b"").bytes();
+    let (_, out) = dp.tc(programs::TC_CONTAINER_INGRESS, &syn);
+    assert_eq!(parse(&out).dst, C0, "a SYN from a container is hairpinned");
 }
 
 #[test]

@@ -1,15 +1,18 @@
 //! Connection tracking of netlab's own: each translated flow has two entries in
 //! `CONNTRACK`, one per direction, keyed by the tuple as it appears on the wire and holding
-//! the tuple to rewrite it to. Entries expire by protocol and TCP state; the map is an LRU,
-//! so a full table evicts the least recently used flows rather than refusing new ones.
+//! the tuple to rewrite it to. The TCP state belongs to the flow, so both entries always
+//! carry the same one; entries expire by protocol and state. The map is an LRU: a full table
+//! evicts the least recently used entries rather than refusing new flows, and a flow that
+//! lost one half to eviction restores it when it is used again (at most once per
+//! [`CT_RESTORE_INTERVAL_NS`], which also keeps that half fresh in the LRU).
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
 };
 use netlab_common::nat::{
-    CtEntry, FlowKey, NatConfig, PublishKey, SNAT_PORT_MIN, SNAT_RETRIES, Stat, ct_flags, ct_state,
-    timeouts,
+    CT_RESTORE_INTERVAL_NS, CtEntry, FlowKey, NatConfig, PublishKey, SNAT_PORT_MIN, SNAT_RETRIES,
+    Stat, ct_flags, ct_state, timeouts,
 };
 
 use super::{
@@ -28,19 +31,30 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
+/// Whether TCP `flags` open a new connection (a SYN that is not a SYN-ACK).
 #[inline(always)]
-fn lifetime(proto: u8, state: u8) -> u64 {
-    match (proto, state) {
-        (IPPROTO_TCP, ct_state::ESTABLISHED) => timeouts::TCP_ESTABLISHED_NS,
-        (IPPROTO_TCP, ct_state::CLOSING) => timeouts::TCP_CLOSING_NS,
-        (IPPROTO_TCP, _) => timeouts::TCP_NEW_NS,
-        (IPPROTO_ICMP, _) => timeouts::ICMP_NS,
-        _ => timeouts::UDP_NS,
+pub fn is_syn(flags: u8) -> bool {
+    flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+}
+
+/// The flow's TCP state after a packet with `flags`: established once a packet without SYN
+/// is seen (the handshake's last ACK, not the SYN-ACK: spoofed SYNs never establish),
+/// closing on FIN or RST, and never back.
+#[inline(always)]
+fn next_state(state: u8, flags: u8) -> u8 {
+    if flags & (TCP_FIN | TCP_RST) != 0 {
+        ct_state::CLOSING
+    } else if state == ct_state::NEW && flags & (TCP_SYN | TCP_ACK) == TCP_ACK {
+        ct_state::ESTABLISHED
+    } else {
+        state
     }
 }
 
 /// The live entry for this packet's tuple, refreshed (time, TCP state); a flow whose two
-/// directions are both expired is removed and reported as missing.
+/// directions are both expired is removed and reported as missing, and so is a closing TCP
+/// flow that a new SYN reuses (the caller then creates it anew, reading the published ports
+/// again, as the kernel does for a SYN that meets a connection in TIME_WAIT).
 #[inline(always)]
 pub fn lookup(pkt: &Packet) -> Option<CtEntry> {
     lookup_key(&pkt.key, Some(pkt.tcp_flags))
@@ -59,15 +73,40 @@ fn rewritten(key: &FlowKey, entry: &CtEntry) -> FlowKey {
     }
 }
 
+/// The key of the other direction of the flow that `entry` at `key` belongs to.
+#[inline(always)]
+fn partner_of(key: &FlowKey, entry: &CtEntry) -> FlowKey {
+    reversed(&rewritten(key, entry))
+}
+
 #[inline(always)]
 fn expired(proto: u8, entry: &CtEntry, now: u64) -> bool {
-    now.saturating_sub(entry.last_seen_ns) > lifetime(proto, entry.state)
+    now.saturating_sub(entry.last_seen_ns) > timeouts::lifetime_ns(proto, entry.state)
+}
+
+/// Whether the flow of `entry` at `key` is over: both directions idle past their lifetime
+/// (a direction counts as live while either is: a flow idle one way — one-way UDP, a
+/// half-closed TCP connection — keeps both its mappings).
+#[inline(always)]
+fn flow_expired(key: &FlowKey, entry: &CtEntry, now: u64) -> bool {
+    if !expired(key.proto, entry, now) {
+        return false;
+    }
+    // SAFETY: the value is copied out at once.
+    unsafe { CONNTRACK.get(partner_of(key, entry)) }.is_none_or(|p| expired(key.proto, p, now))
+}
+
+/// Removes both directions of the flow of `entry` at `key`.
+#[inline(always)]
+fn remove_flow(key: &FlowKey, entry: &CtEntry) {
+    let partner = partner_of(key, entry);
+    let _ = CONNTRACK.remove(key);
+    let _ = CONNTRACK.remove(&partner);
 }
 
 /// Looks a flow up by one of its tuples. `tcp_flags` is the packet's, to refresh the entry
 /// and follow the TCP state; `None` only peeks (an ICMP error about the flow must not keep
-/// it alive). A direction counts as live while either direction is: a flow idle one way
-/// (one-way UDP, a half-closed TCP connection) keeps both its mappings.
+/// it alive).
 #[inline(always)]
 pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
     let entry = CONNTRACK.get_ptr_mut(key)?;
@@ -75,42 +114,82 @@ pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
     // the same flow on two CPUs only race on timestamps and state, both benign.
     let entry = unsafe { &mut *entry };
     let now = now();
-    if expired(key.proto, entry, now) {
-        let partner = reversed(&rewritten(key, entry));
-        // SAFETY: the value is copied out at once.
-        let partner_live =
-            unsafe { CONNTRACK.get(partner) }.is_some_and(|p| !expired(key.proto, p, now));
-        if !partner_live {
-            let _ = CONNTRACK.remove(key);
-            let _ = CONNTRACK.remove(partner);
-            count(Stat::Expired);
-            return None;
-        }
+    if flow_expired(key, entry, now) {
+        remove_flow(key, entry);
+        count(Stat::Expired);
+        return None;
     }
     let Some(tcp_flags) = tcp_flags else {
         return Some(*entry);
     };
-    entry.last_seen_ns = now;
     if key.proto == IPPROTO_TCP {
-        if tcp_flags & (TCP_FIN | TCP_RST) != 0 {
-            entry.state = ct_state::CLOSING;
-        } else if tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            // A new connection reusing the tuple starts over.
-            entry.state = ct_state::NEW;
-        } else if entry.state == ct_state::NEW
-            && (entry.flags & ct_flags::REPLY != 0 || tcp_flags & (TCP_ACK | TCP_SYN) == TCP_ACK)
-        {
-            entry.state = ct_state::ESTABLISHED;
+        if is_syn(tcp_flags) && entry.state == ct_state::CLOSING {
+            remove_flow(key, entry);
+            return None;
+        }
+        let state = next_state(entry.state, tcp_flags);
+        if state != entry.state {
+            entry.state = state;
+            if let Some(partner) = CONNTRACK.get_ptr_mut(partner_of(key, entry)) {
+                // SAFETY: as above.
+                unsafe { (*partner).state = state };
+            }
         }
     }
+    if now.saturating_sub(entry.last_seen_ns) >= CT_RESTORE_INTERVAL_NS {
+        restore_partner(key, entry, now);
+    }
+    entry.last_seen_ns = now;
     Some(*entry)
+}
+
+/// Puts back the other direction of a flow that the LRU evicted, unless another flow has
+/// taken its tuple since (then this flow's replies are that flow's, and it keeps them).
+#[inline(always)]
+fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
+    let partner = partner_of(key, entry);
+    // SAFETY: the value is copied out at once (the lookup also marks it recently used).
+    if unsafe { CONNTRACK.get(partner) }.is_some() {
+        return;
+    }
+    let restored = CtEntry {
+        src_ip: key.dst_ip,
+        dst_ip: key.src_ip,
+        src_port: key.dst_port,
+        dst_port: key.src_port,
+        flags: entry.flags ^ ct_flags::REPLY,
+        state: entry.state,
+        pad: [0; 2],
+        publish: entry.publish,
+        last_seen_ns: now,
+    };
+    if CONNTRACK
+        .insert(partner, restored, u64::from(BPF_NOEXIST))
+        .is_ok()
+    {
+        count(Stat::CtRestored);
+    }
+}
+
+/// Whether the entry at `reply_key` may be overwritten by a new flow whose packets show
+/// `orig`: it is that very flow's stale half, or its own flow is over. Anything else
+/// belongs to a live flow, whose replies must never reach another socket.
+#[inline(always)]
+fn claimable(reply_key: &FlowKey, orig: &FlowKey, now: u64) -> bool {
+    // SAFETY: the value is copied out at once.
+    let Some(entry) = (unsafe { CONNTRACK.get(reply_key) }).copied() else {
+        return true;
+    };
+    partner_of(reply_key, &entry) == *orig || flow_expired(reply_key, &entry, now)
 }
 
 /// Creates both directions of a flow whose packets `orig` are rewritten to `new`. With
 /// `pick_source_port`, the new source port (or ICMP identifier) may move off
-/// `new.src_port` when that mapping is taken: first the port asked for, then random ports
-/// above [`SNAT_PORT_MIN`], [`SNAT_RETRIES`] tries in all. The reply entry goes in first with
-/// `BPF_NOEXIST`, so an existing flow's mapping is never overwritten.
+/// `new.src_port` when its reply tuple is taken — by another flow, or by whatever `taken`
+/// says (a host socket): first the port asked for, then random ports above
+/// [`SNAT_PORT_MIN`], [`SNAT_RETRIES`] tries in all, as Linux remaps clashing tuples. The
+/// reply entry goes in first with `BPF_NOEXIST`, so a live flow's mapping is never
+/// overwritten; when two CPUs create the same flow at once, both end up with the winner's.
 #[inline(always)]
 pub fn create(
     orig: &FlowKey,
@@ -118,6 +197,7 @@ pub fn create(
     flags: u8,
     publish: PublishKey,
     pick_source_port: bool,
+    taken: impl Fn(&FlowKey) -> bool,
 ) -> Result<CtEntry, Stat> {
     let now = now();
     let tries = if pick_source_port { SNAT_RETRIES } else { 1 };
@@ -132,7 +212,7 @@ pub fn create(
         publish,
         last_seen_ns: now,
     };
-    let mut inserted = false;
+    let mut inserted = None;
     // SAFETY: a helper without arguments.
     let start = unsafe { bpf_get_prandom_u32() };
     for attempt in 0..tries {
@@ -148,20 +228,21 @@ pub fn create(
             }
         }
         let reply_key = reversed(&new);
-        let free = CONNTRACK
+        if taken(&reply_key) {
+            continue;
+        }
+        if CONNTRACK
             .insert(reply_key, reply, u64::from(BPF_NOEXIST))
-            .is_ok();
-        // A reply entry whose other direction is gone (evicted, or this very flow's stale
-        // half) belongs to no live flow: take it over instead of losing the port.
-        if free || (orphan(&reply_key) && CONNTRACK.insert(reply_key, reply, 0).is_ok()) {
-            inserted = true;
+            .is_ok()
+            || (claimable(&reply_key, orig, now) && CONNTRACK.insert(reply_key, reply, 0).is_ok())
+        {
+            inserted = Some(reply_key);
             break;
         }
     }
-    if !inserted {
-        count(Stat::SnatExhausted);
+    let Some(reply_key) = inserted else {
         return Err(Stat::SnatExhausted);
-    }
+    };
     let forward = CtEntry {
         src_ip: new.src_ip,
         dst_ip: new.dst_ip,
@@ -177,15 +258,14 @@ pub fn create(
         .insert(orig, forward, u64::from(BPF_NOEXIST))
         .is_err()
     {
-        // Another CPU created this flow at the same moment (or the table is full): undo our
-        // reply entry and use the winner's mapping, so the flow has exactly one.
-        let _ = CONNTRACK.remove(reversed(&new));
+        // Another CPU created this flow at the same moment: use the winner's mapping, and
+        // take back our reply entry unless it is the winner's too (same tuple).
         // SAFETY: the value is copied out at once.
-        if let Some(winner) = unsafe { CONNTRACK.get(orig) } {
-            return Ok(*winner);
+        let winner = unsafe { CONNTRACK.get(orig) }.copied();
+        if winner.is_none_or(|winner| partner_of(orig, &winner) != reply_key) {
+            let _ = CONNTRACK.remove(&reply_key);
         }
-        count(Stat::CtInsertFailed);
-        return Err(Stat::CtInsertFailed);
+        return winner.ok_or(Stat::CtInsertFailed);
     }
     Ok(forward)
 }
@@ -203,8 +283,8 @@ pub fn reversed(key: &FlowKey) -> FlowKey {
     }
 }
 
-/// A new flow for a packet to a published port (DNAT, the source kept), or `None` when the
-/// packet is not for a published port.
+/// A new flow for a packet to a published port (DNAT, the source kept unless its reply
+/// tuple clashes with another flow's), or `None` when the packet is not for a published port.
 #[inline(always)]
 pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>, Stat> {
     if !matches!(key.proto, IPPROTO_TCP | IPPROTO_UDP) {
@@ -219,16 +299,13 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
         dst_port: target.port,
         ..*key
     };
-    create(key, new, ct_flags::DNAT, publish, false).map(Some)
+    create(key, new, ct_flags::DNAT, publish, true, |_| false).map(Some)
 }
 
-/// Whether the entry at `key` has lost its other direction.
+/// Whether a packet showing `key` belongs to a flow that was translated before it got here
+/// (by XDP, which runs first): its reply direction is known.
 #[inline(always)]
-fn orphan(key: &FlowKey) -> bool {
-    // SAFETY: the value is copied out at once.
-    let Some(entry) = (unsafe { CONNTRACK.get(key) }).copied() else {
-        return false;
-    };
-    // SAFETY: as above.
-    unsafe { CONNTRACK.get(reversed(&rewritten(key, &entry))) }.is_none()
+pub fn translated_earlier(key: &FlowKey) -> bool {
+    // SAFETY: the value is not read.
+    unsafe { CONNTRACK.get(reversed(key)) }.is_some()
 }

@@ -4,7 +4,7 @@
 //! outer addresses, as the kernel's NAT does.
 
 use aya_ebpf::programs::TcContext;
-use netlab_common::nat::{FlowKey, Stat};
+use netlab_common::nat::{FlowKey, Stat, ct_flags};
 
 use super::{
     ct,
@@ -31,10 +31,15 @@ pub fn is_error(pkt: &Packet) -> bool {
         )
 }
 
-/// Translates an ICMP error about one of our flows; returns the new outer destination, or
-/// `None` when the error is about no flow we know (it then passes untouched).
+/// Translates an ICMP error about one of our flows (with `only_hairpin`, about a hairpin
+/// flow); returns the new outer destination, or `None` when the error is about no such flow
+/// (it then passes untouched).
 #[inline(always)]
-pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Stat> {
+pub fn translate_error(
+    ctx: &TcContext,
+    pkt: &Packet,
+    only_hairpin: bool,
+) -> Result<Option<u32>, Stat> {
     let inner_l3 = pkt.l4 + ICMP_QUOTE;
     let inner: Ipv4Hdr = ctx.load(inner_l3).map_err(|_| Stat::Truncated)?;
     let ihl = usize::from(inner.ver_ihl & 0x0f) * 4;
@@ -67,6 +72,9 @@ pub fn translate_error(ctx: &TcContext, pkt: &Packet) -> Result<Option<u32>, Sta
     let Some(entry) = ct::lookup_key(&key, None) else {
         return Ok(None);
     };
+    if only_hairpin && entry.flags & ct_flags::HAIRPIN == 0 {
+        return Ok(None);
+    }
     let failed = |_| Stat::RewriteFailed;
     let icmp_csum = pkt.l4 + 2;
     // What the original sender sent: the reply's rewrite, reversed.

@@ -6,10 +6,12 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use netlab_common::nat::{
-    CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CtEntry, FlowKey, NatConfig,
-    PUBLISH_MAX_ENTRIES, PublishKey, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey,
-    SockOrig, Stat, TrafficCounters, flags,
+    CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CtEntry, FRAGMENTS_MAX_ENTRIES,
+    FlowKey, FragEntry, FragKey, NatConfig, PUBLISH_MAX_ENTRIES, PublishKey, PublishValue,
+    SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey, SockOrig, Stat, TrafficCounters, flags,
 };
+
+use super::packet::is_loopback;
 
 #[map(name = "NETLAB_NAT_CONFIG")]
 pub static CONFIG: Array<NatConfig> = Array::pinned(1, 0);
@@ -35,6 +37,13 @@ pub static SOCK_ORIG: LruHashMap<SockKey, SockOrig> = LruHashMap::pinned(SOCK_OR
 
 #[map(name = "NETLAB_NAT_DEVMAP")]
 pub static DEVMAP: DevMapHash = DevMapHash::pinned(CONTAINERS_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_FRAGMENTS")]
+pub static FRAGMENTS: LruHashMap<FragKey, FragEntry> = LruHashMap::pinned(FRAGMENTS_MAX_ENTRIES, 0);
+
+/// When each CPU last logged a drop (`bpf_ktime_get_ns`), to rate-limit drop events.
+#[map(name = "NETLAB_NAT_DROP_LOG")]
+pub static LAST_DROP_LOG: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
 
 /// The lab's configuration, or `None` before the loader has written it.
 #[inline(always)]
@@ -81,7 +90,7 @@ pub fn published(
     // Loopback is only ever the destination of the host's own processes: a packet from a
     // wire addressed to 127.0.0.1 must never reach a port published there (Docker's
     // localhost-only leak, moby#45610).
-    let loopback = u32::from_be(ip) >> 24 == 127;
+    let loopback = is_loopback(ip);
     if loopback && !loopback_ok {
         return None;
     }

@@ -12,6 +12,8 @@
 //!   cookie: host processes reaching published ports.
 
 pub mod ct;
+pub mod frag;
+pub mod host_sockets;
 pub mod icmp;
 pub mod log;
 pub mod maps;

@@ -1,9 +1,9 @@
 //! Header layouts and parsing for tc programs (through `bpf_skb_load_bytes`, which works on
-//! non-linear skbs too). Anything that is not a complete IPv4 TCP/UDP/ICMP header is
-//! reported as such and left alone by the callers.
+//! non-linear skbs too). Anything that is not an IPv4 TCP/UDP/ICMP packet (or a fragment of
+//! one) is reported as such and left alone by the callers.
 
 use aya_ebpf::programs::TcContext;
-use netlab_common::nat::{FlowKey, Stat};
+use netlab_common::nat::{FlowKey, FragKey, NatConfig, Stat};
 
 pub const ETH_HLEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
@@ -37,6 +37,18 @@ pub struct Ipv4Hdr {
     pub daddr: u32,
 }
 
+/// Where a packet stands in its datagram.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Frag {
+    /// A whole datagram.
+    Whole,
+    /// The first fragment: it carries the L4 header (whose checksum covers the whole
+    /// datagram, so an incremental update stays right).
+    First,
+    /// A later fragment: addresses only, no ports.
+    Later,
+}
+
 /// What a parsed packet is, for the NAT.
 #[derive(Clone, Copy)]
 pub struct Packet {
@@ -54,6 +66,10 @@ pub struct Packet {
     pub len: u16,
     /// Time to live.
     pub ttl: u8,
+    /// Fragment or whole datagram.
+    pub frag: Frag,
+    /// IP identification (network order), which ties fragments together.
+    pub id: u16,
 }
 
 impl Packet {
@@ -71,24 +87,53 @@ impl Packet {
     /// Whether ports (or the ICMP identifier) can be rewritten.
     #[inline(always)]
     pub fn has_ports(&self) -> bool {
-        matches!(self.key.proto, IPPROTO_TCP | IPPROTO_UDP)
-            || (self.key.proto == IPPROTO_ICMP
-                && matches!(self.icmp_type, ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY))
+        self.frag != Frag::Later
+            && (matches!(self.key.proto, IPPROTO_TCP | IPPROTO_UDP)
+                || (self.key.proto == IPPROTO_ICMP
+                    && matches!(self.icmp_type, ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY)))
     }
+
+    /// The key of this packet's datagram in the fragment map.
+    #[inline(always)]
+    pub fn frag_key(&self) -> FragKey {
+        FragKey {
+            src_ip: self.key.src_ip,
+            dst_ip: self.key.dst_ip,
+            id: self.id,
+            proto: self.key.proto,
+            pad: 0,
+        }
+    }
+}
+
+/// Whether `ip` (network order) is in the container subnet.
+#[inline(always)]
+pub fn in_subnet(config: &NatConfig, ip: u32) -> bool {
+    ip & config.subnet_mask == config.subnet
+}
+
+/// Whether `ip` (network order) is in 127.0.0.0/8.
+#[inline(always)]
+pub fn is_loopback(ip: u32) -> bool {
+    u32::from_be(ip) >> 24 == 127
 }
 
 /// Why a packet was not parsed.
 pub type Skip = Stat;
 
-/// Parses an Ethernet + IPv4 + L4 header at the start of the skb.
+/// Parses an Ethernet + IPv4 + L4 header at the start of the skb. With `wire`, the packet
+/// came in from the external link, where a source in the container subnet or in loopback is
+/// a martian.
 #[inline(always)]
-pub fn parse(ctx: &TcContext) -> Result<Packet, Skip> {
+pub fn parse(ctx: &TcContext, wire: Option<&NatConfig>) -> Result<Packet, Skip> {
     let ethertype: u16 = ctx.load(12).map_err(|_| Stat::Truncated)?;
     if u16::from_be(ethertype) != ETH_P_IP {
         return Err(Stat::Skipped);
     }
     let ip: Ipv4Hdr = ctx.load(ETH_HLEN).map_err(|_| Stat::Truncated)?;
-    parse_ip(ip, ETH_HLEN, |offset| ctx.load::<[u8; 8]>(offset).ok())
+    parse_ip(ip, ETH_HLEN, wire, |offset| {
+        ctx.load::<[u8; 8]>(offset).ok()
+    })
 }
 
 /// The L3/L4 part of parsing, shared with XDP: `load8` reads 8 bytes at an offset, or
@@ -97,6 +142,7 @@ pub fn parse(ctx: &TcContext) -> Result<Packet, Skip> {
 pub fn parse_ip(
     ip: Ipv4Hdr,
     l3: usize,
+    wire: Option<&NatConfig>,
     load8: impl Fn(usize) -> Option<[u8; 8]>,
 ) -> Result<Packet, Skip> {
     if ip.ver_ihl >> 4 != 4 {
@@ -106,10 +152,20 @@ pub fn parse_ip(
     if ihl < 20 {
         return Err(Stat::Truncated);
     }
-    // More fragments, or not the first: no (complete) L4 header to translate.
-    if u16::from_be(ip.frag_off) & 0x3fff != 0 {
-        return Err(Stat::Fragments);
+    if let Some(config) = wire
+        && (in_subnet(config, ip.saddr) || is_loopback(ip.saddr))
+    {
+        return Err(Stat::Martians);
     }
+    // Fragment offset, then "more fragments".
+    let frag_off = u16::from_be(ip.frag_off);
+    let frag = if frag_off & 0x1fff != 0 {
+        Frag::Later
+    } else if frag_off & 0x2000 != 0 {
+        Frag::First
+    } else {
+        Frag::Whole
+    };
     let l4 = l3 + ihl;
     let mut key = FlowKey {
         src_ip: ip.saddr,
@@ -121,6 +177,7 @@ pub fn parse_ip(
     };
     let (mut tcp_flags, mut icmp_type) = (0, 0);
     match ip.proto {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP if frag == Frag::Later => {}
         IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP => {
             let head = load8(l4).ok_or(Stat::Truncated)?;
             if ip.proto == IPPROTO_ICMP {
@@ -149,5 +206,7 @@ pub fn parse_ip(
         icmp_type,
         len: u16::from_be(ip.tot_len),
         ttl: ip.ttl,
+        frag,
+        id: ip.id,
     })
 }

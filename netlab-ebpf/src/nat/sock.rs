@@ -15,7 +15,10 @@ use aya_ebpf::{
 };
 use netlab_common::nat::{SockKey, SockOrig};
 
-use super::maps::{SOCK_ORIG, config, published};
+use super::{
+    maps::{SOCK_ORIG, config, published},
+    packet::is_loopback,
+};
 
 /// Allow the operation (cgroup `sock_addr` programs return 1 to allow).
 const ALLOW: i32 = 1;
@@ -66,11 +69,6 @@ pub fn netlab_sock_sendmsg4(ctx: SockAddrContext) -> i32 {
         unsafe { (*ctx.sock_addr).msg_src_ip4 = asked };
     }
     ALLOW
-}
-
-#[inline(always)]
-fn is_loopback(ip: u32) -> bool {
-    u32::from_be(ip) >> 24 == 127
 }
 
 #[cgroup_sock_addr(recvmsg4)]

@@ -16,12 +16,17 @@ use aya_ebpf::{
     macros::classifier,
     programs::TcContext,
 };
-use netlab_common::nat::{CtEntry, FlowKey, NatConfig, PublishKey, Stat, ct_flags, flags};
+use netlab_common::nat::{
+    CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, PublishKey, Stat, ct_flags, flags,
+};
 
 use super::{
-    ct, icmp, log,
+    ct, frag, host_sockets, icmp, log,
     maps::{CONTAINERS, config, count, count_port, published},
-    packet::{ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet, ip, parse},
+    packet::{
+        Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet, in_subnet, ip,
+        parse,
+    },
 };
 
 const AF_INET: u8 = 2;
@@ -75,7 +80,12 @@ pub fn netlab_nat_ctr_ingress(ctx: TcContext) -> i32 {
 fn skipped(ctx: &TcContext, stat: Stat) -> Verdict {
     count(stat);
     match stat {
-        Stat::SnatExhausted | Stat::CtInsertFailed | Stat::RewriteFailed => {
+        Stat::SnatExhausted
+        | Stat::CtInsertFailed
+        | Stat::RewriteFailed
+        | Stat::FragmentsDropped
+        | Stat::Martians
+        | Stat::DirectAccess => {
             log::dropped(ctx, stat);
             Verdict::Drop
         }
@@ -87,12 +97,24 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
         return Ok(Verdict::Pass);
     };
-    let pkt = parse(ctx)?;
+    let pkt = parse(ctx, Some(config))?;
     let fast_path = config.flags & flags::FAST_PATH != 0;
+    if pkt.frag == Frag::Later {
+        // Translated (by us or by XDP before us) like its first fragment, or dropped.
+        let entry = frag::lookup(&pkt).ok_or(Stat::FragmentsDropped)?;
+        rewrite(ctx, &pkt, &entry)?;
+        return Ok(if fast_path && to_container(config, entry.dst_ip) {
+            to_container_peer(ctx, &pkt, entry.dst_ip, config)
+        } else {
+            Verdict::Pass
+        });
+    }
     if icmp::is_error(&pkt) {
-        return Ok(match icmp::translate_error(ctx, &pkt)? {
+        return Ok(match icmp::translate_error(ctx, &pkt, false)? {
             Some(dst) if fast_path => to_container_peer(ctx, &pkt, dst, config),
-            _ => Verdict::Pass,
+            Some(_) => Verdict::Pass,
+            None if to_container(config, pkt.key.dst_ip) => return Err(Stat::DirectAccess),
+            None => Verdict::Pass,
         });
     }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
@@ -100,15 +122,24 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     } else if let Some(entry) = ct::create_dnat(config, &pkt.key)? {
         log::new_flow(ctx, "dnat", &pkt.key, &entry);
         entry
-    } else {
-        // Already for a container (translated by XDP, or routed to it): the fast path
-        // still applies.
-        if fast_path {
-            return Ok(to_container_peer(ctx, &pkt, pkt.key.dst_ip, config));
+    } else if to_container(config, pkt.key.dst_ip) {
+        // Straight to a container: only a flow XDP translated may get there (a neighbour
+        // routing the subnet through us reaches published ports only, as with Docker).
+        if config.flags & flags::XDP_INGRESS == 0 || !ct::translated_earlier(&pkt.key) {
+            return Err(Stat::DirectAccess);
         }
+        return Ok(if fast_path {
+            to_container_peer(ctx, &pkt, pkt.key.dst_ip, config)
+        } else {
+            Verdict::Pass
+        });
+    } else {
+        // For the host itself: its later fragments pass too.
+        frag::remember(&pkt, pkt.key.src_ip, pkt.key.dst_ip, 0);
         return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;
+    frag::remember(&pkt, entry.src_ip, entry.dst_ip, entry.flags);
     count_port(&entry.publish, u64::from(pkt.len));
     if fast_path {
         return Ok(to_container_peer(ctx, &pkt, entry.dst_ip, config));
@@ -120,28 +151,67 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
         return Ok(Verdict::Pass);
     };
-    let pkt = parse(ctx)?;
+    // SAFETY: ctx wraps the kernel's __sk_buff.
+    if unsafe { (*ctx.skb.skb).mark } == MARK_TRANSLATED {
+        return Ok(Verdict::Pass);
+    }
+    let pkt = parse(ctx, None)?;
+    let from_subnet = in_subnet(config, pkt.key.src_ip);
+    if pkt.frag == Frag::Later {
+        return match frag::lookup(&pkt) {
+            Some(entry) => rewrite(ctx, &pkt, &entry).map(|()| Verdict::Pass),
+            // Never out with a container's private address.
+            None if from_subnet => Err(Stat::FragmentsDropped),
+            None => Ok(Verdict::Pass),
+        };
+    }
     if icmp::is_error(&pkt) {
-        icmp::translate_error(ctx, &pkt)?;
+        icmp::translate_error(ctx, &pkt, false)?;
         return Ok(Verdict::Pass);
     }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
-    } else {
+    } else if !pkt.has_ports() {
+        return Ok(Verdict::Pass);
+    } else if from_subnet && config.flags & flags::MASQUERADE != 0 {
         let k = &pkt.key;
-        let from_subnet = k.src_ip & config.subnet_mask == config.subnet;
-        if config.flags & flags::MASQUERADE == 0 || !from_subnet || !pkt.has_ports() {
-            return Ok(Verdict::Pass);
-        }
         let new = FlowKey {
             src_ip: config.external_ip,
             ..*k
         };
-        let entry = ct::create(k, new, ct_flags::SNAT, PublishKey::default(), true)?;
+        // A tuple that a host socket owns is the host's, as if the kernel's conntrack knew it.
+        let entry = ct::create(
+            k,
+            new,
+            ct_flags::SNAT,
+            PublishKey::default(),
+            true,
+            |reply| host_sockets::owns(ctx, reply),
+        )?;
         log::new_flow(ctx, "masquerade", k, &entry);
         entry
+    } else if pkt.key.src_ip == config.external_ip {
+        // The host's own connection: tracked (as itself) so masquerade never reuses its tuple;
+        // a new one moves off a tuple a container's flow already has, as Linux does. A TCP
+        // connection already running when it was first seen keeps its tuple or goes untracked.
+        let new_flow = pkt.key.proto != IPPROTO_TCP || ct::is_syn(pkt.tcp_flags);
+        match ct::create(
+            &pkt.key,
+            pkt.key,
+            ct_flags::HOST,
+            PublishKey::default(),
+            new_flow,
+            |_| false,
+        ) {
+            Ok(entry) => entry,
+            Err(_) if !new_flow => return Ok(Verdict::Pass),
+            Err(stat) => return Err(stat),
+        }
+    } else {
+        return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;
+    frag::remember(&pkt, entry.src_ip, entry.dst_ip, entry.flags);
     count_port(&entry.publish, u64::from(pkt.len));
     Ok(Verdict::Pass)
 }
@@ -150,7 +220,25 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
         return Ok(Verdict::Pass);
     };
-    let pkt = parse(ctx)?;
+    let pkt = parse(ctx, None)?;
+    if pkt.frag == Frag::Later {
+        // Hairpin fragments are delivered here; the others are translated on the external
+        // device, where they leave.
+        if let Some(entry) = frag::lookup(&pkt)
+            && entry.flags & ct_flags::HAIRPIN != 0
+        {
+            rewrite(ctx, &pkt, &entry)?;
+            return Ok(to_container_egress(ctx, entry.dst_ip, config));
+        }
+        return Ok(Verdict::Pass);
+    }
+    if icmp::is_error(&pkt) {
+        // Errors about hairpin flows go back to the container that started them.
+        return Ok(match icmp::translate_error(ctx, &pkt, true)? {
+            Some(dst) => to_container_egress(ctx, dst, config),
+            None => Verdict::Pass,
+        });
+    }
     let k = &pkt.key;
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
@@ -165,6 +253,15 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         else {
             return Ok(Verdict::Pass);
         };
+        // Only a new flow: not a container's answer to a host process whose port happens to
+        // be published (a TCP segment without a lone SYN, a datagram a host socket expects).
+        if if k.proto == IPPROTO_TCP {
+            !ct::is_syn(pkt.tcp_flags)
+        } else {
+            host_sockets::owns(ctx, k)
+        } {
+            return Ok(Verdict::Pass);
+        }
         // Its own port: the reply must come back through us, so the source becomes the
         // gateway (a packet from its own address would be dropped as martian).
         let own = k.src_ip == target.ip;
@@ -175,14 +272,22 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             dst_port: target.port,
             ..*k
         };
-        let entry = ct::create(k, new, ct_flags::DNAT | ct_flags::HAIRPIN, publish, own)?;
+        let entry = ct::create(
+            k,
+            new,
+            ct_flags::DNAT | ct_flags::HAIRPIN,
+            publish,
+            true,
+            |_| false,
+        )?;
         log::new_flow(ctx, "hairpin", k, &entry);
         entry
     };
     if entry.flags & ct_flags::HAIRPIN != 0 {
         rewrite(ctx, &pkt, &entry)?;
+        frag::remember(&pkt, entry.src_ip, entry.dst_ip, entry.flags);
         count_port(&entry.publish, u64::from(pkt.len));
-        return Ok(to_container_egress(ctx, &entry, config));
+        return Ok(to_container_egress(ctx, entry.dst_ip, config));
     }
     let reply_to_outside =
         entry.flags & (ct_flags::DNAT | ct_flags::REPLY) == ct_flags::DNAT | ct_flags::REPLY;
@@ -193,12 +298,19 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     Ok(Verdict::Pass)
 }
 
+/// Whether `ip` is a container's address (in the subnet, not the bridge's).
+#[inline(always)]
+fn to_container(config: &NatConfig, ip: u32) -> bool {
+    in_subnet(config, ip) && ip != config.gateway_ip
+}
+
 /// Rewrites addresses, ports (or the ICMP echo identifier) and checksums to `to`.
 #[inline(always)]
 fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
     let csum = pkt.l4_csum_offset();
-    let l4 = matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP);
+    // A later fragment has no L4 header: its addresses only (the checksum is in the first).
+    let l4 = matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) && pkt.frag != Frag::Later;
     let mangled = if k.proto == IPPROTO_UDP {
         u64::from(BPF_F_MARK_MANGLED_0)
     } else {
@@ -247,7 +359,11 @@ fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
             ctx.store(pkt.l4 + 4, &new, 0).map_err(failed)?;
         }
     }
-    count(Stat::Translated);
+    count(if pkt.frag == Frag::Later {
+        Stat::Fragments
+    } else {
+        Stat::Translated
+    });
     Ok(())
 }
 
@@ -285,9 +401,9 @@ fn to_container_peer(ctx: &TcContext, pkt: &Packet, dst_ip: u32, config: &NatCon
 
 /// Hairpin delivery: out of the target container's host-side veth, as the bridge would.
 #[inline(always)]
-fn to_container_egress(ctx: &TcContext, entry: &CtEntry, config: &NatConfig) -> Verdict {
+fn to_container_egress(ctx: &TcContext, dst_ip: u32, config: &NatConfig) -> Verdict {
     // SAFETY: the value is copied out at once.
-    let Some(info) = (unsafe { CONTAINERS.get(entry.dst_ip) }).copied() else {
+    let Some(info) = (unsafe { CONTAINERS.get(dst_ip) }).copied() else {
         return Verdict::Pass;
     };
     if ctx.store(0, &info.mac, 0).is_err() || ctx.store(6, &config.bridge_mac, 0).is_err() {
@@ -327,9 +443,12 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
         return Ok(Verdict::Pass);
     }
     rewrite(ctx, pkt, entry)?;
+    frag::remember(pkt, entry.src_ip, entry.dst_ip, entry.flags);
     count_port(&entry.publish, u64::from(pkt.len));
     decrement_ttl(ctx, pkt)?;
     count(Stat::FastPath);
+    // Translated already: the external device's egress program lets it go at once.
+    ctx.set_mark(MARK_TRANSLATED);
     if rc == BPF_FIB_LKUP_RET_NO_NEIGH {
         // SAFETY: no neighbour parameters: the kernel resolves the next hop itself.
         return Ok(Verdict::Redirect(unsafe {

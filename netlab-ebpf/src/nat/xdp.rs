@@ -7,32 +7,37 @@
 )]
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use netlab_common::nat::{CtEntry, NatConfig, Stat, flags};
+use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, flags};
 
 use super::{
-    ct, log,
+    ct, frag, log,
     maps::{CONTAINERS, DEVMAP, config, count, count_port},
     packet::{
-        ETH_HLEN, ETH_P_IP, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr,
-        Packet, parse_ip,
+        ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+        Ipv4Hdr, Packet, in_subnet, parse_ip,
     },
 };
 
 /// External device, XDP: DNAT for published ports and the reverse of masquerade.
 #[xdp]
 pub fn netlab_nat_ext_xdp(ctx: XdpContext) -> u32 {
-    match try_ext_xdp(&ctx) {
-        Ok(action) => action,
-        Err(stat) => {
-            count(stat);
-            match stat {
-                Stat::SnatExhausted | Stat::CtInsertFailed | Stat::RewriteFailed => {
-                    log::dropped(&ctx, stat);
-                    xdp_action::XDP_DROP
-                }
-                _ => xdp_action::XDP_PASS,
-            }
+    try_ext_xdp(&ctx).unwrap_or_else(|stat| skipped(&ctx, stat))
+}
+
+/// Packets the NAT does not handle pass untouched (and are counted by reason); packets it
+/// had to give up on are dropped.
+fn skipped(ctx: &XdpContext, stat: Stat) -> u32 {
+    count(stat);
+    match stat {
+        Stat::SnatExhausted
+        | Stat::CtInsertFailed
+        | Stat::RewriteFailed
+        | Stat::FragmentsDropped
+        | Stat::Martians => {
+            log::dropped(ctx, stat);
+            xdp_action::XDP_DROP
         }
+        _ => xdp_action::XDP_PASS,
     }
 }
 
@@ -65,22 +70,42 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
     }
     let iph: *mut Ipv4Hdr = ptr_at(ctx, ETH_HLEN).ok_or(Stat::Truncated)?;
     // SAFETY: bounds checked by ptr_at.
-    let pkt = parse_ip(unsafe { *iph }, ETH_HLEN, |offset| {
+    let pkt = parse_ip(unsafe { *iph }, ETH_HLEN, Some(config), |offset| {
         // SAFETY: bounds checked by ptr_at.
         ptr_at::<[u8; 8]>(ctx, offset).map(|p| unsafe { *p })
     })?;
-    let entry = if let Some(entry) = ct::lookup(&pkt) {
+    let entry = if pkt.frag == Frag::Later {
+        frag::lookup(&pkt).ok_or(Stat::FragmentsDropped)?
+    } else if let Some(entry) = ct::lookup(&pkt) {
         entry
     } else if let Some(entry) = ct::create_dnat(config, &pkt.key)? {
         log::new_flow(ctx, "dnat", &pkt.key, &entry);
         entry
     } else {
+        // Not ours: tc decides. A datagram for the host passes whole; one straight to a
+        // container is tc's to drop, its later fragments too.
+        if !in_subnet(config, pkt.key.dst_ip) {
+            frag::remember(&pkt, pkt.key.src_ip, pkt.key.dst_ip, 0);
+        }
         return Ok(xdp_action::XDP_PASS);
     };
     rewrite(ctx, &pkt, &entry)?;
+    if pkt.frag == Frag::First {
+        frag::remember(&pkt, entry.src_ip, entry.dst_ip, entry.flags);
+        // The tc program after us sees the later fragments translated: they pass there.
+        let translated = Packet {
+            key: FlowKey {
+                src_ip: entry.src_ip,
+                dst_ip: entry.dst_ip,
+                ..pkt.key
+            },
+            ..pkt
+        };
+        frag::remember(&translated, entry.src_ip, entry.dst_ip, entry.flags);
+    }
     count_port(&entry.publish, u64::from(pkt.len));
     if config.flags & flags::XDP_REDIRECT != 0 {
-        return Ok(fast_path(ctx, &pkt, &entry, config));
+        return Ok(fast_path(ctx, &pkt, entry.dst_ip, config));
     }
     // The tcx ingress program hands it on to the container. (XDP cannot tell a partial
     // checksum from a full one and updates it as full: harmless on veth, whose receivers
@@ -118,6 +143,20 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let iph: *mut Ipv4Hdr = ptr_at(ctx, pkt.l3).ok_or(Stat::Truncated)?;
     // SAFETY: bounds checked by ptr_at; XDP owns the frame.
     let iph = unsafe { &mut *iph };
+    if pkt.frag == Frag::Later {
+        // No L4 header: the addresses and the IP checksum only.
+        for (field, old, new) in [
+            (&mut iph.saddr, k.src_ip, to.src_ip),
+            (&mut iph.daddr, k.dst_ip, to.dst_ip),
+        ] {
+            if old != new {
+                iph.check = csum_update(iph.check, &old.to_ne_bytes(), &new.to_ne_bytes());
+                *field = new;
+            }
+        }
+        count(Stat::Fragments);
+        return Ok(());
+    }
     let l4_csum: Option<*mut u16> = match k.proto {
         IPPROTO_TCP => ptr_at(ctx, pkt.l4 + 16),
         IPPROTO_UDP => ptr_at(ctx, pkt.l4 + 6),
@@ -177,9 +216,9 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
 
 /// Fast path: rewrite the Ethernet header and TTL, then hand the frame to the container's
 /// host-side veth through the devmap; anything uncertain goes to the stack instead.
-fn fast_path(ctx: &XdpContext, pkt: &Packet, entry: &CtEntry, config: &NatConfig) -> u32 {
+fn fast_path(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) -> u32 {
     // SAFETY: the value is copied out at once.
-    let Some(info) = (unsafe { CONTAINERS.get(entry.dst_ip) }).copied() else {
+    let Some(info) = (unsafe { CONTAINERS.get(dst_ip) }).copied() else {
         return xdp_action::XDP_PASS;
     };
     if pkt.ttl <= 1 {
@@ -187,6 +226,11 @@ fn fast_path(ctx: &XdpContext, pkt: &Packet, entry: &CtEntry, config: &NatConfig
     }
     let (Some(eth), Some(iph)) = (ptr_at::<[u8; 12]>(ctx, 0), ptr_at::<Ipv4Hdr>(ctx, pkt.l3))
     else {
+        return xdp_action::XDP_PASS;
+    };
+    // Redirect first: a frame that falls back to the stack must keep its TTL, or the host's
+    // forwarding would decrement it a second time.
+    let Ok(action) = DEVMAP.redirect(info.host_ifindex, 0) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: bounds checked by ptr_at.
@@ -199,11 +243,6 @@ fn fast_path(ctx: &XdpContext, pkt: &Packet, entry: &CtEntry, config: &NatConfig
         eth[..6].copy_from_slice(&info.mac);
         eth[6..].copy_from_slice(&config.bridge_mac);
     }
-    match DEVMAP.redirect(info.host_ifindex, 0) {
-        Ok(action) => {
-            count(Stat::FastPath);
-            action
-        }
-        Err(_) => xdp_action::XDP_PASS,
-    }
+    count(Stat::FastPath);
+    action
 }

@@ -1,8 +1,9 @@
 //! The iptables backend: the reference the other backends are compared with. It behaves like
-//! Docker's bridge driver without the userland proxy: DNAT per published port, masquerade for
-//! the subnet, hairpin NAT. Rules live only in chains named `NL-<lab>-*`, jumped to from the
-//! built-in chains, and are changed atomically with `iptables-restore --noflush`, run in the
-//! lab's host node.
+//! Docker's bridge driver (28) without the userland proxy: DNAT per published port, masquerade
+//! for the subnet, hairpin NAT, containers closed to direct routed access from outside, and
+//! martian sources on the external device dropped. Rules live only in chains named
+//! `NL-<lab>-*`, jumped to from the built-in chains, and are changed atomically with
+//! `iptables-restore --noflush`, run in the lab's host node.
 
 use std::{
     fmt::Write as _,
@@ -25,8 +26,10 @@ pub struct Iptables;
 /// The chains of one lab: (table, chain suffix, built-in chain that jumps to it, jump match).
 /// Ports published on a loopback address go in `LOCAL`, jumped to from OUTPUT only: a
 /// packet from a wire addressed to 127.0.0.1 must never reach them (PREROUTING would DNAT it
-/// before the martian check; Docker's moby#45610).
-const JUMPS: [(&str, &str, &str, &str); 5] = [
+/// before the martian check; Docker's moby#45610). `RAW` drops martians before conntrack and
+/// NAT see them.
+const JUMPS: [(&str, &str, &str, &str); 6] = [
+    ("raw", "RAW", "PREROUTING", ""),
     ("nat", "DNAT", "PREROUTING", "-m addrtype --dst-type LOCAL"),
     ("nat", "DNAT", "OUTPUT", "-m addrtype --dst-type LOCAL"),
     ("nat", "LOCAL", "OUTPUT", "-m addrtype --dst-type LOCAL"),
@@ -44,7 +47,8 @@ impl Iptables {
     /// the result never depends on what was there before.
     fn chains(ctx: NatContext<'_>) -> String {
         let lab = ctx.lab;
-        let (dnat, local, post, fwd) = (
+        let (raw_chain, dnat, local, post, fwd) = (
+            chain(ctx.lab_name, "RAW"),
             chain(ctx.lab_name, "DNAT"),
             chain(ctx.lab_name, "LOCAL"),
             chain(ctx.lab_name, "POST"),
@@ -52,6 +56,13 @@ impl Iptables {
         );
         let bridge = &lab.bridge;
         let subnet = lab.subnet;
+        let external = &lab.external.device;
+        // Martians: the container subnet and loopback only ever arrive from the bridge and
+        // `lo`. From the external device they are spoofed (with rp_filter off, as in a fresh
+        // namespace, the kernel would DNAT and forward the subnet's, and answer them).
+        let raw = format!(
+            "*raw\n:{raw_chain} - [0:0]\n-A {raw_chain} -s {subnet} -i {external} -j DROP\n-A {raw_chain} -s 127.0.0.0/8 -i {external} -j DROP\n"
+        );
         let mut nat = format!("*nat\n:{dnat} - [0:0]\n:{local} - [0:0]\n:{post} - [0:0]\n");
         let mut filter = format!("*filter\n:{fwd} - [0:0]\n");
         if lab.masquerade {
@@ -93,16 +104,21 @@ impl Iptables {
                 nat,
                 "-A {post} -s {cip}/32 -d {cip}/32 -p {proto} -m {proto} --dport {cports} -j MASQUERADE"
             );
+            // Only connections this lab DNAT'd to the port: the same port addressed straight
+            // to the container (a neighbour routing the subnet via the host) is not published.
             let _ = writeln!(
                 filter,
-                "-A {fwd} -d {cip}/32 -o {bridge} -p {proto} -m {proto} --dport {cports} -j ACCEPT"
+                "-A {fwd} -d {cip}/32 -o {bridge} -p {proto} -m {proto} --dport {cports} -m conntrack --ctstate DNAT -j ACCEPT"
             );
         }
+        // Replies, containers' own traffic (out, to each other, hairpin), then, as Docker 28
+        // does, nothing else from outside into the bridge: containers are reached through
+        // published ports only.
         let _ = write!(
             filter,
-            "-A {fwd} -d {subnet} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A {fwd} -s {subnet} -i {bridge} -j ACCEPT\n"
+            "-A {fwd} -d {subnet} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A {fwd} -s {subnet} -i {bridge} -j ACCEPT\n-A {fwd} ! -i {bridge} -o {bridge} -j DROP\n"
         );
-        format!("{nat}COMMIT\n{filter}COMMIT\n")
+        format!("{raw}COMMIT\n{nat}COMMIT\n{filter}COMMIT\n")
     }
 
     /// Jump rules from the built-in chains that are missing, given the current rules.
@@ -222,7 +238,7 @@ impl NatBackend for Iptables {
         let saved = save(ctx)?;
         let prefix = format!("NL-{}-", ctx.lab_name);
         let mut script = String::new();
-        for table in ["nat", "filter"] {
+        for table in ["raw", "nat", "filter"] {
             let mut section = String::new();
             let mut in_table = false;
             for line in saved.lines() {
@@ -457,6 +473,7 @@ fn conntrack_row(line: &str) -> Option<ConntrackRow> {
         kind: "nf_conntrack".to_string(),
         state,
         idle_s: 0,
+        timeout_s: fields.get(2).and_then(|f| f.parse().ok()).unwrap_or(0),
     })
 }
 
@@ -556,11 +573,78 @@ mod tests {
         assert!(!rules.contains("-A NL-t-DNAT -d 127.0.0.1"));
         assert!(rules.contains("-A NL-t-POST -s 172.18.0.10/32 -d 172.18.0.10/32 -p udp -m udp --dport 8000:8002 -j MASQUERADE\n"));
         assert!(rules.contains("-A NL-t-POST -s 172.18.0.0/16 ! -o br0 -j MASQUERADE\n"));
+        assert!(rules.contains(
+            "COMMIT\n*nat\n:NL-t-DNAT - [0:0]\n:NL-t-LOCAL - [0:0]\n:NL-t-POST - [0:0]\n"
+        ));
+        assert_eq!(rules.matches("COMMIT\n").count(), 3);
+    }
+
+    #[test]
+    fn martians_from_the_external_device_are_dropped_before_conntrack() {
+        let lab = lab_with(&[]);
+        let rules = Iptables::chains(ctx(&lab));
         assert!(
-            rules
-                .starts_with("*nat\n:NL-t-DNAT - [0:0]\n:NL-t-LOCAL - [0:0]\n:NL-t-POST - [0:0]\n")
+            rules.starts_with(
+                "*raw\n:NL-t-RAW - [0:0]\n-A NL-t-RAW -s 172.18.0.0/16 -i eth0 -j DROP\n-A NL-t-RAW -s 127.0.0.0/8 -i eth0 -j DROP\nCOMMIT\n"
+            ),
+            "{rules}"
         );
-        assert_eq!(rules.matches("COMMIT\n").count(), 2);
+        // The device is the lab's, whatever its name.
+        let mut renamed = lab_with(&[]);
+        renamed.external.device = "uplink".into();
+        let rules = Iptables::chains(ctx(&renamed));
+        assert!(
+            rules.contains("-A NL-t-RAW -s 172.18.0.0/16 -i uplink -j DROP\n"),
+            "{rules}"
+        );
+        assert!(!rules.contains("-i eth0"), "{rules}");
+    }
+
+    #[test]
+    fn forwarding_into_the_bridge_only_for_dnat_and_replies() {
+        let lab = lab_with(&["8080:80", "7000-7002:8000-8002/udp"]);
+        let rules = Iptables::chains(ctx(&lab));
+        let filter = rules.split("*filter\n").nth(1).expect("a filter section");
+        assert_eq!(
+            filter,
+            ":NL-t-FWD - [0:0]\n\
+             -A NL-t-FWD -d 172.18.0.10/32 -o br0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT\n\
+             -A NL-t-FWD -d 172.18.0.10/32 -o br0 -p udp -m udp --dport 8000:8002 -m conntrack --ctstate DNAT -j ACCEPT\n\
+             -A NL-t-FWD -d 172.18.0.0/16 -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+             -A NL-t-FWD -s 172.18.0.0/16 -i br0 -j ACCEPT\n\
+             -A NL-t-FWD ! -i br0 -o br0 -j DROP\n\
+             COMMIT\n"
+        );
+        // With nothing published, outside traffic into the bridge is still closed.
+        let rules = Iptables::chains(ctx(&lab_with(&[])));
+        assert!(rules.contains("-A NL-t-FWD ! -i br0 -o br0 -j DROP\nCOMMIT\n"));
+        assert!(!rules.contains("--ctstate DNAT"));
+    }
+
+    #[test]
+    fn explain_creates_every_chain_and_jump() {
+        let lab = lab_with(&["8080:80"]);
+        let lines = Iptables.explain(ctx(&lab));
+        for chain in ["raw -N NL-t-RAW", "nat -N NL-t-DNAT", "filter -N NL-t-FWD"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|line| line.ends_with(&format!("iptables -t {chain}"))),
+                "{chain}: {lines:#?}"
+            );
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.ends_with("iptables -t raw -I PREROUTING -j NL-t-RAW")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(
+                |line| line.ends_with("iptables -t filter -A NL-t-FWD ! -i br0 -o br0 -j DROP")
+            ),
+            "{lines:#?}"
+        );
     }
 
     #[test]
@@ -577,7 +661,7 @@ mod tests {
         let jumps = Iptables::missing_jumps(ctx(&lab), saved);
         assert_eq!(
             jumps,
-            "*filter\n-I FORWARD -j NL-t-FWD\nCOMMIT\n*nat\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-DNAT\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-LOCAL\nCOMMIT\n"
+            "*filter\n-I FORWARD -j NL-t-FWD\nCOMMIT\n*nat\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-DNAT\n-I OUTPUT -m addrtype --dst-type LOCAL -j NL-t-LOCAL\nCOMMIT\n*raw\n-I PREROUTING -j NL-t-RAW\nCOMMIT\n"
         );
     }
 
@@ -589,5 +673,9 @@ mod tests {
         assert_eq!(row.state, "ESTABLISHED");
         assert_eq!(row.original, "198.18.0.2:40000 -> 198.18.0.1:5000");
         assert_eq!(row.translated, "198.18.0.2:40000 -> 172.18.0.10:5000");
+        assert_eq!(row.timeout_s, 431_999);
+        let syn = "tcp      6 58 SYN_RECV src=198.18.0.99 dst=198.18.0.1 sport=1234 dport=7200 src=172.18.0.10 dst=198.18.0.99 sport=7200 dport=1234 mark=0 use=1";
+        let row = conntrack_row(syn).expect("a row");
+        assert_eq!((row.state.as_str(), row.timeout_s), ("SYN_RECV", 58));
     }
 }

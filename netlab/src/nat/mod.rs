@@ -119,6 +119,8 @@ pub struct ConntrackRow {
     pub state: String,
     /// Seconds since the last packet.
     pub idle_s: u64,
+    /// Seconds left before the entry expires unless another packet refreshes it.
+    pub timeout_s: u64,
 }
 
 /// A NAT datapath. Every method is idempotent; `teardown` keeps going past failures and

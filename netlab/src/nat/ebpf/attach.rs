@@ -219,6 +219,9 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
     if ctx.options.fast_path == FastPath::XdpRedirect {
         config_flags |= flags::XDP_REDIRECT;
     }
+    if ctx.options.ingress == Ingress::Xdp {
+        config_flags |= flags::XDP_INGRESS;
+    }
     let config = NatConfig {
         external_ip: u32::from(lab.external.address.addr()).to_be(),
         gateway_ip: u32::from(lab.gateway).to_be(),

@@ -8,7 +8,7 @@ mod tables;
 
 use std::net::Ipv4Addr;
 
-use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs};
+use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs, timeouts};
 
 use crate::{error::Result, lab::Publish};
 
@@ -57,6 +57,7 @@ impl NatBackend for Ebpf {
                 };
                 let mut kind = Vec::new();
                 for (bit, name) in [
+                    (ct_flags::HOST, "host"),
                     (ct_flags::HAIRPIN, "hairpin"),
                     (ct_flags::DNAT, "dnat"),
                     (ct_flags::SNAT, "snat"),
@@ -91,6 +92,9 @@ impl NatBackend for Ebpf {
                     }
                     .to_string(),
                     idle_s: now.saturating_sub(entry.last_seen_ns) / 1_000_000_000,
+                    timeout_s: (entry.last_seen_ns + timeouts::lifetime_ns(key.proto, entry.state))
+                        .saturating_sub(now)
+                        / 1_000_000_000,
                 }
             })
             .collect())
