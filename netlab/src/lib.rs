@@ -7,6 +7,7 @@ pub mod ebpf;
 pub mod error;
 pub mod inspect;
 pub mod lab;
+pub mod lab_lock;
 pub mod lifecycle;
 pub mod link;
 pub mod nat;

@@ -4,6 +4,7 @@
 use crate::{
     error::{Error, Result},
     lab::{HostMode, Ipv4Net, Lab, Publish},
+    lab_lock::LabLock,
     link,
     nat::{BackendKind, BackendOptions, NatContext},
     netlink::Place,
@@ -26,6 +27,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) -> Result<()> {
     state::validate_name(name)?;
     lab.validate()?;
+    let _lock = LabLock::acquire(name)?;
     let nat = backend.backend()?;
     if lab.host == HostMode::Root {
         validate_root_host(lab)?;
@@ -86,7 +88,7 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) 
     })();
     if let Err(err) = result {
         if existing.is_none()
-            && let Err(rollback) = down(name)
+            && let Err(rollback) = down_locked(name)
         {
             return Err(Error::Multi(vec![err, rollback]));
         }
@@ -124,6 +126,12 @@ fn validate_root_host(lab: &Lab) -> Result<()> {
 /// file. Keeps going past failures and reports them all; a lab that is not there is success.
 pub fn down(name: &str) -> Result<()> {
     state::validate_name(name)?;
+    let _lock = LabLock::acquire(name)?;
+    down_locked(name)
+}
+
+/// `down`, with the lab's lock held by the caller.
+fn down_locked(name: &str) -> Result<()> {
     let mut errors = Vec::new();
     let saved = state::load(name).unwrap_or_else(|err| {
         errors.push(err);
@@ -192,6 +200,8 @@ fn remove_root_links(lab: &Lab) -> Result<()> {
 
 /// Publishes `specs` on container `node`; all or nothing.
 pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Result<()> {
+    state::validate_name(name)?;
+    let _lock = LabLock::acquire(name)?;
     let mut saved = state::require(name)?;
     if saved.lab.container(node).is_none() {
         return Err(Error::invalid(format!(
@@ -237,6 +247,8 @@ pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Resu
 
 /// Unpublishes `specs` from container `node`; each must be published exactly so.
 pub fn unpublish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Result<()> {
+    state::validate_name(name)?;
+    let _lock = LabLock::acquire(name)?;
     let mut saved = state::require(name)?;
     if saved.lab.container(node).is_none() {
         return Err(Error::invalid(format!(

@@ -43,7 +43,7 @@ impl Datapath {
     fn new() -> Self {
         let dir = PathBuf::from(format!("/sys/fs/bpf/netlab/{}", unique("dp")));
         netlab::ebpf::bpffs::create_dir(&dir).expect("pin folder");
-        let mut bpf = netlab::ebpf::load(&dir).expect("loading the eBPF object");
+        let mut bpf = netlab::ebpf::load(&dir, &[]).expect("loading the eBPF object");
         let be = |ip: Ipv4Addr| u32::from(ip).to_be();
         let config = NatConfig {
             external_ip: be(EXT),
@@ -337,7 +337,11 @@ fn truncated_and_non_ipv4_packets_pass_untouched() {
         2,
         "the truncated header, tc and XDP"
     );
-    assert_eq!(dp.stat(Stat::Skipped), 4, "the IPv6 frame and the bare header, tc and XDP");
+    assert_eq!(
+        dp.stat(Stat::Skipped),
+        4,
+        "the IPv6 frame and the bare header, tc and XDP"
+    );
     // Nothing was tracked for any of them.
     let good = ingress(&dp, &Frame::tcp((WAN, 40003), (EXT, 5000), SYN, b""));
     assert_eq!(good.dst, C0, "the datapath still works after them");

@@ -41,7 +41,11 @@ pub fn configs() -> Vec<Config> {
     let ebpf = |name, ingress, fast_path, every_run| Config {
         name,
         backend: BackendKind::Ebpf,
-        options: BackendOptions { ingress, fast_path },
+        options: BackendOptions {
+            ingress,
+            fast_path,
+            ..BackendOptions::default()
+        },
         every_run,
     };
     vec![

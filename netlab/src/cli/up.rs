@@ -26,6 +26,11 @@ pub struct Args {
     /// lab's, else on].
     #[arg(long, value_enum)]
     pub fast_path: Option<FastPath>,
+    /// eBPF backend: size of the conntrack table, in entries (a flow takes two; when it is
+    /// full the least recently used flows are evicted) [default: the running lab's, else
+    /// 262144].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
+    pub ct_entries: Option<u32>,
     /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
     /// down.
     #[arg(long)]
@@ -59,6 +64,7 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let options = BackendOptions {
         ingress: args.ingress.unwrap_or(defaults.ingress),
         fast_path: args.fast_path.unwrap_or(defaults.fast_path),
+        ct_entries: args.ct_entries.unwrap_or(defaults.ct_entries),
     };
     if args.explain {
         crate::state::validate_name(lab_name)?;

@@ -15,9 +15,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("NETLAB_EBPF_OBJECT"));
 /// namespace, with the maps declared `pinned` pinned in `dir`, or reused from there when a
 /// previous load pinned them (so a running datapath keeps its state). Every load names its
 /// folder: without one, aya pins those maps at the root of bpffs, where nothing removes them.
-pub fn load(dir: &std::path::Path) -> Result<Ebpf> {
-    EbpfLoader::new()
-        .default_map_pin_directory(dir)
+/// `sizes` overrides the declared size of maps, by name.
+pub fn load(dir: &std::path::Path, sizes: &[(&str, u32)]) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    loader.default_map_pin_directory(dir);
+    for (name, size) in sizes {
+        loader.map_max_entries(name, *size);
+    }
+    loader
         .load(OBJECT)
         .map_err(|err| Error::ebpf("loading the eBPF object", err))
 }

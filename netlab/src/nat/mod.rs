@@ -73,10 +73,27 @@ pub enum FastPath {
 }
 
 /// Backend tuning (the eBPF backend's; iptables ignores them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendOptions {
     pub ingress: Ingress,
     pub fast_path: FastPath,
+    /// Size of the conntrack table (entries; a flow takes two).
+    #[serde(default = "default_ct_entries")]
+    pub ct_entries: u32,
+}
+
+fn default_ct_entries() -> u32 {
+    netlab_common::nat::CONNTRACK_MAX_ENTRIES
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        Self {
+            ingress: Ingress::default(),
+            fast_path: FastPath::default(),
+            ct_entries: default_ct_entries(),
+        }
+    }
 }
 
 /// What every backend gets: the lab, its name, and the backend's options.

@@ -140,7 +140,7 @@ fn attach_all(
     interfaces: &Interfaces,
     cgroup: &Path,
 ) -> Result<()> {
-    let mut bpf = ebpf::load(dir)?;
+    let mut bpf = ebpf::load(dir, &[(map_names::CONNTRACK, ctx.options.ct_entries)])?;
     write_tables(&mut bpf, ctx, interfaces)?;
     let links = dir.join("links");
     let ext = ctx.lab.external.device.as_str();

@@ -199,8 +199,8 @@ impl Tables {
         let _ = writeln!(out, "pins: {}", self.dir.display());
         let _ = writeln!(
             out,
-            "options: ingress {:?}, fast path {:?}",
-            ctx.options.ingress, ctx.options.fast_path
+            "options: ingress {:?}, fast path {:?}, conntrack entries {}",
+            ctx.options.ingress, ctx.options.fast_path, ctx.options.ct_entries
         );
         let mut links: Vec<String> = std::fs::read_dir(self.dir.join("links"))
             .map(|entries| {
