@@ -301,10 +301,14 @@ pub enum Stat {
     DirectAccess = 13,
     /// Flow halves restored after the LRU evicted them while the other half was in use.
     CtRestored = 14,
+    /// TCP/UDP packets to the external address that belong to no flow, no published port
+    /// and no host socket (a reply to a flow the full table evicted, a scan): left to the
+    /// host, which refuses them.
+    Untracked = 15,
 }
 
 /// Number of [`Stat`] slots.
-pub const STAT_COUNT: u32 = 15;
+pub const STAT_COUNT: u32 = 16;
 
 impl Stat {
     /// All stats with their names, in index order.
@@ -324,6 +328,7 @@ impl Stat {
         (Stat::Martians, "martians"),
         (Stat::DirectAccess, "direct_access"),
         (Stat::CtRestored, "ct_restored"),
+        (Stat::Untracked, "untracked"),
     ];
 }
 

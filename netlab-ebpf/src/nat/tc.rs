@@ -136,6 +136,12 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     } else {
         // For the host itself: its later fragments pass too.
         frag::remember(&pkt, pkt.key.src_ip, pkt.key.dst_ip, 0);
+        if pkt.key.dst_ip == config.external_ip
+            && matches!(pkt.key.proto, IPPROTO_TCP | IPPROTO_UDP)
+            && !host_sockets::owns(ctx, &pkt.key)
+        {
+            count(Stat::Untracked);
+        }
         return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;

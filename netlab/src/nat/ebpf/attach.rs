@@ -43,6 +43,8 @@ struct Interfaces {
 /// One container's veth pair, as the datapath sees it.
 #[derive(Debug)]
 struct ContainerLink {
+    /// The container's node name.
+    node: String,
     address: Ipv4Addr,
     /// The veth end in the host node, and its index there.
     host_device: String,
@@ -75,6 +77,7 @@ fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
             let inside = netlink::connect(&place)?;
             let (_, mac) = link::index_and_mac(&inside, &container.device).await?;
             containers.push(ContainerLink {
+                node: container.name.clone(),
                 address: container.address,
                 host_device: container.host_device.clone(),
                 host_ifindex,
@@ -145,7 +148,8 @@ fn attach_all(
     let links = dir.join("links");
     let ext = ctx.lab.external.device.as_str();
     if ctx.options.ingress == Ingress::Xdp {
-        attach_xdp(&mut bpf, programs::XDP_EXTERNAL_INGRESS, ext, &links)?;
+        let pin = links.join(format!("{}@{ext}", programs::XDP_EXTERNAL_INGRESS));
+        attach_xdp(&mut bpf, programs::XDP_EXTERNAL_INGRESS, ext, &pin)?;
     }
     // With XDP translating, tcx ingress still translates ICMP errors and is where the fast
     // path hands packets on.
@@ -176,8 +180,15 @@ fn attach_all(
             let Place::Netns(ns) = &container.place else {
                 continue;
             };
+            // Named by container: every container may call its device eth0.
+            let pin = links.join(format!(
+                "{}@{}:{}",
+                programs::XDP_PASS,
+                container.node,
+                container.device
+            ));
             netns::run_in(ns, || {
-                attach_xdp(&mut bpf, programs::XDP_PASS, &container.device, &links)
+                attach_xdp(&mut bpf, programs::XDP_PASS, &container.device, &pin)
             })?;
         }
     }
@@ -333,8 +344,9 @@ fn attach_tc(
     pin_link(FdLink::try_from(link), &pin)
 }
 
-fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, links: &Path) -> Result<()> {
-    let pin = links.join(format!("{name}@{device}"));
+/// Attaches XDP program `name` to `device` (native mode, else generic) and pins the link
+/// at `pin`.
+fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, pin: &Path) -> Result<()> {
     let program: &mut Xdp = program(bpf, name)?;
     load(program.load(), name)?;
     let attached = program
@@ -351,12 +363,12 @@ fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, links: &Path) -> Result<
         }
         // Attached although a pin exists: the pin's link died with a re-created device.
         Ok(id) => {
-            let _ = std::fs::remove_file(&pin);
+            let _ = std::fs::remove_file(pin);
             id
         }
     };
     let link = program
         .take_link(id)
         .map_err(|err| Error::ebpf("taking an XDP link", err))?;
-    pin_link(FdLink::try_from(link), &pin)
+    pin_link(FdLink::try_from(link), pin)
 }

@@ -21,7 +21,8 @@ pub struct Ebpf;
 
 impl NatBackend for Ebpf {
     fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
-        attach::setup(ctx)
+        attach::setup(ctx)?;
+        tables::Tables::open(ctx.lab_name)?.prune(ctx.lab)
     }
 
     fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {

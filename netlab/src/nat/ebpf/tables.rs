@@ -1,7 +1,7 @@
 //! The pinned maps of a running datapath, opened from bpffs: publishing and unpublishing
 //! ports, reading counters and the conntrack table. No program is loaded or changed here.
 
-use std::{fmt::Write as _, net::Ipv4Addr, path::PathBuf};
+use std::{collections::HashSet, fmt::Write as _, net::Ipv4Addr, path::PathBuf};
 
 use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use netlab_common::nat::{
@@ -106,8 +106,14 @@ impl Tables {
                 let zero = PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])
                     .map_err(|err| Error::io("sizing per-CPU counters", err))?;
                 let _ = stats.insert(key, zero, BPF_NOEXIST);
-                map.insert(key, value, 0)
-                    .map_err(|err| Error::ebpf(format!("publishing {}", publish.spec), err))?;
+                // A port already forwarding as asked (published again by `up`) is left alone;
+                // one forwarding elsewhere (a crashed command's) is set to what the lab says.
+                if map.insert(key, value, BPF_NOEXIST).is_err()
+                    && map.get(&key, 0).ok() != Some(value)
+                {
+                    map.insert(key, value, 0)
+                        .map_err(|err| Error::ebpf(format!("publishing {}", publish.spec), err))?;
+                }
             }
         }
         Ok(())
@@ -119,7 +125,7 @@ impl Tables {
     pub fn unpublish(&self, _lab: &Lab, removed: &[Publish]) -> Result<()> {
         let mut map = self.publish_map()?;
         let mut stats = self.port_stats()?;
-        let mut gone = Vec::new();
+        let mut gone = HashSet::new();
         for publish in removed {
             for (key, _) in publish_keys(publish) {
                 match map.remove(&key) {
@@ -130,7 +136,7 @@ impl Tables {
                 }
                 let _ = stats.remove(&key);
                 if publish.spec.proto == Proto::Udp {
-                    gone.push(key);
+                    gone.insert(key);
                 }
             }
         }
@@ -145,6 +151,28 @@ impl Tables {
             for key in stale {
                 let _ = conntrack.remove(&key);
             }
+        }
+        Ok(())
+    }
+
+    /// Removes the ports that forward but that `lab` does not publish (left by a crashed
+    /// command), with their counters: what forwards is what `status` shows.
+    pub fn prune(&self, lab: &Lab) -> Result<()> {
+        let wanted: HashSet<PublishKey> = lab
+            .publish
+            .iter()
+            .flat_map(|publish| publish_keys(publish).map(|(key, _)| key))
+            .collect();
+        let mut map = self.publish_map()?;
+        let mut stats = self.port_stats()?;
+        let stale: Vec<PublishKey> = map
+            .keys()
+            .filter_map(std::result::Result::ok)
+            .filter(|key| !wanted.contains(key))
+            .collect();
+        for key in stale {
+            let _ = map.remove(&key);
+            let _ = stats.remove(&key);
         }
         Ok(())
     }
