@@ -350,7 +350,7 @@ pub mod timeouts {
 
     /// How long an entry of a flow of protocol `proto` in [`super::ct_state`] `state` lives
     /// without traffic.
-    #[inline(always)]
+    #[inline]
     #[must_use]
     pub const fn lifetime_ns(proto: u8, state: u8) -> u64 {
         match (proto, state) {

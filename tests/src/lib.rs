@@ -2,7 +2,9 @@
 //! with unique names under [`PREFIX`], held by RAII guards that tear them down even when the
 //! test fails or panics; `leak-check` then proves nothing was left behind.
 
+pub mod fixtures;
 pub mod frames;
+pub mod harness;
 pub mod leaks;
 
 use std::{
@@ -177,4 +179,37 @@ impl Drop for Lab {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// One `#[test]` per case in a module per backend configuration: `backend_tests!(a, b, c);`
+/// in a test file whose cases are `fn a(backend: &str)` ... turns them into `iptables::a`,
+/// `ebpf_tc::a`, ..., each calling its case with the configuration's `netlab up` arguments
+/// (plus [`harness::TX_CSUM_OFF`], a marker [`harness::lab_with`] acts on). The 9
+/// configurations are listed here once, for every suite that runs on all of them.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($case:ident),+ $(,)?) => {
+        $crate::backend_tests!(@configs [$($case),+]
+            iptables: "--backend iptables";
+            ebpf_tc: "--backend ebpf --ingress tc --fast-path on";
+            ebpf_tc_no_fast_path: "--backend ebpf --ingress tc --fast-path off";
+            ebpf_xdp: "--backend ebpf --ingress xdp --fast-path on";
+            ebpf_xdp_no_fast_path: "--backend ebpf --ingress xdp --fast-path off";
+            iptables_tx_csum_off: "--backend iptables +tx-csum-off";
+            ebpf_tc_tx_csum_off: "--backend ebpf --ingress tc --fast-path on +tx-csum-off";
+            ebpf_xdp_tx_csum_off: "--backend ebpf --ingress xdp --fast-path on +tx-csum-off";
+            ebpf_xdp_redirect_tx_csum_off: "--backend ebpf --ingress xdp --fast-path xdp-redirect +tx-csum-off";
+        );
+    };
+    (@configs $cases:tt $($module:ident: $backend:literal;)+) => {$(
+        mod $module {
+            $crate::backend_tests!(@cases $backend; $cases);
+        }
+    )+};
+    (@cases $backend:literal; [$($case:ident),+]) => {$(
+        #[test]
+        fn $case() {
+            super::$case($backend);
+        }
+    )+};
 }

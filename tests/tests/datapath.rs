@@ -11,7 +11,8 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use netlab_common::nat::{
-    CtEntry, FlowKey, NatConfig, PublishKey, PublishValue, Stat, ct_state, flags, maps, programs,
+    ContainerInfo, CtEntry, FlowKey, NatConfig, PublishKey, PublishValue, Stat, ct_state, flags,
+    maps, programs,
 };
 use netlab_e2e::{
     frames::{Frame, ICMP, TCP, UDP, parse},
@@ -78,6 +79,30 @@ impl Datapath {
         datapath.publish(5000, TCP, C0, 5000);
         datapath.publish(6000, UDP, C1, 6000);
         datapath
+    }
+
+    /// Adds `flags` to the config's.
+    fn add_flags(&mut self, flags: u32) {
+        let mut array: Array<&mut MapData, NatConfig> =
+            Array::try_from(self.bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
+        let mut config = array.get(&0, 0).expect("config");
+        config.flags |= flags;
+        array.set(0, config, 0).expect("writing the config");
+    }
+
+    /// Tells the datapath where container `ip` is (its host-side veth's index).
+    fn add_container(&mut self, ip: Ipv4Addr, host_ifindex: u32) {
+        let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
+            HashMap::try_from(self.bpf.map_mut(maps::CONTAINERS).expect("containers map"))
+                .expect("hash map");
+        let info = ContainerInfo {
+            host_ifindex,
+            mac: [2, 0, 0, 0, 0, 0x10],
+            pad: [0; 2],
+        };
+        containers
+            .insert(u32::from(ip).to_be(), info, 0)
+            .expect("adding a container");
     }
 
     /// Publishes `port`/`proto` on every host address to `target:target_port` (or moves it).
@@ -639,6 +664,25 @@ fn a_reply_to_a_host_process_is_never_hairpinned() {
     let syn = Frame::tcp((C1, 40000), (EXT, 5000), SYN, b"").bytes();
     let (_, out) = dp.tc(programs::TC_CONTAINER_INGRESS, &syn);
     assert_eq!(parse(&out).dst, C0, "a SYN from a container is hairpinned");
+}
+
+#[test]
+fn a_failed_xdp_redirect_leaves_the_ttl_to_the_stack() {
+    let mut dp = Datapath::new();
+    dp.add_flags(flags::XDP_REDIRECT);
+    // Known to the datapath, but with no devmap entry: the redirect fails.
+    dp.add_container(C0, 4242);
+    let frame = Frame::tcp((WAN, 41100), (EXT, 5000), SYN, b"");
+    let (action, out) = dp.xdp(&frame.bytes());
+    assert_eq!(action, XDP_PASS, "falls back to the stack");
+    let p = parse(&out);
+    assert_eq!(p.dst, C0, "translated all the same");
+    assert_eq!(
+        p.ttl, frame.ttl,
+        "the stack's forwarding decrements the TTL, not XDP"
+    );
+    assert_checksums(&p);
+    assert_eq!(dp.stat(Stat::FastPath), 0);
 }
 
 #[test]

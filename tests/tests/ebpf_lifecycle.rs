@@ -233,3 +233,84 @@ fn up_reattaches_to_a_recreated_container() {
     // Self-hairpin needs the container-side program on the new veth.
     assert!(answers(&lab.ns("netns0")), "self-hairpin after re-creation");
 }
+
+/// What forwards is what `status` shows: a publish-map entry that no command recorded (left
+/// by a crash between the map update and the state file) is removed by the next `up`.
+#[test]
+fn up_removes_ports_that_forward_but_are_not_published() {
+    let lab = Lab::up(&["--backend", "ebpf"]);
+    let map = pins(&lab.name).join(netlab_common::nat::maps::PUBLISH);
+    let map = map.to_str().expect("UTF-8 path");
+    // 0.0.0.0:6001/tcp -> 172.18.0.10:6001, as a crashed `publish` would leave it.
+    let key = ["0", "0", "0", "0", "0x17", "0x71", "6", "0"];
+    let value = ["172", "18", "0", "10", "0x17", "0x71", "0", "0"];
+    let update: Vec<&str> = ["map", "update", "pinned", map, "key"]
+        .into_iter()
+        .chain(key)
+        .chain(["value"])
+        .chain(value)
+        .collect();
+    netlab_e2e::cmd_ok("bpftool", &update);
+    let lookup = ["map", "lookup", "pinned", map, "key"];
+    let lookup: Vec<&str> = lookup.into_iter().chain(key).collect();
+    assert!(
+        Command::new("bpftool")
+            .args(&lookup)
+            .output()
+            .expect("bpftool")
+            .status
+            .success(),
+        "the stray entry is there before `up`"
+    );
+    lab.netlab_ok(&["up"]);
+    assert!(
+        !Command::new("bpftool")
+            .args(&lookup)
+            .output()
+            .expect("bpftool")
+            .status
+            .success(),
+        "`up` left a port that forwards but is not published"
+    );
+    assert!(
+        lab.netlab_ok(&["status"]).contains("5000:5000/tcp"),
+        "declared ports stay"
+    );
+}
+
+/// Containers may all call their device eth0: with `--fast-path xdp-redirect`, each gets an
+/// XDP pass-through program pinned under its own name, and `up` again attaches nothing twice.
+#[test]
+fn xdp_redirect_pins_are_named_per_container() {
+    let file = std::env::temp_dir().join(format!("{}.toml", unique("eth0")));
+    std::fs::write(
+        &file,
+        "[[container]]\nname = \"a\"\naddress = \"172.18.0.30\"\ndevice = \"eth0\"\n\
+         [[container]]\nname = \"b\"\naddress = \"172.18.0.40\"\ndevice = \"eth0\"\n",
+    )
+    .expect("writing the lab file");
+    let path = file.to_str().expect("UTF-8 path");
+    let args = [
+        "-f",
+        path,
+        "--backend",
+        "ebpf",
+        "--ingress",
+        "xdp",
+        "--fast-path",
+        "xdp-redirect",
+    ];
+    let lab = Lab::up(&args);
+    let mut up_again = vec!["up"];
+    up_again.extend_from_slice(&args);
+    lab.netlab_ok(&up_again);
+    let _ = std::fs::remove_file(&file);
+    let links = std::fs::read_dir(pins(&lab.name).join("links")).expect("links folder");
+    let mut names: Vec<String> = links
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(netlab_common::nat::programs::XDP_PASS))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["netlab_xdp_pass@a:eth0", "netlab_xdp_pass@b:eth0"]);
+}

@@ -54,7 +54,7 @@ fn next_state(state: u8, flags: u8) -> u8 {
 /// The live entry for this packet's tuple, refreshed (time, TCP state); a flow whose two
 /// directions are both expired is removed and reported as missing, and so is a closing TCP
 /// flow that a new SYN reuses (the caller then creates it anew, reading the published ports
-/// again, as the kernel does for a SYN that meets a connection in TIME_WAIT).
+/// again, as the kernel does for a SYN that meets a connection in `TIME_WAIT`).
 #[inline(always)]
 pub fn lookup(pkt: &Packet) -> Option<CtEntry> {
     lookup_key(&pkt.key, Some(pkt.tcp_flags))
@@ -101,7 +101,7 @@ fn flow_expired(key: &FlowKey, entry: &CtEntry, now: u64) -> bool {
 fn remove_flow(key: &FlowKey, entry: &CtEntry) {
     let partner = partner_of(key, entry);
     let _ = CONNTRACK.remove(key);
-    let _ = CONNTRACK.remove(&partner);
+    let _ = CONNTRACK.remove(partner);
 }
 
 /// Looks a flow up by one of its tuples. `tcp_flags` is the packet's, to refresh the entry
@@ -263,7 +263,7 @@ pub fn create(
         // SAFETY: the value is copied out at once.
         let winner = unsafe { CONNTRACK.get(orig) }.copied();
         if winner.is_none_or(|winner| partner_of(orig, &winner) != reply_key) {
-            let _ = CONNTRACK.remove(&reply_key);
+            let _ = CONNTRACK.remove(reply_key);
         }
         return winner.ok_or(Stat::CtInsertFailed);
     }

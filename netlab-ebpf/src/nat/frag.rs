@@ -25,14 +25,14 @@ pub fn remember(pkt: &Packet, src_ip: u32, dst_ip: u32, flags: u8) {
         flags,
         pad: [0; 3],
     };
-    let _ = FRAGMENTS.insert(&pkt.frag_key(), &entry, 0);
+    let _ = FRAGMENTS.insert(pkt.frag_key(), entry, 0);
 }
 
 /// How to rewrite a later fragment, as a conntrack entry that changes its addresses only.
 #[inline(always)]
 pub fn lookup(pkt: &Packet) -> Option<CtEntry> {
     // SAFETY: the value is copied out at once.
-    let entry = unsafe { FRAGMENTS.get(&pkt.frag_key()) }.copied()?;
+    let entry = unsafe { FRAGMENTS.get(pkt.frag_key()) }.copied()?;
     Some(CtEntry {
         src_ip: entry.src_ip,
         dst_ip: entry.dst_ip,

@@ -101,7 +101,12 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let fast_path = config.flags & flags::FAST_PATH != 0;
     if pkt.frag == Frag::Later {
         // Translated (by us or by XDP before us) like its first fragment, or dropped.
-        let entry = frag::lookup(&pkt).ok_or(Stat::FragmentsDropped)?;
+        let Some(entry) = frag::lookup(&pkt) else {
+            if config.flags & flags::MASQUERADE == 0 && to_container(config, pkt.key.dst_ip) {
+                return Ok(Verdict::Pass);
+            }
+            return Err(Stat::FragmentsDropped);
+        };
         rewrite(ctx, &pkt, &entry)?;
         return Ok(if fast_path && to_container(config, entry.dst_ip) {
             to_container_peer(ctx, &pkt, entry.dst_ip, config)
@@ -110,12 +115,16 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         });
     }
     if icmp::is_error(&pkt) {
-        return Ok(match icmp::translate_error(ctx, &pkt, false)? {
-            Some(dst) if fast_path => to_container_peer(ctx, &pkt, dst, config),
-            Some(_) => Verdict::Pass,
-            None if to_container(config, pkt.key.dst_ip) => return Err(Stat::DirectAccess),
-            None => Verdict::Pass,
-        });
+        return match icmp::translate_error(ctx, &pkt, false)? {
+            Some(dst) if fast_path => Ok(to_container_peer(ctx, &pkt, dst, config)),
+            // An error about no flow of ours, straight to a container: direct access.
+            None if to_container(config, pkt.key.dst_ip)
+                && config.flags & flags::MASQUERADE != 0 =>
+            {
+                Err(Stat::DirectAccess)
+            }
+            _ => Ok(Verdict::Pass),
+        };
     }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
@@ -123,10 +132,16 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         log::new_flow(ctx, "dnat", &pkt.key, &entry);
         entry
     } else if to_container(config, pkt.key.dst_ip) {
-        // Straight to a container: only a flow XDP translated may get there (a neighbour
-        // routing the subnet through us reaches published ports only, as with Docker).
-        if config.flags & flags::XDP_INGRESS == 0 || !ct::translated_earlier(&pkt.key) {
+        // Straight to a container: with masquerade (NAT mode), only a flow XDP translated
+        // may get there — a neighbour routing the subnet through us reaches published ports
+        // only, as with Docker. A lab without masquerade is routed: its containers are open.
+        if config.flags & flags::MASQUERADE != 0
+            && (config.flags & flags::XDP_INGRESS == 0 || !ct::translated_earlier(&pkt.key))
+        {
             return Err(Stat::DirectAccess);
+        }
+        if config.flags & flags::MASQUERADE == 0 {
+            return Ok(Verdict::Pass);
         }
         return Ok(if fast_path {
             to_container_peer(ctx, &pkt, pkt.key.dst_ip, config)

@@ -7,7 +7,7 @@
 )]
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, flags};
+use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, ct_flags, flags};
 
 use super::{
     ct, frag, log,
@@ -75,8 +75,20 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
         ptr_at::<[u8; 8]>(ctx, offset).map(|p| unsafe { *p })
     })?;
     let entry = if pkt.frag == Frag::Later {
-        frag::lookup(&pkt).ok_or(Stat::FragmentsDropped)?
+        match frag::lookup(&pkt) {
+            Some(entry) => entry,
+            // A routed lab's containers are open: tc lets those through.
+            None if config.flags & flags::MASQUERADE == 0 && in_subnet(config, pkt.key.dst_ip) => {
+                return Ok(xdp_action::XDP_PASS);
+            }
+            None => return Err(Stat::FragmentsDropped),
+        }
     } else if let Some(entry) = ct::lookup(&pkt) {
+        // The host's own connections keep their address: tc, after us, translates them (were
+        // we to rewrite one moved off a container's tuple, tc would take it for that flow).
+        if entry.flags & ct_flags::HOST != 0 {
+            return Ok(xdp_action::XDP_PASS);
+        }
         entry
     } else if let Some(entry) = ct::create_dnat(config, &pkt.key)? {
         log::new_flow(ctx, "dnat", &pkt.key, &entry);

@@ -112,12 +112,16 @@ impl Iptables {
             );
         }
         // Replies, containers' own traffic (out, to each other, hairpin), then, as Docker 28
-        // does, nothing else from outside into the bridge: containers are reached through
-        // published ports only.
+        // does in NAT mode, nothing else from outside into the bridge: containers are reached
+        // through published ports only. A lab without masquerade is routed: its containers
+        // are addressable from outside, as in Docker's routed gateway mode.
         let _ = write!(
             filter,
-            "-A {fwd} -d {subnet} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A {fwd} -s {subnet} -i {bridge} -j ACCEPT\n-A {fwd} ! -i {bridge} -o {bridge} -j DROP\n"
+            "-A {fwd} -d {subnet} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A {fwd} -s {subnet} -i {bridge} -j ACCEPT\n"
         );
+        if lab.masquerade {
+            let _ = writeln!(filter, "-A {fwd} ! -i {bridge} -o {bridge} -j DROP");
+        }
         format!("{raw}COMMIT\n{nat}COMMIT\n{filter}COMMIT\n")
     }
 
@@ -651,7 +655,12 @@ mod tests {
     fn no_masquerade_rule_when_the_lab_says_so() {
         let mut lab = lab_with(&[]);
         lab.masquerade = false;
-        assert!(!Iptables::chains(ctx(&lab)).contains("! -o br0 -j MASQUERADE"));
+        let rules = Iptables::chains(ctx(&lab));
+        assert!(!rules.contains("! -o br0 -j MASQUERADE"));
+        assert!(
+            !rules.contains("-j DROP\nCOMMIT\n*filter") && !rules.contains("-o br0 -j DROP"),
+            "a routed lab is open: {rules}"
+        );
     }
 
     #[test]

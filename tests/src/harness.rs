@@ -1,0 +1,573 @@
+//! The harness of the lab suites (`behaviour.rs`, `nat_correctness.rs`): a lab per case on a
+//! backend configuration ([`lab_with`], [`default_lab`]), servers and clients run inside its
+//! namespaces ([`Server`], [`client`], [`Session`], [`curl`]), and readers of netlab's JSON
+//! output. The Python programs they run are in [`crate::fixtures`].
+//!
+//! All traffic stays inside the lab: the container subnet 172.18.0.0/16, the external link
+//! 198.18.0.0/24 between the host node and `wan`, and loopback inside the lab's namespaces.
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead as _, BufReader, Write as _},
+    os::unix::process::CommandExt as _,
+    path::PathBuf,
+    process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    Lab,
+    fixtures::{CLIENT, SERVER},
+    unique,
+};
+
+/// The host node's address on the external link: where `wan` reaches published ports.
+pub const HOST_EXT: &str = "198.18.0.1";
+/// The `wan` node's address.
+pub const WAN: &str = "198.18.0.2";
+/// The bridge's address, the containers' gateway.
+pub const GATEWAY: &str = "172.18.0.1";
+/// Container `netns0` of the default lab.
+pub const NETNS0: &str = "172.18.0.10";
+/// Container `netns1` of the default lab.
+pub const NETNS1: &str = "172.18.0.20";
+
+pub const PYTHON: &str = "python3";
+/// How long a server may take to bind all its ports.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound on any one client run (the clients' own socket timeouts are shorter).
+pub const CLIENT_TIMEOUT_SECS: u32 = 60;
+
+/// One file under the temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn new(extension: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{}.{extension}", unique("f")));
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
+        Self(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("temporary paths are UTF-8")
+    }
+
+    pub fn read(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap_or_default()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A child process leading a process group of its own; the whole group is killed on drop.
+#[derive(Debug)]
+pub struct Guarded(pub Child);
+
+impl Guarded {
+    pub fn spawn(command: &mut Command) -> Self {
+        Self(
+            command
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|err| panic!("spawning {command:?}: {err}")),
+        )
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // Only a child that is not yet reaped: its pid (and group id) cannot have been reused.
+        if let Ok(None) = self.0.try_wait() {
+            let group = libc::pid_t::try_from(self.0.id()).expect("pids fit in pid_t");
+            // SAFETY: kill(2) takes no pointers; a negative pid signals the process group that
+            // this child leads (it was spawned with `process_group(0)`).
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// What a [`Server`] runs; see [`SERVER`](crate::fixtures::SERVER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Http,
+    Lines,
+    Bulk,
+    Udp,
+    Dns,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Lines => "lines",
+            Self::Bulk => "bulk",
+            Self::Udp => "udp",
+            Self::Dns => "dns",
+        }
+    }
+}
+
+/// A server process in one node of a lab, listening on the given ports; killed on drop.
+#[derive(Debug)]
+pub struct Server {
+    // Declared first so the process is killed before its log file is removed.
+    process: Guarded,
+    log: TempFile,
+    what: String,
+}
+
+impl Server {
+    /// Starts a [`SERVER`](crate::fixtures::SERVER) in `node` and returns once every port is
+    /// listening (or panics after [`READY_TIMEOUT`]).
+    pub fn start(lab: &Lab, node: &str, mode: Mode, ports: &[u16]) -> Self {
+        let ns = lab.ns(node);
+        let log = TempFile::new("log", "");
+        let stderr = std::fs::File::create(&log.0).expect("opening the server log");
+        let process = Guarded::spawn(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, PYTHON, "-c", SERVER, mode.name()])
+                .args(ports.iter().map(u16::to_string))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr),
+        );
+        let mut server = Self {
+            process,
+            log,
+            what: format!("{} server in {node} on {ports:?}", mode.name()),
+        };
+        server.wait_listening(&ns, mode, ports);
+        server
+    }
+
+    fn wait_listening(&mut self, ns: &str, mode: Mode, ports: &[u16]) {
+        let ss = if matches!(mode, Mode::Udp | Mode::Dns) {
+            "-Hlun"
+        } else {
+            "-Hltn"
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.process.0.try_wait().expect("polling the server") {
+                panic!(
+                    "{} exited ({status}) before listening: {}",
+                    self.what,
+                    self.log.read()
+                );
+            }
+            let out = crate::sh_in(ns, &format!("ss {ss}"));
+            let listening = listening_ports(&String::from_utf8_lossy(&out.stdout));
+            if ports.iter().all(|port| listening.contains(port)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not listening after {READY_TIMEOUT:?} (listening: {listening:?}): {}",
+                self.what,
+                self.log.read()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Local ports in `ss -H` output.
+pub fn listening_ports(ss: &str) -> BTreeSet<u16> {
+    ss.lines()
+        .filter_map(|line| line.split_whitespace().nth(3))
+        .filter_map(|local| local.rsplit_once(':'))
+        .filter_map(|(_, port)| port.parse().ok())
+        .collect()
+}
+
+/// Runs `argv` inside namespace `ns`, killed if it runs longer than `secs` seconds.
+pub fn run_in(ns: &str, secs: u32, argv: &[&str]) -> Output {
+    Command::new("timeout")
+        .args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns])
+        .args(argv)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("running {argv:?} in {ns}: {err}"))
+}
+
+/// Stdout of a run that must have succeeded.
+#[track_caller]
+pub fn checked(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the Python `program` with `args` in `node`; panics unless it succeeds within
+/// [`CLIENT_TIMEOUT_SECS`]; returns its stdout.
+#[track_caller]
+pub fn python(lab: &Lab, node: &str, program: &str, args: &[&str]) -> String {
+    let mut command_line = vec![PYTHON, "-c", program];
+    command_line.extend_from_slice(args);
+    checked(
+        &format!("python {args:?} in {node}"),
+        &run_in(&lab.ns(node), CLIENT_TIMEOUT_SECS, &command_line),
+    )
+}
+
+/// Runs a [`CLIENT`](crate::fixtures::CLIENT) in `node`; panics unless it succeeds; returns its stdout.
+#[track_caller]
+pub fn client(lab: &Lab, node: &str, args: &[&str]) -> String {
+    let mut command_line = vec![PYTHON, "-c", CLIENT];
+    command_line.extend_from_slice(args);
+    checked(
+        &format!("client {args:?} in {node}"),
+        &run_in(&lab.ns(node), CLIENT_TIMEOUT_SECS, &command_line),
+    )
+}
+
+/// How a TCP connection attempt from `node` to `ip:port` ends within 2 s: `connected`,
+/// `refused`, `timeout` or an errno name.
+#[track_caller]
+pub fn probe(lab: &Lab, node: &str, ip: &str, port: u16) -> String {
+    client(lab, node, &["probe", ip, &port.to_string(), "2"])
+        .trim()
+        .to_string()
+}
+
+/// Asserts that a connection from `node` to `ip:port` is not accepted (refused or timed out).
+#[track_caller]
+pub fn assert_unreachable(lab: &Lab, node: &str, ip: &str, port: u16, why: &str) {
+    let outcome = probe(lab, node, ip, port);
+    assert_ne!(
+        outcome, "connected",
+        "{node} -> {ip}:{port} connected, but {why}"
+    );
+}
+
+/// `GET http://IP:PORT/PATH` with curl from `node`; returns the body.
+#[track_caller]
+pub fn curl(lab: &Lab, node: &str, ip: &str, port: u16, path: &str) -> String {
+    let url = format!("http://{ip}:{port}{path}");
+    let out = run_in(
+        &lab.ns(node),
+        15,
+        &[
+            "curl",
+            "-sS",
+            "--fail",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "5",
+            &url,
+        ],
+    );
+    checked(&format!("curl {url} from {node}"), &out)
+}
+
+/// What the `http` server answers when `peer` asks for `path` on its port `port`.
+pub fn seen(peer: &str, port: u16, path: &str) -> String {
+    format!("peer={peer} port={port} path={path}\n")
+}
+
+/// Asserts that `GET http://IP:PORT/...` from `from` is answered by the `http` server on its
+/// port `server_port`, which saw the request coming from `peer`.
+#[track_caller]
+pub fn assert_http(lab: &Lab, from: &str, ip: &str, port: u16, server_port: u16, peer: &str) {
+    let path = format!("/{from}-to-{ip}-{port}");
+    assert_eq!(
+        curl(lab, from, ip, port, &path),
+        seen(peer, server_port, &path),
+        "GET http://{ip}:{port}{path} from {from}"
+    );
+}
+
+/// `netlab status --json`.
+#[track_caller]
+pub fn status(lab: &Lab) -> Value {
+    let text = lab.netlab_ok(&["status", "--json"]);
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("status --json: {err}: {text}"))
+}
+
+/// `netlab conntrack --json`: rows `{proto, original, translated, kind, state, idle_s,
+/// timeout_s}`.
+#[track_caller]
+pub fn conntrack(lab: &Lab) -> Vec<Value> {
+    let text = lab.netlab_ok(&["conntrack", "--json"]);
+    let rows: Value =
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("conntrack --json: {err}: {text}"));
+    rows.as_array()
+        .unwrap_or_else(|| panic!("conntrack --json is not an array: {rows}"))
+        .clone()
+}
+
+/// One eBPF datapath statistic (summed over CPUs), from the `stat NAME: VALUE` lines of
+/// `netlab inspect host`. Only the eBPF backend has them: panics when `name` is missing.
+#[track_caller]
+pub fn datapath_stat(lab: &Lab, name: &str) -> u64 {
+    let text = lab.netlab_ok(&["inspect", "host"]);
+    let prefix = format!("stat {name}: ");
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `stat {name}` in `inspect host`:\n{text}"))
+}
+
+/// The MAC address of device `dev` in `node`: where crafted frames are sent to reach it.
+#[track_caller]
+pub fn mac_of(lab: &Lab, node: &str, dev: &str) -> String {
+    lab.sh_ok(node, &format!("cat /sys/class/net/{dev}/address"))
+        .trim()
+        .to_string()
+}
+
+/// `netlab ports --json`.
+#[track_caller]
+pub fn ports(lab: &Lab) -> Value {
+    let text = lab.netlab_ok(&["ports", "--json"]);
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("ports --json: {err}: {text}"))
+}
+
+/// The `(node, spec)` pairs of `status --json`'s `published`.
+#[track_caller]
+pub fn published(lab: &Lab) -> Vec<(String, String)> {
+    pairs(&status(lab)["published"])
+}
+
+/// The `(node, spec)` pairs of a JSON array of objects with those keys.
+pub fn pairs(rows: &Value) -> Vec<(String, String)> {
+    rows.as_array()
+        .unwrap_or_else(|| panic!("expected a JSON array: {rows}"))
+        .iter()
+        .map(|row| {
+            (
+                row["node"].as_str().unwrap_or_default().to_string(),
+                row["spec"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn pair(node: &str, spec: &str) -> (String, String) {
+    (node.to_string(), spec.to_string())
+}
+
+/// The root namespace's `iptables-save`, without its `#` comment lines (they carry the time).
+pub fn root_iptables() -> String {
+    let out = Command::new("iptables-save")
+        .output()
+        .expect("running iptables-save");
+    checked("iptables-save in the root namespace", &out)
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Marker in a backend's argument string (not passed to netlab): turn transmit checksum
+/// offload off on every interface of the lab, so that checksums are really computed by the
+/// senders and verified by the receivers (on veth a partial checksum is never checked), and
+/// require the TCP/UDP checksum error counters of every node to stay at 0.
+pub const TX_CSUM_OFF: &str = "+tx-csum-off";
+
+/// A lab for one case: `backend` is the `netlab up` arguments that select the backend.
+#[derive(Debug)]
+pub struct CaseLab {
+    lab: Lab,
+    checksum_nodes: Vec<String>,
+    /// Checksum errors (TCP + UDP) per node that a test caused on purpose.
+    forgiven: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl std::ops::Deref for CaseLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl CaseLab {
+    /// TCP and UDP checksum errors counted in `node` since its namespace was made (`nstat
+    /// -a` prints absolute counters: its history file is shared by every namespace).
+    fn checksum_errors(&self, node: &str) -> u64 {
+        let out = self
+            .lab
+            .sh_ok(node, "nstat -az TcpInCsumErrors UdpInCsumErrors");
+        out.lines()
+            .filter(|line| line.contains("InCsumErrors"))
+            .map(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("nstat in {node}: {line}"))
+            })
+            .sum()
+    }
+
+    /// Forgets the checksum errors counted so far (of packets a test corrupted on purpose):
+    /// only those counted from now on fail the case.
+    pub fn forget_checksum_errors(&self) {
+        for node in &self.checksum_nodes {
+            let errors = self.checksum_errors(node);
+            self.forgiven
+                .lock()
+                .expect("not poisoned")
+                .insert(node.clone(), errors);
+        }
+    }
+}
+
+impl Drop for CaseLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        for node in &self.checksum_nodes {
+            if !std::path::Path::new("/run/netns")
+                .join(self.lab.ns(node))
+                .exists()
+            {
+                continue;
+            }
+            let forgiven = self
+                .forgiven
+                .lock()
+                .expect("not poisoned")
+                .get(node)
+                .copied()
+                .unwrap_or(0);
+            let errors = self.checksum_errors(node);
+            assert_eq!(errors, forgiven, "TCP/UDP checksum errors in {node}");
+        }
+    }
+}
+
+/// The lab `up` builds from `extra` arguments on `backend`.
+pub fn lab_with(backend: &str, extra: &[&str]) -> CaseLab {
+    let mut args: Vec<&str> = backend
+        .split_whitespace()
+        .filter(|arg| *arg != TX_CSUM_OFF)
+        .collect();
+    args.extend_from_slice(extra);
+    let lab = Lab::up(&args);
+    assert_nat_rules_match_backend(&lab, backend);
+    let mut checksum_nodes = Vec::new();
+    if backend.contains(TX_CSUM_OFF) {
+        let status: Value =
+            serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("status JSON");
+        for node in status["nodes"].as_array().expect("nodes") {
+            let name = node["name"].as_str().expect("node name").to_string();
+            lab.sh_ok(&name, "for dev in $(ls /sys/class/net); do ethtool -K $dev tx off >/dev/null 2>&1 || true; done; nstat -n");
+            checksum_nodes.push(name);
+        }
+    }
+    CaseLab {
+        lab,
+        checksum_nodes,
+        forgiven: std::sync::Mutex::default(),
+    }
+}
+
+/// The eBPF backend publishes and masquerades with no iptables or nftables NAT rule in the
+/// lab; the iptables backend has them (so this check cannot pass by looking nowhere).
+pub fn assert_nat_rules_match_backend(lab: &Lab, backend: &str) {
+    let rules = lab.sh_ok(
+        "host",
+        "iptables-save; nft list ruleset 2>/dev/null || true",
+    );
+    let nat_rules = rules
+        .lines()
+        .filter(|line| {
+            line.contains("DNAT")
+                || line.contains("MASQUERADE")
+                || line.contains("masquerade")
+                || line.contains("dnat to")
+        })
+        .count();
+    if backend.contains("ebpf") {
+        assert_eq!(nat_rules, 0, "the eBPF backend needs no NAT rule:\n{rules}");
+    } else {
+        assert!(
+            nat_rules > 0,
+            "the iptables backend's NAT rules are missing:\n{rules}"
+        );
+    }
+}
+
+/// The default lab on `backend`.
+pub fn default_lab(backend: &str) -> CaseLab {
+    lab_with(backend, &[])
+}
+
+/// A long-lived connection from a node to a `lines` server, driven line by line.
+#[derive(Debug)]
+pub struct Session {
+    stdout: BufReader<ChildStdout>,
+    stdin: Option<ChildStdin>,
+    process: Guarded,
+}
+
+impl Session {
+    /// A [`CLIENT`](crate::fixtures::CLIENT) `session` from `node` to a `lines` server at
+    /// `ip:port`.
+    pub fn open(lab: &Lab, node: &str, ip: &str, port: u16) -> Self {
+        Self::spawn(lab, node, CLIENT, &["session", ip, &port.to_string()])
+    }
+
+    /// Any Python `script` run with `args` in `node` that, like `session`, answers each line
+    /// on its stdin with one line on its stdout.
+    pub fn spawn(lab: &Lab, node: &str, script: &str, args: &[&str]) -> Self {
+        let mut process = Guarded::spawn(
+            Command::new("timeout")
+                .args(["-k", "2", &CLIENT_TIMEOUT_SECS.to_string()])
+                .args(["ip", "netns", "exec", &lab.ns(node), PYTHON, "-c", script])
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit()),
+        );
+        let stdin = process.0.stdin.take();
+        let stdout = BufReader::new(process.0.stdout.take().expect("piped stdout"));
+        Self {
+            stdout,
+            stdin,
+            process,
+        }
+    }
+
+    /// Sends `message` as a line; returns the reply line (the client gives up after 5 s).
+    pub fn exchange(&mut self, message: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("session is open");
+        writeln!(stdin, "{message}").expect("writing to the session client");
+        stdin.flush().expect("flushing the session client");
+        let mut reply = String::new();
+        self.stdout
+            .read_line(&mut reply)
+            .expect("reading from the session client");
+        reply.trim_end_matches('\n').to_string()
+    }
+
+    /// Closes the connection and asserts that the client saw no error.
+    pub fn close(mut self) {
+        drop(self.stdin.take());
+        let status = self
+            .process
+            .0
+            .wait()
+            .expect("waiting for the session client");
+        assert!(status.success(), "session client exited with {status}");
+    }
+}
