@@ -87,14 +87,28 @@ impl Frame {
         Self::new(src, dst, ICMP, l4)
     }
 
-    /// An ICMP error (`kind`/`code`) quoting the first 28 bytes of `quoted`'s IP packet.
+    /// An ICMP error (`kind`/`code`) quoting the first 28 bytes of `quoted`'s IP packet (the
+    /// least RFC 792 asks for).
     pub fn icmp_error(src: Ipv4Addr, dst: Ipv4Addr, kind: u8, code: u8, quoted: &Frame) -> Self {
+        Self::icmp_error_quoting(src, dst, kind, code, quoted, 28)
+    }
+
+    /// An ICMP error quoting up to `len` bytes of `quoted`'s IP packet (Linux quotes as much
+    /// as fits in 576 bytes).
+    pub fn icmp_error_quoting(
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        kind: u8,
+        code: u8,
+        quoted: &Frame,
+        len: usize,
+    ) -> Self {
         let mut l4 = vec![kind, code, 0, 0, 0, 0, 0, 0];
         if kind == 3 && code == 4 {
             l4[6..8].copy_from_slice(&1400u16.to_be_bytes());
         }
         let ip = &quoted.bytes()[14..];
-        l4.extend_from_slice(&ip[..ip.len().min(28)]);
+        l4.extend_from_slice(&ip[..ip.len().min(len)]);
         Self::new(src, dst, ICMP, l4)
     }
 

@@ -1,7 +1,10 @@
 //! ICMP errors (destination unreachable, time exceeded, parameter problem) about a
 //! translated flow quote the packet as it was on the wire where the error arose. For the
 //! sender's socket to get the error, the quoted (inner) header is translated back, with the
-//! outer addresses, as the kernel's NAT does.
+//! outer addresses, as the kernel's NAT does: the quoted addresses and ports (or echo
+//! identifier), and every checksum that covers them — the quoted IP header's, the quoted
+//! TCP/UDP checksum when the quote holds it (a UDP one that is not 0; a TCP one when the
+//! whole TCP header is quoted, as Linux's `tcp_manip_pkt` does), and the outer ICMP one.
 
 use aya_ebpf::programs::TcContext;
 use netlab_common::nat::{FlowKey, Stat, ct_flags};
@@ -80,8 +83,15 @@ pub fn translate_error(
     // What the original sender sent: the reply's rewrite, reversed.
     let (new_src, new_dst, new_src_port, new_dst_port) =
         (entry.dst_ip, entry.src_ip, entry.dst_port, entry.src_port);
+    // The quoted TCP/UDP checksum, when there is one, and whether it is UDP's.
+    let quoted_l4_csum = match inner.proto {
+        IPPROTO_UDP if head[6] | head[7] != 0 => Some((inner_l4 + 6, true)),
+        IPPROTO_TCP if ctx.len() as usize >= inner_l4 + 20 => Some((inner_l4 + 16, false)),
+        _ => None,
+    };
 
-    // Inner addresses: their own header checksum changes, and the ICMP checksum covers both.
+    // Inner addresses: their own header checksum changes, the quoted L4 checksum too (its
+    // pseudo header holds them), and the ICMP checksum covers all of it.
     for (offset, old, new) in [
         (ip::SADDR, inner.saddr, new_src),
         (ip::DADDR, inner.daddr, new_dst),
@@ -95,6 +105,9 @@ pub fn translate_error(
                 old,
                 new,
             )?;
+            if let Some((csum, udp)) = quoted_l4_csum {
+                update_quoted_csum(ctx, csum, icmp_csum, old, new, udp)?;
+            }
         }
     }
     rewrite_quoted_l4(
@@ -102,6 +115,7 @@ pub fn translate_error(
         inner_l4,
         icmp_csum,
         inner_echo,
+        quoted_l4_csum,
         ports,
         [new_src_port, new_dst_port],
     )?;
@@ -136,14 +150,16 @@ pub fn translate_error(
     Ok(Some(outer_dst))
 }
 
-/// Rewrites the quoted packet's ports (or echo identifier, with the quoted ICMP checksum
-/// that covers it) to `new`, keeping the outer ICMP checksum at `icmp_csum` right.
+/// Rewrites the quoted packet's ports (with the quoted TCP/UDP checksum at `l4_csum`, when
+/// quoted, and whether it is UDP's) or echo identifier (with the quoted ICMP checksum that covers it) to `new`,
+/// keeping the outer ICMP checksum at `icmp_csum` right.
 #[inline(always)]
 fn rewrite_quoted_l4(
     ctx: &TcContext,
     inner_l4: usize,
     icmp_csum: usize,
     inner_echo: bool,
+    l4_csum: Option<(usize, bool)>,
     ports: [u16; 2],
     new: [u16; 2],
 ) -> Result<(), Stat> {
@@ -161,9 +177,38 @@ fn rewrite_quoted_l4(
             ctx.store(inner_l4 + offset, &new, 0).map_err(failed)?;
             ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)
                 .map_err(failed)?;
+            if let Some((csum, udp)) = l4_csum {
+                update_quoted_csum(ctx, csum, icmp_csum, old, new, udp)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Updates the quoted checksum at `csum` for a covered field changing from `old` to `new`
+/// (a plain one's-complement update: the pseudo header's addresses are fields like any
+/// other here), and folds its change into the outer ICMP checksum at `icmp_csum`. A UDP
+/// checksum that comes out 0 is written 0xffff (0 would mean "no checksum").
+#[inline(always)]
+fn update_quoted_csum<T: Copy + Into<u64>>(
+    ctx: &TcContext,
+    csum: usize,
+    icmp_csum: usize,
+    old: T,
+    new: T,
+    udp: bool,
+) -> Result<(), Stat> {
+    let failed = |_| Stat::RewriteFailed;
+    let before: u16 = ctx.load(csum).map_err(failed)?;
+    ctx.l3_csum_replace(csum, old.into(), new.into(), size_of::<T>() as u64)
+        .map_err(failed)?;
+    let mut after: u16 = ctx.load(csum).map_err(failed)?;
+    if udp && after == 0 {
+        after = 0xffff;
+        ctx.store(csum, &after, 0).map_err(failed)?;
+    }
+    ctx.l4_csum_replace(icmp_csum, u64::from(before), u64::from(after), 2)
+        .map_err(failed)
 }
 
 /// Rewrites a quoted field (an address or an identifier) from `old` to `new`, updating the
@@ -179,15 +224,8 @@ fn rewrite_covered<T: Copy + Into<u64>>(
     new: T,
 ) -> Result<(), Stat> {
     let failed = |_| Stat::RewriteFailed;
-    let size = size_of::<T>() as u64;
-    let before: u16 = ctx.load(field_csum).map_err(failed)?;
-    // A plain one's-complement update of the quoted checksum (no pseudo header).
-    ctx.l3_csum_replace(field_csum, old.into(), new.into(), size)
-        .map_err(failed)?;
-    let after: u16 = ctx.load(field_csum).map_err(failed)?;
+    update_quoted_csum(ctx, field_csum, icmp_csum, old, new, false)?;
     ctx.store(field, &new, 0).map_err(failed)?;
-    ctx.l4_csum_replace(icmp_csum, old.into(), new.into(), size)
-        .map_err(failed)?;
-    ctx.l4_csum_replace(icmp_csum, u64::from(before), u64::from(after), 2)
+    ctx.l4_csum_replace(icmp_csum, old.into(), new.into(), size_of::<T>() as u64)
         .map_err(failed)
 }
