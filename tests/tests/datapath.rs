@@ -325,7 +325,11 @@ fn icmp_errors_have_their_quoted_header_translated() {
         // The quoted UDP checksum is the one the container's datagram had (it covers the
         // payload, not quoted: compare with the datagram itself).
         let original = parse(&Frame::udp((C1, 4444), (WAN, 9), b"hello").bytes());
-        assert_eq!(inner.l4[6..8], original.l4[6..8], "quoted UDP checksum translated");
+        assert_eq!(
+            inner.l4[6..8],
+            original.l4[6..8],
+            "quoted UDP checksum translated"
+        );
     }
     assert_eq!(dp.stat(Stat::IcmpErrors), 2);
 }
@@ -334,7 +338,10 @@ fn icmp_errors_have_their_quoted_header_translated() {
 fn icmp_errors_about_tcp_flows_translate_the_quoted_tcp_checksum() {
     let dp = Datapath::new();
     let client = (WAN, 40500);
-    assert_eq!(ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b"")).dst, C0);
+    assert_eq!(
+        ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b"")).dst,
+        C0
+    );
     let reply = Frame::tcp((C0, 5000), client, SYN | ACK, b"");
     let sent = egress(&dp, &reply);
     assert_eq!((sent.src, sent.ports), (EXT, (5000, 40500)));
@@ -345,7 +352,10 @@ fn icmp_errors_about_tcp_flows_translate_the_quoted_tcp_checksum() {
     assert_eq!((p.dst, p.proto), (C0, ICMP));
     assert_checksums(&p);
     let inner = parse(&[&[0u8; 14][..], &p.l4[8..]].concat());
-    assert_eq!((inner.src, inner.dst, inner.ports), (C0, WAN, (5000, 40500)));
+    assert_eq!(
+        (inner.src, inner.dst, inner.ports),
+        (C0, WAN, (5000, 40500))
+    );
     assert!(inner.ip_checksum_ok, "quoted IP header checksum");
     assert!(inner.l4_checksum_ok, "quoted TCP checksum: {inner:?}");
     // With only the 8 bytes RFC 792 guarantees, the TCP checksum is not there to translate.
