@@ -90,6 +90,8 @@ pub struct NatConfig {
     pub bridge_mac: [u8; 6],
     /// Explicit padding.
     pub pad2: [u8; 2],
+    /// Conntrack lifetimes.
+    pub timeouts: CtTimeouts,
 }
 
 /// A published port: which host address and port, for which protocol.
@@ -305,10 +307,12 @@ pub enum Stat {
     /// and no host socket (a reply to a flow the full table evicted, a scan): left to the
     /// host, which refuses them.
     Untracked = 15,
+    /// Packets translated by the XDP program (also counted in `translated`).
+    XdpTranslated = 16,
 }
 
 /// Number of [`Stat`] slots.
-pub const STAT_COUNT: u32 = 16;
+pub const STAT_COUNT: u32 = 17;
 
 impl Stat {
     /// All stats with their names, in index order.
@@ -329,6 +333,7 @@ impl Stat {
         (Stat::DirectAccess, "direct_access"),
         (Stat::CtRestored, "ct_restored"),
         (Stat::Untracked, "untracked"),
+        (Stat::XdpTranslated, "xdp_translated"),
     ];
 }
 
@@ -340,26 +345,58 @@ pub const PUBLISH_MAX_ENTRIES: u32 = 131_072;
 pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
 pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
 
-/// Lifetimes of conntrack entries, in nanoseconds.
-pub mod timeouts {
-    pub const TCP_NEW_NS: u64 = 60 * 1_000_000_000;
-    pub const TCP_ESTABLISHED_NS: u64 = 6 * 3600 * 1_000_000_000;
-    pub const TCP_CLOSING_NS: u64 = 10 * 1_000_000_000;
-    pub const UDP_NS: u64 = 60 * 1_000_000_000;
-    pub const ICMP_NS: u64 = 30 * 1_000_000_000;
+/// Lifetimes of conntrack entries without traffic, in seconds, by protocol and TCP state
+/// (`netlab up --ct-timeouts`; these defaults otherwise).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "user", serde(default, rename_all = "kebab-case"))]
+pub struct CtTimeouts {
+    /// A TCP flow before a packet without SYN went through (host order).
+    pub tcp_syn: u32,
+    /// An established TCP flow (host order).
+    pub tcp_established: u32,
+    /// A TCP flow after FIN or RST (host order).
+    pub tcp_closing: u32,
+    /// A UDP flow (host order).
+    pub udp: u32,
+    /// An ICMP echo flow (host order).
+    pub icmp: u32,
+    /// Explicit padding, always 0.
+    #[cfg_attr(feature = "user", serde(skip))]
+    pub pad: u32,
+}
 
-    /// How long an entry of a flow of protocol `proto` in [`super::ct_state`] `state` lives
-    /// without traffic.
+impl Default for CtTimeouts {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl CtTimeouts {
+    /// As Cilium's defaults: SYN 60 s, established 6 h, closing 10 s, UDP 60 s, ICMP 30 s.
+    pub const DEFAULT: Self = Self {
+        tcp_syn: 60,
+        tcp_established: 6 * 3600,
+        tcp_closing: 10,
+        udp: 60,
+        icmp: 30,
+        pad: 0,
+    };
+
+    /// How long an entry of a flow of protocol `proto` in [`ct_state`] `state` lives without
+    /// traffic, in nanoseconds.
     #[inline]
     #[must_use]
-    pub const fn lifetime_ns(proto: u8, state: u8) -> u64 {
-        match (proto, state) {
-            (6, super::ct_state::ESTABLISHED) => TCP_ESTABLISHED_NS,
-            (6, super::ct_state::CLOSING) => TCP_CLOSING_NS,
-            (6, _) => TCP_NEW_NS,
-            (1, _) => ICMP_NS,
-            _ => UDP_NS,
-        }
+    pub const fn lifetime_ns(&self, proto: u8, state: u8) -> u64 {
+        let seconds = match (proto, state) {
+            (6, ct_state::ESTABLISHED) => self.tcp_established,
+            (6, ct_state::CLOSING) => self.tcp_closing,
+            (6, _) => self.tcp_syn,
+            (1, _) => self.icmp,
+            _ => self.udp,
+        };
+        seconds as u64 * 1_000_000_000
     }
 }
 
@@ -376,7 +413,8 @@ pub const MARK_TRANSLATED: u32 = 0x4e4c_0001;
 /// How often a flow whose half the LRU evicted may restore it (nanoseconds).
 pub const CT_RESTORE_INTERVAL_NS: u64 = 1_000_000_000;
 
-const _: () = assert!(size_of::<NatConfig>() == 40);
+const _: () = assert!(size_of::<NatConfig>() == 64);
+const _: () = assert!(size_of::<CtTimeouts>() == 24);
 const _: () = assert!(size_of::<PublishKey>() == 8);
 const _: () = assert!(size_of::<PublishValue>() == 8);
 const _: () = assert!(size_of::<FlowKey>() == 16);
@@ -403,6 +441,8 @@ mod pod {
     unsafe impl aya::Pod for super::CtEntry {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::ContainerInfo {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::CtTimeouts {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::FragKey {}
     // SAFETY: see above.

@@ -384,11 +384,18 @@ pub fn root_iptables() -> String {
 pub const TX_CSUM_OFF: &str = "+tx-csum-off";
 
 /// A lab for one case: `backend` is the `netlab up` arguments that select the backend.
+///
+/// When the case ends (without a panic), it checks what every case must leave true: on eBPF
+/// configurations no node has an iptables or nftables NAT rule; with transmit checksum
+/// offload off, the offload is still off and no node counted a TCP, UDP, ICMP or IP checksum
+/// error (beyond those a case caused on purpose).
 #[derive(Debug)]
 pub struct CaseLab {
     lab: Lab,
+    backend: String,
+    nodes: Vec<String>,
     checksum_nodes: Vec<String>,
-    /// Checksum errors (TCP + UDP) per node that a test caused on purpose.
+    /// Checksum errors per node that a test caused on purpose.
     forgiven: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
@@ -399,20 +406,30 @@ impl std::ops::Deref for CaseLab {
     }
 }
 
+/// The checksum error counters of a node, as `nstat` names them.
+const CHECKSUM_COUNTERS: [&str; 4] = [
+    "TcpInCsumErrors",
+    "UdpInCsumErrors",
+    "IcmpInCsumErrors",
+    "IpExtInCsumErrors",
+];
+
 impl CaseLab {
-    /// TCP and UDP checksum errors counted in `node` since its namespace was made (`nstat
-    /// -a` prints absolute counters: its history file is shared by every namespace).
+    /// Checksum errors counted in `node` since its namespace was made (`nstat -a` prints
+    /// absolute counters: its history file is shared by every namespace). Every counter must
+    /// be printed, or the check would pass by reading nothing.
     fn checksum_errors(&self, node: &str) -> u64 {
         let out = self
             .lab
-            .sh_ok(node, "nstat -az TcpInCsumErrors UdpInCsumErrors");
-        out.lines()
-            .filter(|line| line.contains("InCsumErrors"))
-            .map(|line| {
-                line.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or_else(|| panic!("nstat in {node}: {line}"))
+            .sh_ok(node, &format!("nstat -az {}", CHECKSUM_COUNTERS.join(" ")));
+        CHECKSUM_COUNTERS
+            .iter()
+            .map(|counter| {
+                out.lines()
+                    .find(|line| line.split_whitespace().next() == Some(counter))
+                    .and_then(|line| line.split_whitespace().nth(1))
+                    .and_then(|value| value.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("nstat in {node} printed no {counter}: {out}"))
             })
             .sum()
     }
@@ -428,19 +445,24 @@ impl CaseLab {
                 .insert(node.clone(), errors);
         }
     }
-}
 
-impl Drop for CaseLab {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            return;
-        }
+    /// Asserts, with transmit checksum offload off, that it is still off on every device
+    /// and that no node counted a checksum error it was not told to forgive. Runs when the
+    /// case ends; a case that removes the lab calls it before.
+    pub fn check_checksums(&self) {
         for node in &self.checksum_nodes {
-            if !std::path::Path::new("/run/netns")
-                .join(self.lab.ns(node))
-                .exists()
-            {
+            if !netns_exists(&self.lab.ns(node)) {
                 continue;
+            }
+            let offload = self.lab.sh_ok(
+                node,
+                "for dev in $(ls /sys/class/net); do [ $dev = lo ] || echo $dev $(ethtool -k $dev | grep '^tx-checksumming:'); done",
+            );
+            for line in offload.lines() {
+                assert!(
+                    line.ends_with("tx-checksumming: off"),
+                    "offload back on in {node}: {line}"
+                );
             }
             let forgiven = self
                 .forgiven
@@ -450,9 +472,62 @@ impl Drop for CaseLab {
                 .copied()
                 .unwrap_or(0);
             let errors = self.checksum_errors(node);
-            assert_eq!(errors, forgiven, "TCP/UDP checksum errors in {node}");
+            assert_eq!(
+                errors,
+                forgiven,
+                "checksum errors in {node} ({})",
+                CHECKSUM_COUNTERS.join(", ")
+            );
         }
     }
+
+    /// Asserts that no node of an eBPF lab has an iptables or nftables NAT rule.
+    pub fn check_no_nat_rules(&self) {
+        if !self.backend.contains("ebpf") {
+            return;
+        }
+        for node in &self.nodes {
+            if !netns_exists(&self.lab.ns(node)) {
+                continue;
+            }
+            let rules = nat_rules(&self.lab, node);
+            assert!(
+                rules.is_empty(),
+                "{}: the eBPF backend needs no NAT rule, but {node} has: {rules:#?}",
+                self.backend
+            );
+        }
+    }
+}
+
+impl Drop for CaseLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        self.check_no_nat_rules();
+        self.check_checksums();
+    }
+}
+
+fn netns_exists(ns: &str) -> bool {
+    std::path::Path::new("/run/netns").join(ns).exists()
+}
+
+/// The iptables and nftables rules of `node` that translate addresses (DNAT, SNAT,
+/// MASQUERADE, REDIRECT, NETMAP, in any table, as either tool prints them). Both tools must
+/// run: a missing tool or a failing one fails the test rather than reading as "no rule".
+pub fn nat_rules(lab: &Lab, node: &str) -> Vec<String> {
+    let text = lab.sh_ok(node, "iptables-save && nft list ruleset");
+    text.lines()
+        .filter(|line| {
+            let line = line.to_ascii_lowercase();
+            ["dnat", "snat", "masquerade", "redirect", "netmap"]
+                .iter()
+                .any(|target| line.contains(target))
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// The lab `up` builds from `extra` arguments on `backend`.
@@ -463,48 +538,40 @@ pub fn lab_with(backend: &str, extra: &[&str]) -> CaseLab {
         .collect();
     args.extend_from_slice(extra);
     let lab = Lab::up(&args);
-    assert_nat_rules_match_backend(&lab, backend);
+    let status: Value =
+        serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("status JSON");
+    let nodes: Vec<String> = status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|node| node["name"].as_str().expect("node name").to_string())
+        .collect();
     let mut checksum_nodes = Vec::new();
     if backend.contains(TX_CSUM_OFF) {
-        let status: Value =
-            serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("status JSON");
-        for node in status["nodes"].as_array().expect("nodes") {
-            let name = node["name"].as_str().expect("node name").to_string();
-            lab.sh_ok(&name, "for dev in $(ls /sys/class/net); do ethtool -K $dev tx off >/dev/null 2>&1 || true; done; nstat -n");
-            checksum_nodes.push(name);
+        for name in &nodes {
+            lab.sh_ok(name, "for dev in $(ls /sys/class/net); do [ $dev = lo ] || ethtool -K $dev tx off >/dev/null; done");
+            checksum_nodes.push(name.clone());
         }
     }
-    CaseLab {
+    let case = CaseLab {
         lab,
+        backend: backend.to_string(),
+        nodes,
         checksum_nodes,
         forgiven: std::sync::Mutex::default(),
-    }
-}
-
-/// The eBPF backend publishes and masquerades with no iptables or nftables NAT rule in the
-/// lab; the iptables backend has them (so this check cannot pass by looking nowhere).
-pub fn assert_nat_rules_match_backend(lab: &Lab, backend: &str) {
-    let rules = lab.sh_ok(
-        "host",
-        "iptables-save; nft list ruleset 2>/dev/null || true",
-    );
-    let nat_rules = rules
-        .lines()
-        .filter(|line| {
-            line.contains("DNAT")
-                || line.contains("MASQUERADE")
-                || line.contains("masquerade")
-                || line.contains("dnat to")
-        })
-        .count();
+    };
     if backend.contains("ebpf") {
-        assert_eq!(nat_rules, 0, "the eBPF backend needs no NAT rule:\n{rules}");
+        case.check_no_nat_rules();
     } else {
+        // So the check above cannot pass by looking nowhere: the same look finds the
+        // iptables backend's rules.
+        let rules = nat_rules(&case, "host");
         assert!(
-            nat_rules > 0,
-            "the iptables backend's NAT rules are missing:\n{rules}"
+            !rules.is_empty(),
+            "the iptables backend's NAT rules are missing"
         );
     }
+    case
 }
 
 /// The default lab on `backend`.
@@ -570,4 +637,31 @@ impl Session {
             .expect("waiting for the session client");
         assert!(status.success(), "session client exited with {status}");
     }
+}
+
+/// Asserts how a TCP connection attempt from `node` to `ip:port` ends within 2 s (see
+/// [`probe`]): `connected`, `refused` (a reset came back: nothing listens where the SYN was
+/// delivered), `timeout` (the SYN was dropped on the way) or an errno name such as
+/// `ENETUNREACH` (the sender has no route).
+#[track_caller]
+pub fn assert_probe(lab: &Lab, node: &str, ip: &str, port: u16, expected: &str, why: &str) {
+    let outcome = probe(lab, node, ip, port);
+    assert_eq!(
+        outcome, expected,
+        "{node} -> {ip}:{port} ended `{outcome}`, not `{expected}`: {why}"
+    );
+}
+
+/// Asserts that a connection from `node` to `ip:port` is refused: the SYN reached a node
+/// where nothing listens on that port (not forwarded, and not dropped either).
+#[track_caller]
+pub fn assert_refused(lab: &Lab, node: &str, ip: &str, port: u16, why: &str) {
+    assert_probe(lab, node, ip, port, "refused", why);
+}
+
+/// Asserts that a connection from `node` to `ip:port` times out: the SYN was dropped, no
+/// reset and no ICMP error came back.
+#[track_caller]
+pub fn assert_dropped(lab: &Lab, node: &str, ip: &str, port: u16, why: &str) {
+    assert_probe(lab, node, ip, port, "timeout", why);
 }

@@ -11,12 +11,12 @@ use aya_ebpf::{
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
 };
 use netlab_common::nat::{
-    CT_RESTORE_INTERVAL_NS, CtEntry, FlowKey, NatConfig, PublishKey, SNAT_PORT_MIN, SNAT_RETRIES,
-    Stat, ct_flags, ct_state, timeouts,
+    CT_RESTORE_INTERVAL_NS, CtEntry, CtTimeouts, FlowKey, NatConfig, PublishKey, SNAT_PORT_MIN,
+    SNAT_RETRIES, Stat, ct_flags, ct_state,
 };
 
 use super::{
-    maps::{CONNTRACK, count, published},
+    maps::{CONNTRACK, config, count, published},
     packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet},
 };
 
@@ -81,7 +81,8 @@ fn partner_of(key: &FlowKey, entry: &CtEntry) -> FlowKey {
 
 #[inline(always)]
 fn expired(proto: u8, entry: &CtEntry, now: u64) -> bool {
-    now.saturating_sub(entry.last_seen_ns) > timeouts::lifetime_ns(proto, entry.state)
+    let timeouts = config().map_or(CtTimeouts::DEFAULT, |config| config.timeouts);
+    now.saturating_sub(entry.last_seen_ns) > timeouts.lifetime_ns(proto, entry.state)
 }
 
 /// Whether the flow of `entry` at `key` is over: both directions idle past their lifetime

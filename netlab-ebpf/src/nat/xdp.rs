@@ -223,6 +223,7 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     // SAFETY: bounds checked by ptr_at.
     unsafe { *l4_csum = csum };
     count(Stat::Translated);
+    count(Stat::XdpTranslated);
     Ok(())
 }
 

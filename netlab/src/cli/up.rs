@@ -6,7 +6,7 @@ use crate::{
     error::{Context as _, Result},
     lab::Lab,
     lifecycle,
-    nat::{BackendKind, BackendOptions, FastPath, Ingress},
+    nat::{BackendKind, BackendOptions, FastPath, Ingress, ct_timeouts::CtTimeoutChanges},
 };
 
 #[derive(Debug, clap::Args)]
@@ -31,6 +31,11 @@ pub struct Args {
     /// 262144].
     #[arg(long, value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
     pub ct_entries: Option<u32>,
+    /// eBPF backend: conntrack lifetimes in seconds, e.g. `udp=30,tcp-syn=20` (names:
+    /// tcp-syn, tcp-established, tcp-closing, udp, icmp) [default: the running lab's, else
+    /// 60, 21600, 10, 60, 30].
+    #[arg(long, value_name = "NAME=SECONDS,...")]
+    pub ct_timeouts: Option<CtTimeoutChanges>,
     /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
     /// down.
     #[arg(long)]
@@ -65,6 +70,12 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
         ingress: args.ingress.unwrap_or(defaults.ingress),
         fast_path: args.fast_path.unwrap_or(defaults.fast_path),
         ct_entries: args.ct_entries.unwrap_or(defaults.ct_entries),
+        ct_timeouts: args
+            .ct_timeouts
+            .as_ref()
+            .map_or(defaults.ct_timeouts, |changes| {
+                changes.apply(defaults.ct_timeouts)
+            }),
     };
     if args.explain {
         crate::state::validate_name(lab_name)?;

@@ -1,10 +1,12 @@
 //! NAT backends: masquerade and port publishing. One trait, backend-neutral inputs, and
 //! symmetric set-up/tear-down pairs, so a new backend is one file that implements [`NatBackend`].
 
+pub mod ct_timeouts;
 pub mod ebpf;
 pub mod iptables;
 pub mod none;
 
+use netlab_common::nat::CtTimeouts;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -80,6 +82,9 @@ pub struct BackendOptions {
     /// Size of the conntrack table (entries; a flow takes two).
     #[serde(default = "default_ct_entries")]
     pub ct_entries: u32,
+    /// Conntrack lifetimes.
+    #[serde(default)]
+    pub ct_timeouts: CtTimeouts,
 }
 
 fn default_ct_entries() -> u32 {
@@ -92,6 +97,7 @@ impl Default for BackendOptions {
             ingress: Ingress::default(),
             fast_path: FastPath::default(),
             ct_entries: default_ct_entries(),
+            ct_timeouts: CtTimeouts::default(),
         }
     }
 }

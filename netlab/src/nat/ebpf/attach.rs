@@ -243,6 +243,7 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
         host_netns_cookie: interfaces.host_netns_cookie,
         bridge_mac: interfaces.bridge_mac,
         pad2: [0; 2],
+        timeouts: ctx.options.ct_timeouts,
     };
     let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
         map(bpf, map_names::CONTAINERS)?;

@@ -8,7 +8,7 @@ mod tables;
 
 use std::net::Ipv4Addr;
 
-use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs, timeouts};
+use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs};
 
 use crate::{error::Result, lab::Publish};
 
@@ -93,8 +93,9 @@ impl NatBackend for Ebpf {
                     }
                     .to_string(),
                     idle_s: now.saturating_sub(entry.last_seen_ns) / 1_000_000_000,
-                    timeout_s: (entry.last_seen_ns + timeouts::lifetime_ns(key.proto, entry.state))
-                        .saturating_sub(now)
+                    timeout_s: (entry.last_seen_ns
+                        + ctx.options.ct_timeouts.lifetime_ns(key.proto, entry.state))
+                    .saturating_sub(now)
                         / 1_000_000_000,
                 }
             })

@@ -227,8 +227,11 @@ impl Tables {
         let _ = writeln!(out, "pins: {}", self.dir.display());
         let _ = writeln!(
             out,
-            "options: ingress {:?}, fast path {:?}, conntrack entries {}",
-            ctx.options.ingress, ctx.options.fast_path, ctx.options.ct_entries
+            "options: ingress {:?}, fast path {:?}, conntrack entries {}, conntrack timeouts {:?}",
+            ctx.options.ingress,
+            ctx.options.fast_path,
+            ctx.options.ct_entries,
+            ctx.options.ct_timeouts
         );
         let mut links: Vec<String> = std::fs::read_dir(self.dir.join("links"))
             .map(|entries| {
