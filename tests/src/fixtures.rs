@@ -108,3 +108,8 @@ pub const UDP_TWO_PORTS: &str = include_str!("../fixtures/udp_two_ports.py");
 /// COUNT SEED [QUOTED]`: COUNT crafted frames of every malformed and hostile kind out of
 /// IFACE; prints how many of each kind it sent, as JSON (see the file's docstring).
 pub const FUZZ_FRAMES: &str = include_str!("../fixtures/fuzz_frames.py");
+
+/// `python3 -c FRAME_CAPTURE IFACE SRC`: records the TTL and source MAC address of every
+/// IPv4 packet from SRC that IFACE receives; each line on stdin is answered with a JSON list
+/// of `[ttl, "mac"]` pairs seen so far.
+pub const FRAME_CAPTURE: &str = include_str!("../fixtures/frame_capture.py");
