@@ -200,7 +200,9 @@ pub fn parse(frame: &[u8]) -> Parsed {
     };
     let l4_checksum_ok = match proto {
         ICMP => checksum(&l4) == 0,
-        UDP if l4[6..8] == [0, 0] => true,
+        // 0 means "no checksum": never right for a datagram that had one, so it does not
+        // pass here; a test of a checksum-less datagram checks the 0 itself.
+        UDP if l4[6..8] == [0, 0] => false,
         _ => l4_checksum(src, dst, proto, &l4) == 0,
     };
     Parsed {

@@ -264,6 +264,46 @@ fn a_udp_checksum_of_zero_stays_zero() {
     assert!(p.ip_checksum_ok);
 }
 
+/// A payload for a UDP datagram from `src` to `dst` whose checksum computes to 0, which
+/// UDP must send as 0xffff (0 means "no checksum").
+fn payload_with_zero_checksum(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+    (0..=u16::MAX)
+        .map(|word| [b'm', b'a', word.to_be_bytes()[0], word.to_be_bytes()[1]].to_vec())
+        .find(|payload| {
+            let mut l4 = Frame::udp(src, dst, payload).l4;
+            l4[6..8].copy_from_slice(&[0, 0]);
+            netlab_e2e::frames::l4_checksum(src.0, dst.0, UDP, &l4) == 0
+        })
+        .expect("some two bytes make the sum come out so")
+}
+
+#[test]
+fn a_udp_checksum_that_comes_out_zero_is_sent_as_ffff() {
+    // Masquerade (tc egress): what leaves is EXT:3456 -> WAN:53.
+    let dp = Datapath::new();
+    let payload = payload_with_zero_checksum((EXT, 3456), (WAN, 53));
+    let p = egress(&dp, &Frame::udp((C0, 3456), (WAN, 53), &payload));
+    assert_eq!((p.src, p.ports), (EXT, (3456, 53)));
+    assert_eq!(
+        p.l4[6..8],
+        [0xff, 0xff],
+        "tc: a checksum of 0 goes out as 0xffff"
+    );
+    assert_checksums(&p);
+    // DNAT through XDP: what arrives is WAN:1111 -> C1:6000.
+    let payload = payload_with_zero_checksum((WAN, 1111), (C1, 6000));
+    let (action, out) = dp.xdp(&Frame::udp((WAN, 1111), (EXT, 6000), &payload).bytes());
+    assert_eq!(action, XDP_PASS);
+    let p = parse(&out);
+    assert_eq!((p.dst, p.ports), (C1, (1111, 6000)));
+    assert_eq!(
+        p.l4[6..8],
+        [0xff, 0xff],
+        "XDP: a checksum of 0 goes out as 0xffff"
+    );
+    assert_checksums(&p);
+}
+
 #[test]
 fn a_taken_source_port_moves_to_a_free_one() {
     let dp = Datapath::new();
