@@ -33,8 +33,10 @@ pub const CLIENT: &str = include_str!("../fixtures/client.py");
 /// how it ends: `reply`, `refused` (an ICMP port unreachable reached the socket) or `timeout`.
 pub const UDP_PROBE: &str = include_str!("../fixtures/udp_probe.py");
 
-/// `python3 -c MANY_FLOWS IP PORT N`: N UDP sockets each send a distinct payload to an echo
-/// server and must each get their own payload back; prints how many did.
+/// `python3 -c MANY_FLOWS IP PORT N [WINDOW]`: N UDP sockets each send a distinct payload to
+/// an echo server and must each get their own payload back; prints `<flows answered>
+/// <replies that reached a wrong socket> <datagrams sent again>`. With WINDOW, at most that
+/// many requests are in flight, so a resend means a loss (see the file's docstring).
 pub const MANY_FLOWS: &str = include_str!("../fixtures/many_flows.py");
 
 /// `python3 -c RAW_SYN IP PORT`: sends three TCP SYNs to IP:PORT out of `eth0` in a

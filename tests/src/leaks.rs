@@ -1,12 +1,16 @@
 //! Finds what the suites left behind: namespaces, links in the root namespace, bpffs pins,
-//! state files and iptables rules in the root namespace whose names carry a given prefix.
+//! state files, and iptables and nftables rules in the root namespace whose names carry a
+//! given prefix. A place that cannot be looked at (a tool that is missing or fails, a folder
+//! that cannot be read) is reported like a leftover: the check never passes by looking at
+//! nothing.
 
-use std::process::Command;
+use std::{io::ErrorKind, process::Command};
 
-/// Everything named with `prefix` that still exists, one line each.
+/// Everything named with `prefix` that still exists, and every place that could not be
+/// checked, one line each.
 pub fn find(prefix: &str) -> Vec<String> {
     let mut leaks = Vec::new();
-    for entry in read_dir_names("/run/netns") {
+    for entry in read_dir_names("/run/netns", &mut leaks) {
         if entry.starts_with(prefix) {
             leaks.push(format!("namespace /run/netns/{entry}"));
         }
@@ -16,7 +20,7 @@ pub fn find(prefix: &str) -> Vec<String> {
         "/sys/fs/bpf/netlab",
         "/sys/fs/bpf/netlab/counters",
     ] {
-        for entry in read_dir_names(dir) {
+        for entry in read_dir_names(dir, &mut leaks) {
             if entry.starts_with(prefix) {
                 leaks.push(format!("{dir}/{entry}"));
             }
@@ -24,7 +28,7 @@ pub fn find(prefix: &str) -> Vec<String> {
     }
     // aya pins a `pinned` map at the root of bpffs when a load names no folder: netlab's
     // maps must never be there, whatever the prefix.
-    for entry in read_dir_names("/sys/fs/bpf") {
+    for entry in read_dir_names("/sys/fs/bpf", &mut leaks) {
         if entry.starts_with("NETLAB_") {
             leaks.push(format!(
                 "/sys/fs/bpf/{entry} (a map pinned outside netlab's folders)"
@@ -41,9 +45,8 @@ pub fn find(prefix: &str) -> Vec<String> {
             leaks.push(format!("{dir} (empty, left behind)"));
         }
     }
-    let links = Command::new("ip").args(["-o", "link", "show"]).output();
-    if let Ok(out) = links {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+    if let Some(links) = tool_output("ip", &["-o", "link", "show"], &mut leaks) {
+        for line in links.lines() {
             let name = line
                 .split(':')
                 .nth(1)
@@ -53,24 +56,89 @@ pub fn find(prefix: &str) -> Vec<String> {
             }
         }
     }
-    let rules = Command::new("iptables-save").output();
-    if let Ok(out) = rules {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if line.contains(&format!("NL-{prefix}")) {
+    let chain = format!("NL-{prefix}");
+    if let Some(rules) = tool_output("iptables-save", &[], &mut leaks) {
+        for line in rules.lines() {
+            if line.contains(&chain) {
                 leaks.push(format!("iptables in the root namespace: {line}"));
+            }
+        }
+    }
+    // netlab never writes nftables itself, but iptables-nft rules show up here too (and
+    // iptables-legacy ones only in iptables-save): a chain of the prefix's labs, or anything
+    // else that names netlab (a table, a set, a comment), is a leftover. The `NL-` chains of
+    // labs outside the prefix (a user's lab called `netlab`, say) are not this check's.
+    if let Some(ruleset) = tool_output("nft", &["list", "ruleset"], &mut leaks) {
+        for line in ruleset.lines() {
+            if line.contains(&chain) || names_netlab(line) {
+                leaks.push(format!("nftables in the root namespace: {}", line.trim()));
             }
         }
     }
     leaks
 }
 
-fn read_dir_names(dir: &str) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+/// Whether `line` mentions netlab other than in an `NL-<lab>-...` chain name.
+fn names_netlab(line: &str) -> bool {
+    line.split(|c: char| c.is_whitespace() || c == '"')
+        .filter(|word| !word.starts_with("NL-"))
+        .any(|word| word.to_ascii_lowercase().contains("netlab"))
+}
+
+/// The stdout of `program args`, or `None` with the reason in `leaks` when it cannot be run
+/// or fails.
+fn tool_output(program: &str, args: &[&str], leaks: &mut Vec<String>) -> Option<String> {
+    let what = [program].iter().chain(args).copied().collect::<Vec<_>>();
+    let what = what.join(" ");
+    match Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(out) => {
+            leaks.push(format!(
+                "could not check: `{what}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            None
+        }
+        Err(err) => {
+            leaks.push(format!("could not check: `{what}` did not run: {err}"));
+            None
+        }
+    }
+}
+
+/// The names in `dir`; none if it does not exist, and the reason in `leaks` if it cannot be
+/// read.
+fn read_dir_names(dir: &str, leaks: &mut Vec<String>) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            let mut names = Vec::new();
+            for entry in entries {
+                match entry {
+                    Ok(entry) => names.push(entry.file_name().to_string_lossy().into_owned()),
+                    Err(err) => leaks.push(format!("could not check: reading {dir}: {err}")),
+                }
+            }
+            names
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(err) => {
+            leaks.push(format!("could not check: reading {dir}: {err}"));
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_netlab;
+
+    #[test]
+    fn netlab_is_found_outside_lab_chains_only() {
+        assert!(names_netlab("table inet netlab {"));
+        assert!(names_netlab("  comment \"NetLab nat\""));
+        assert!(!names_netlab("  chain NL-netlab-DNAT {"));
+        assert!(!names_netlab("  jump NL-netlab-POST"));
+        assert!(!names_netlab("table ip nat {"));
+    }
 }

@@ -1,69 +1,88 @@
 //! The eBPF datapath's life outside the CLI: it keeps working after netlab exits and after the
-//! foreground loader is killed, `up` picks it up again, `down` removes it, and its pins are
-//! readable by root only.
+//! foreground loader is killed (the first request after each answered, its first SYN through),
+//! `up` picks it up again without attaching anything twice or replacing a map, `down` removes
+//! it (also after `up` was killed half-way), and its pins are readable by root only.
 
 use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
     io::{BufRead as _, BufReader, Lines},
-    os::unix::fs::PermissionsExt as _,
-    path::Path,
+    os::unix::{fs::PermissionsExt as _, process::ExitStatusExt as _},
+    path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use netlab_e2e::{Lab, netlab_bin, unique};
+use aya::programs::{SchedClassifier, TcAttachType};
+use netlab_e2e::{
+    Lab, cmd_ok,
+    harness::{HOST_EXT, Mode, Server, assert_refused},
+    netlab_bin, sh_in_ok, unique,
+};
+use serde_json::Value;
 
-/// Starts an HTTP server in netns0 on port 5000 (killed on drop).
-struct Web(Child);
-
-impl Web {
-    fn start(lab_name: &str) -> Self {
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("{lab_name}-netns0"),
-                "python3",
-                "-m",
-                "http.server",
-                "5000",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the web server");
-        Self(child)
-    }
+/// Starts the `http` test server in netns0 on port 5000 (the port the default lab publishes)
+/// and returns once it listens: the only wait these tests need. Every request after that is
+/// answered on its first try or the test fails.
+fn web(lab: &Lab) -> Server {
+    Server::start(lab, "netns0", Mode::Http, &[5000])
 }
 
-impl Drop for Web {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Asserts that ONE request from `wan` to the published port 198.18.0.1:5000 is answered,
+/// and that its connection was set up by its first SYN: the kernel resends a SYN after 1 s,
+/// so a connect time of 1 s or more means the datapath lost a packet (say, while programs
+/// were being swapped), which a retrying client would hide.
+#[track_caller]
+fn answered_first_try(lab_name: &str, when: &str) {
+    let (code, connect) = request(&format!("{lab_name}-wan"));
+    assert!(
+        code == "200" && connect < 1.0,
+        "{when}: the first request got HTTP {code:?} with a connect time of {connect} s \
+         (200 within 1 s, before any SYN is resent, expected)"
+    );
 }
 
-/// Whether `wan` gets an answer from the published port 5000 (retrying while the server
-/// starts, at most ~5 s).
-fn reachable(lab_name: &str) -> bool {
-    (0..25).any(|attempt| {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        reachable_once(lab_name)
-    })
+/// One `GET http://198.18.0.1:5000/` from namespace `ns` (3 s at most): the HTTP status
+/// (`000` when there was no answer) and the time the TCP connection took to set up.
+fn request(ns: &str) -> (String, f64) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{time_connect}",
+            &format!("http://{HOST_EXT}:5000/"),
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut fields = text.split_whitespace();
+    let code = fields.next().unwrap_or_default().to_string();
+    let connect = fields
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::INFINITY);
+    (code, connect)
 }
 
-fn pins(lab_name: &str) -> std::path::PathBuf {
+fn pins(lab_name: &str) -> PathBuf {
     Path::new("/sys/fs/bpf/netlab").join(lab_name)
 }
 
 #[test]
 fn the_datapath_outlives_the_cli_and_its_pins_are_root_only() {
     let lab = Lab::up(&["--backend", "ebpf"]);
-    let _web = Web::start(&lab.name);
+    let _web = web(&lab);
     lab.netlab_ok(&["publish", "netns0", "5001:5000"]);
     // Every netlab process has exited; the kernel keeps translating.
-    assert!(reachable(&lab.name));
+    answered_first_try(&lab.name, "after `up` and `publish` exited");
     let dir = pins(&lab.name);
     let mode = std::fs::metadata(&dir)
         .expect("pin folder")
@@ -83,7 +102,7 @@ fn the_datapath_outlives_the_cli_and_its_pins_are_root_only() {
             entry.path().display()
         );
     }
-    let conntrack: serde_json::Value =
+    let conntrack: Value =
         serde_json::from_str(&lab.netlab_ok(&["conntrack", "--json"])).expect("conntrack JSON");
     assert!(
         conntrack
@@ -137,15 +156,20 @@ fn kill_9_of_the_foreground_loader_then_up_or_down() {
     for then in ["up", "down"] {
         let name = unique("fg");
         // Whatever happens below, the lab goes.
-        let _lab = Lab { name: name.clone() };
+        let lab = Lab { name: name.clone() };
         let (mut loader, _output) = start_foreground(&name);
-        let _web = Web::start(&name);
-        assert!(reachable(&name), "works while the loader runs");
+        let _web = web(&lab);
+        answered_first_try(&name, "while the foreground loader runs");
         loader.kill().expect("kill -9");
-        let _ = loader.wait();
-        assert!(
-            reachable(&name),
-            "works after the loader was killed: the datapath is pinned"
+        let status = loader.wait().expect("waiting for the loader");
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "the loader was killed"
+        );
+        answered_first_try(
+            &name,
+            "after the loader was killed (the datapath is pinned)",
         );
         let out = Command::new(netlab_bin())
             .args(["--lab", &name, then])
@@ -157,7 +181,7 @@ fn kill_9_of_the_foreground_loader_then_up_or_down() {
             String::from_utf8_lossy(&out.stderr)
         );
         if then == "up" {
-            assert!(reachable(&name), "`up` picked up the running datapath");
+            answered_first_try(&name, "after `up` picked up the running datapath");
         } else {
             assert!(!pins(&name).exists(), "down removed the pins");
             assert!(
@@ -184,41 +208,18 @@ fn ctrl_c_on_the_foreground_loader_takes_the_lab_down() {
 #[test]
 fn up_again_reconciles_the_declared_ports() {
     let lab = Lab::up(&["--backend", "ebpf"]);
-    let _web = Web::start(&lab.name);
-    assert!(reachable(&lab.name));
+    let _web = web(&lab);
+    answered_first_try(&lab.name, "after `up`");
     lab.netlab_ok(&["unpublish", "netns0", "5000:5000"]);
-    assert!(!reachable_once(&lab.name), "unpublished");
-    lab.netlab_ok(&["up", "--backend", "ebpf"]);
-    assert!(
-        reachable(&lab.name),
-        "the lab's declared port is back after `up`"
+    assert_refused(
+        &lab,
+        "wan",
+        HOST_EXT,
+        5000,
+        "5000 was unpublished: the host node itself answers, with a reset",
     );
-}
-
-fn reachable_once(lab_name: &str) -> bool {
-    answers(&format!("{lab_name}-wan"))
-}
-
-/// Whether a request from namespace `ns` to the published port 198.18.0.1:5000 is answered.
-fn answers(ns: &str) -> bool {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "curl",
-            "-s",
-            "-m",
-            "2",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "http://198.18.0.1:5000/",
-        ])
-        .output()
-        .expect("curl");
-    out.stdout == b"200"
+    lab.netlab_ok(&["up", "--backend", "ebpf"]);
+    answered_first_try(&lab.name, "the lab's declared port, back after `up`");
 }
 
 #[test]
@@ -226,12 +227,16 @@ fn up_reattaches_to_a_recreated_container() {
     let lab = Lab::up(&["--backend", "ebpf"]);
     // Someone deletes a container's namespace under netlab; `up` re-creates it, and must
     // attach the datapath to the new veth (the old link's pin is still there).
-    netlab_e2e::cmd_ok("ip", &["netns", "delete", &lab.ns("netns0")]);
+    cmd_ok("ip", &["netns", "delete", &lab.ns("netns0")]);
     lab.netlab_ok(&["up"]);
-    let _web = Web::start(&lab.name);
-    assert!(reachable(&lab.name), "DNAT into the re-created container");
+    let _web = web(&lab);
+    answered_first_try(&lab.name, "DNAT into the re-created container");
     // Self-hairpin needs the container-side program on the new veth.
-    assert!(answers(&lab.ns("netns0")), "self-hairpin after re-creation");
+    let (code, connect) = request(&lab.ns("netns0"));
+    assert!(
+        code == "200" && connect < 1.0,
+        "self-hairpin after re-creation: HTTP {code:?}, connect time {connect} s"
+    );
 }
 
 /// What forwards is what `status` shows: a publish-map entry that no command recorded (left
@@ -250,7 +255,7 @@ fn up_removes_ports_that_forward_but_are_not_published() {
         .chain(["value"])
         .chain(value)
         .collect();
-    netlab_e2e::cmd_ok("bpftool", &update);
+    cmd_ok("bpftool", &update);
     let lookup = ["map", "lookup", "pinned", map, "key"];
     let lookup: Vec<&str> = lookup.into_iter().chain(key).collect();
     assert!(
@@ -313,4 +318,313 @@ fn xdp_redirect_pins_are_named_per_container() {
         .collect();
     names.sort();
     assert_eq!(names, ["netlab_xdp_pass@a:eth0", "netlab_xdp_pass@b:eth0"]);
+}
+
+/// What a lab had when `up` was killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Its host node's namespace (the first thing `up` makes, after the state file).
+    Namespace,
+    /// Its pin folder (made when the NAT is set up, after the topology).
+    Pins,
+    /// A first pinned link (a program attached; others still to come).
+    Link,
+}
+
+impl Stage {
+    fn reached(self, name: &str) -> bool {
+        match self {
+            Self::Namespace => Path::new(&format!("/run/netns/{name}-host")).exists(),
+            Self::Pins => pins(name).exists(),
+            Self::Link => std::fs::read_dir(pins(name).join("links"))
+                .is_ok_and(|mut links| links.next().is_some()),
+        }
+    }
+}
+
+/// Everything of lab `name` that exists: its namespaces, its pins, its state and lock files.
+fn remains(name: &str) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|ns| ns.starts_with(&format!("{name}-")))
+                .map(|ns| format!("/run/netns/{ns}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let files = [
+        pins(name),
+        PathBuf::from(format!("/run/netlab/{name}.json")),
+        PathBuf::from(format!("/run/netlab/{name}.lock")),
+    ];
+    found.extend(
+        files
+            .iter()
+            .filter(|path| path.exists())
+            .map(|path| path.display().to_string()),
+    );
+    found
+}
+
+/// `kill -9` of `netlab up --backend ebpf` while it runs, caught at each stage: the kill
+/// lands mid-`up` (the process is killed by the signal, not exited, and the stage's object
+/// exists), and `down` afterwards leaves no namespace, pin, state file or lock of the lab.
+#[test]
+fn kill_9_during_up_then_down_leaves_nothing() {
+    // Twelve containers, so that each stage lasts long enough to be seen.
+    let mut text = String::new();
+    for i in 0..12 {
+        let _ = write!(
+            text,
+            "[[container]]\nname = \"c{i}\"\naddress = \"172.18.1.{}\"\n",
+            i + 10
+        );
+    }
+    let file = std::env::temp_dir().join(format!("{}.toml", unique("k9")));
+    std::fs::write(&file, text).expect("writing the lab file");
+    let path = file.to_str().expect("UTF-8 path").to_string();
+    for stage in [Stage::Namespace, Stage::Pins, Stage::Link] {
+        let name = unique("ku");
+        let lab = Lab { name: name.clone() };
+        let mut up = Command::new(netlab_bin())
+            .args(["--lab", &name, "up", "-f", &path, "--backend", "ebpf"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("netlab up");
+        let deadline = Instant::now() + Duration::from_mins(1);
+        while !stage.reached(&name) {
+            if let Some(status) = up.try_wait().expect("polling `up`") {
+                let _ = std::fs::remove_file(&file);
+                panic!("`up` ended ({status}) before {stage:?} was seen");
+            }
+            assert!(Instant::now() < deadline, "{stage:?} never came");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        up.kill().expect("kill -9");
+        let status = up.wait().expect("waiting for `up`");
+        let at_kill = remains(&name);
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "{stage:?}: `up` had finished ({status}) when it was killed: the kill did not land mid-`up`"
+        );
+        assert!(
+            !at_kill.is_empty(),
+            "{stage:?}: nothing of the lab existed at the kill"
+        );
+        lab.netlab_ok(&["down"]);
+        assert_eq!(
+            remains(&name),
+            Vec::<String>::new(),
+            "{stage:?}: left after `down` (at the kill: {at_kill:?})"
+        );
+        drop(lab);
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Runs `f` on a thread inside namespace `ns` (setns affects the calling thread only).
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let file = std::fs::File::open(format!("/run/netns/{ns}"))
+        .unwrap_or_else(|err| panic!("opening namespace {ns}: {err}"));
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: setns(2) on a namespace file we hold open, for this thread only.
+                let rc = unsafe {
+                    libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
+                };
+                assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("the namespace thread")
+    })
+}
+
+/// `bpftool ... -j` as JSON.
+fn bpftool_json(args: &[&str]) -> Value {
+    let text = cmd_ok("bpftool", args);
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("bpftool {args:?}: {err}: {text}"))
+}
+
+/// What an eBPF lab has attached and pinned, as the kernel reports it.
+#[derive(Debug)]
+struct Datapath {
+    /// `bpftool net show -j` in the host node and in each container (XDP; this bpftool
+    /// predates tcx, which `tcx` covers).
+    net_show: BTreeMap<String, Value>,
+    /// The programs attached with tcx to each device of the host node and direction: (id,
+    /// name, the ids of the maps it uses), in the kernel's order.
+    tcx: BTreeMap<String, Vec<(u32, String, Vec<u32>)>>,
+    /// Each pinned link: its link id and program id.
+    links: BTreeMap<String, (u64, u64)>,
+    /// Each pinned map: its map id.
+    maps: BTreeMap<String, u64>,
+}
+
+fn datapath(lab: &Lab, devices: &[&str], containers: &[&str]) -> Datapath {
+    let mut net_show = BTreeMap::new();
+    for node in std::iter::once(&"host").chain(containers) {
+        let ns = lab.ns(node);
+        let text = sh_in_ok(&ns, "bpftool net show -j");
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("bpftool net show in {ns}: {err}: {text}"));
+        net_show.insert((*node).to_string(), json);
+    }
+    let tcx = in_netns(&lab.ns("host"), || {
+        let mut tcx = BTreeMap::new();
+        for device in devices {
+            for (direction, attach_type) in [
+                ("ingress", TcAttachType::Ingress),
+                ("egress", TcAttachType::Egress),
+            ] {
+                let (_, programs) = SchedClassifier::query_tcx(device, attach_type)
+                    .unwrap_or_else(|err| panic!("querying tcx {direction} of {device}: {err}"));
+                tcx.insert(
+                    format!("{device} {direction}"),
+                    programs
+                        .iter()
+                        .map(|p| {
+                            let maps = p
+                                .map_ids()
+                                .unwrap_or_else(|err| {
+                                    panic!("map ids of program {}: {err}", p.id())
+                                })
+                                .unwrap_or_default();
+                            (
+                                p.id(),
+                                p.name_as_str().unwrap_or_default().to_string(),
+                                maps,
+                            )
+                        })
+                        .collect(),
+                );
+            }
+        }
+        tcx
+    });
+    let dir = pins(&lab.name);
+    let mut links = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("links")).expect("links folder") {
+        let path = entry.expect("a link pin").path();
+        let json = bpftool_json(&[
+            "link",
+            "show",
+            "pinned",
+            path.to_str().expect("UTF-8"),
+            "-j",
+        ]);
+        let id = |key: &str| {
+            json[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {key} for {}: {json}", path.display()))
+        };
+        links.insert(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+            (id("id"), id("prog_id")),
+        );
+    }
+    let mut maps = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("pin folder") {
+        let path = entry.expect("a pin").path();
+        if path.is_dir() {
+            continue;
+        }
+        let json = bpftool_json(&["map", "show", "pinned", path.to_str().expect("UTF-8"), "-j"]);
+        maps.insert(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+            json["id"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no id for {}: {json}", path.display())),
+        );
+    }
+    Datapath {
+        net_show,
+        tcx,
+        links,
+        maps,
+    }
+}
+
+/// `up` again on a running eBPF lab converges: on tc and XDP ingress (and XDP redirect,
+/// with its pass-through programs in the containers), the second `up` leaves the attached
+/// programs (XDP and tcx, as the kernel lists them), the pinned links (same link ids) and
+/// the maps (same map ids, the conntrack table among them) exactly as they were.
+#[test]
+fn up_again_attaches_nothing_twice_and_keeps_the_maps() {
+    for options in [
+        &["--ingress", "tc", "--fast-path", "on"][..],
+        &["--ingress", "xdp", "--fast-path", "on"],
+        &["--ingress", "xdp", "--fast-path", "xdp-redirect"],
+    ] {
+        let mut args = vec!["--backend", "ebpf"];
+        args.extend_from_slice(options);
+        let lab = Lab::up(&args);
+        let devices = ["eth0", "veth0", "veth1"];
+        let containers = ["netns0", "netns1"];
+        let before = datapath(&lab, &devices, &containers);
+        // Not vacuous: what is compared is there, and the attached programs use the pinned
+        // conntrack table.
+        let ct = before
+            .maps
+            .get(netlab_common::nat::maps::CONNTRACK)
+            .copied()
+            .unwrap_or_else(|| panic!("{options:?}: no conntrack map pinned: {before:?}"));
+        for (device, direction) in [
+            ("eth0", "ingress"),
+            ("eth0", "egress"),
+            ("veth0", "ingress"),
+            ("veth1", "ingress"),
+        ] {
+            let attached = &before.tcx[&format!("{device} {direction}")];
+            assert_eq!(
+                attached.len(),
+                1,
+                "{options:?}: one program on tcx {direction} of {device}: {attached:?}"
+            );
+            assert!(
+                attached[0].2.iter().any(|id| u64::from(*id) == ct),
+                "{options:?}: the program on tcx {direction} of {device} does not use the pinned conntrack map {ct}: {attached:?}"
+            );
+        }
+        let xdp_on_eth0 = before.net_show["host"][0]["xdp"]
+            .as_array()
+            .is_some_and(|xdp| xdp.iter().any(|p| p["devname"] == "eth0"));
+        assert_eq!(
+            xdp_on_eth0,
+            options.contains(&"xdp"),
+            "{options:?}: XDP on eth0: {:?}",
+            before.net_show
+        );
+        let mut up_again = vec!["up"];
+        up_again.extend_from_slice(&args);
+        lab.netlab_ok(&up_again);
+        let after = datapath(&lab, &devices, &containers);
+        assert_eq!(
+            before.tcx, after.tcx,
+            "{options:?}: a second `up` changed the tcx programs"
+        );
+        assert_eq!(
+            before.net_show, after.net_show,
+            "{options:?}: a second `up` changed `bpftool net show`"
+        );
+        assert_eq!(
+            before.links, after.links,
+            "{options:?}: a second `up` changed the pinned links (name: (link id, program id))"
+        );
+        assert_eq!(
+            before.maps, after.maps,
+            "{options:?}: a second `up` replaced pinned maps (name: map id)"
+        );
+    }
 }

@@ -204,22 +204,44 @@ fn exec_passes_exit_code_and_stdio_through() {
     assert!(err.contains("unknown node \"nosuch\""), "{err}");
 }
 
+/// The host node's links (without their operational state), IPv4 addresses and iptables
+/// rules (without comments and counters); every command must succeed.
+fn host_snapshot(lab: &Lab) -> Vec<String> {
+    let links = lab.sh_ok("host", "ip -o link show");
+    let addresses = lab.sh_ok("host", "ip -4 -o addr show");
+    let rules = lab.sh_ok("host", "iptables-save");
+    let links = links.lines().map(|line| {
+        line.split_whitespace()
+            .scan(false, |skip, word| {
+                // `state UP` / `state DOWN`: the operational state may change on its own.
+                let keep = !*skip && word != "state";
+                *skip = word == "state";
+                Some(keep.then_some(word))
+            })
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let rules = rules
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| line.split('[').next().unwrap_or_default().to_string());
+    links
+        .chain(addresses.lines().map(str::to_string))
+        .chain(rules)
+        .collect()
+}
+
 #[test]
 fn up_converges_and_down_is_idempotent() {
     let lab = Lab::up(&[]);
-    let before = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'; true");
-    lab.netlab_ok(&["up"]);
-    let after = lab.sh_ok("host", "ip -o link show | sed 's/state [A-Z]*//'; ip -4 -o addr show; iptables-save | grep -v '^#'; true");
-    let strip = |s: &str| {
-        s.lines()
-            .map(|l| l.split('[').next().unwrap_or("").to_string())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        strip(&before),
-        strip(&after),
-        "a second `up` changes nothing"
+    let before = host_snapshot(&lab);
+    assert!(
+        before.iter().any(|line| line.contains("br0")),
+        "the snapshot sees the lab: {before:?}"
     );
+    lab.netlab_ok(&["up"]);
+    assert_eq!(before, host_snapshot(&lab), "a second `up` changes nothing");
     assert!(ping(&lab, "netns0", "172.18.0.20"));
     lab.netlab_ok(&["down"]);
     lab.netlab_ok(&["down"]);

@@ -73,6 +73,15 @@ fn rewritten(key: &FlowKey, entry: &CtEntry) -> FlowKey {
     }
 }
 
+/// Whether `to` rewrites a packet showing `key` to itself.
+#[inline(always)]
+pub fn unchanged(key: &FlowKey, to: &CtEntry) -> bool {
+    key.src_ip == to.src_ip
+        && key.dst_ip == to.dst_ip
+        && key.src_port == to.src_port
+        && key.dst_port == to.dst_port
+}
+
 /// The key of the other direction of the flow that `entry` at `key` belongs to.
 #[inline(always)]
 fn partner_of(key: &FlowKey, entry: &CtEntry) -> FlowKey {

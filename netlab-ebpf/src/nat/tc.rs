@@ -325,10 +325,15 @@ fn to_container(config: &NatConfig, ip: u32) -> bool {
     in_subnet(config, ip) && ip != config.gateway_ip
 }
 
-/// Rewrites addresses, ports (or the ICMP echo identifier) and checksums to `to`.
+/// Rewrites addresses, ports (or the ICMP echo identifier) and checksums to `to`, and
+/// counts the packet; a rewrite to what the packet already is (a host connection tracked as
+/// itself, a fragment XDP translated before us) is neither done nor counted.
 #[inline(always)]
 fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
+    if ct::unchanged(k, to) {
+        return Ok(());
+    }
     let csum = pkt.l4_csum_offset();
     // A later fragment has no L4 header: its addresses only (the checksum is in the first).
     let l4 = matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) && pkt.frag != Frag::Later;

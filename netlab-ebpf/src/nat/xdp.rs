@@ -152,6 +152,9 @@ fn csum_update(check: u16, old: &[u8], new: &[u8]) -> u16 {
 
 fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
+    if ct::unchanged(k, to) {
+        return Ok(());
+    }
     let iph: *mut Ipv4Hdr = ptr_at(ctx, pkt.l3).ok_or(Stat::Truncated)?;
     // SAFETY: bounds checked by ptr_at; XDP owns the frame.
     let iph = unsafe { &mut *iph };
