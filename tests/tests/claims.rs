@@ -317,6 +317,50 @@ fn ports_published_live_stay_across_up(backend: &str) {
     assert_http(&lab, "wan", HOST_EXT, 7001, 80, WAN);
 }
 
+/// Masquerade never hands a container a source port that a host socket owns, even an idle
+/// one the kernel's conntrack knows nothing of (eBPF only: the kernel's NAT checks its
+/// conntrack table, not sockets, so with iptables the container keeps the port and the
+/// host socket never sees replies to it either way).
+#[test]
+fn masquerade_skips_a_port_a_host_socket_owns() {
+    let lab = default_lab("--backend ebpf");
+    let _echo = Server::start(&lab, "wan", Mode::Udp, &[7002]);
+    let _idle = Guarded::spawn(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("host"), PYTHON, "-c"])
+            .arg("import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('198.18.0.1', 40100))\ntime.sleep(60)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab.sh_ok("host", "ss -Hlun").contains("198.18.0.1:40100") {
+        assert!(Instant::now() < deadline, "the host socket never bound");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = checked(
+        "a datagram from netns0's port 40100",
+        &run_in(
+            &lab.ns("netns0"),
+            20,
+            &[
+                PYTHON,
+                "-c",
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(2)\ns.bind(('0.0.0.0', 40100))\ns.connect(('198.18.0.2', 7002))\ns.send(b'?peer')\nprint(s.recv(100).decode())",
+            ],
+        ),
+    );
+    let seen = out.trim();
+    assert!(seen.starts_with("198.18.0.1"), "masqueraded: {seen}");
+    let rows = conntrack(&lab);
+    let mapped = rows
+        .iter()
+        .filter_map(|row| row["translated"].as_str())
+        .find(|t| t.contains("-> 198.18.0.2:7002") && t.starts_with("198.18.0.1:"))
+        .unwrap_or_else(|| panic!("no masqueraded flow: {rows:#?}"));
+    assert!(
+        !mapped.starts_with("198.18.0.1:40100 "),
+        "masquerade took the host socket's port: {mapped}"
+    );
+}
+
 /// `NETLAB_LAB` names the lab when `--lab` is not given.
 #[test]
 fn netlab_lab_names_the_lab() {

@@ -670,6 +670,38 @@ fn tcp_state_belongs_to_the_flow_and_a_new_syn_reads_the_published_ports_again()
 }
 
 #[test]
+fn an_evicted_half_is_restored_when_the_flow_is_used_again() {
+    let mut dp = Datapath::new();
+    let sent = egress(&dp, &Frame::udp((C0, 5555), (WAN, 53), b"query"));
+    assert_eq!((sent.src, sent.ports), (EXT, (5555, 53)));
+    // The LRU evicts the reply half (as a full table would).
+    let reply_key = FlowKey {
+        src_ip: u32::from(WAN).to_be(),
+        dst_ip: u32::from(EXT).to_be(),
+        src_port: 53u16.to_be(),
+        dst_port: 5555u16.to_be(),
+        proto: UDP,
+        pad: [0; 3],
+    };
+    {
+        let mut map: HashMap<&mut MapData, FlowKey, CtEntry> =
+            HashMap::try_from(dp.bpf.map_mut(maps::CONNTRACK).expect("conntrack map"))
+                .expect("hash");
+        map.remove(&reply_key).expect("the reply half was there");
+    }
+    // Used again after a second (restores are rate-limited to one a second per flow).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    egress(&dp, &Frame::udp((C0, 5555), (WAN, 53), b"again"));
+    assert_eq!(dp.stat(Stat::CtRestored), 1, "the reply half was put back");
+    let back = ingress(&dp, &Frame::udp((WAN, 53), (EXT, 5555), b"answer"));
+    assert_eq!(
+        (back.dst, back.ports.1),
+        (C0, 5555),
+        "and the reply reaches the container"
+    );
+}
+
+#[test]
 fn spoofed_syns_never_establish() {
     let dp = Datapath::new();
     for port in 0..50u16 {
