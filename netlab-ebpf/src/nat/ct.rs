@@ -90,9 +90,18 @@ fn partner_of(key: &FlowKey, entry: &CtEntry) -> FlowKey {
 
 #[inline(always)]
 fn expired(proto: u8, entry: &CtEntry, now: u64) -> bool {
+    let idle = now.saturating_sub(entry.last_seen_ns);
+    // No lifetime is under a second: a flow seen within one (nearly every packet of a live
+    // flow) needs no look at the configured lifetimes.
+    if idle < MIN_LIFETIME_NS {
+        return false;
+    }
     let timeouts = config().map_or(CtTimeouts::DEFAULT, |config| config.timeouts);
-    now.saturating_sub(entry.last_seen_ns) > timeouts.lifetime_ns(proto, entry.state)
+    idle > timeouts.lifetime_ns(proto, entry.state)
 }
+
+/// The shortest lifetime `--ct-timeouts` accepts (one second).
+const MIN_LIFETIME_NS: u64 = 1_000_000_000;
 
 /// Whether the flow of `entry` at `key` is over: both directions idle past their lifetime
 /// (a direction counts as live while either is: a flow idle one way — one-way UDP, a
