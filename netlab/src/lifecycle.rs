@@ -7,20 +7,12 @@ use crate::{
     lab_lock::LabLock,
     link,
     nat::{BackendKind, BackendOptions, NatContext},
-    netlink::Place,
+    netlink::{self, Place},
     netns,
     state::{self, LabState},
     sysctl,
     topology::{self, Plan},
 };
-
-/// A one-thread runtime for a command's netlink work.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Error::io("starting the async runtime", err))
-}
 
 /// Creates lab `name` from `lab`, or converges it when it is already up with the same
 /// definition. A failure while creating a new lab removes what this run created.
@@ -81,7 +73,7 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) 
     // Written before anything is created, so `down` finds every object even after a crash.
     state::save(&new_state)?;
     let result = (|| {
-        runtime()?.block_on(Plan::new(name, &new_state.lab).apply())?;
+        netlink::runtime()?.block_on(Plan::new(name, &new_state.lab).apply())?;
         let ctx = new_state.nat_context();
         nat.setup(ctx)?;
         nat.publish(ctx, &new_state.lab.publish)
@@ -103,8 +95,8 @@ const ROOT_SYSCTLS: [&str; 2] = ["net.ipv4.ip_forward", "net.bridge.bridge-nf-ca
 
 /// Refuses a root-namespace lab that would clash with the real host's routes or links.
 fn validate_root_host(lab: &Lab) -> Result<()> {
-    let (routes, links) = runtime()?.block_on(async {
-        let handle = crate::netlink::connect(&Place::Root)?;
+    let (routes, links) = netlink::runtime()?.block_on(async {
+        let handle = netlink::connect(&Place::Root)?;
         let routes = link::dump_routes(&handle).await?;
         let links = link::dump_links(&handle).await?;
         Ok::<_, Error>((routes, links))
@@ -166,23 +158,23 @@ fn down_locked(name: &str) -> Result<()> {
         }
         Err(err) => errors.push(err),
     }
-    errors.extend(crate::ebpf::bpffs::remove_dir(&lab_pin_dir(name)).err());
+    for kind in BackendKind::ALL {
+        match kind.backend() {
+            Ok(nat) => errors.extend(nat.remove_leftovers(name).err()),
+            Err(err) => errors.push(err),
+        }
+    }
     errors.extend(crate::ebpf::counters::detach_all_with_prefix(&prefix).err());
     crate::ebpf::bpffs::remove_unused_roots();
     errors.extend(state::remove(name).err());
     Error::collect(errors)
 }
 
-/// Where a lab's eBPF objects are pinned.
-pub fn lab_pin_dir(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(crate::ebpf::bpffs::PIN_ROOT).join(name)
-}
-
 /// In a root-namespace lab the bridge and the host ends of the veths live in the real host;
 /// delete them (deleting a veth end deletes its peer).
 fn remove_root_links(lab: &Lab) -> Result<()> {
-    runtime()?.block_on(async {
-        let handle = crate::netlink::connect(&Place::Root)?;
+    netlink::runtime()?.block_on(async {
+        let handle = netlink::connect(&Place::Root)?;
         let mut errors = Vec::new();
         let names = std::iter::once(&lab.bridge)
             .chain(std::iter::once(&lab.external.device))

@@ -25,6 +25,15 @@ impl Place {
         }
     }
 
+    /// Prefix that runs a command here in `--explain` output: `ip netns exec NS ` in a
+    /// namespace, nothing in the root namespace.
+    pub fn exec(&self) -> String {
+        match self {
+            Self::Root => String::new(),
+            Self::Netns(name) => format!("ip netns exec {name} "),
+        }
+    }
+
     /// Runs `f` in this place (on a thread inside the namespace, or right here for root).
     pub fn run<T: Send>(&self, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
         match self {
@@ -32,6 +41,15 @@ impl Place {
             Self::Netns(name) => netns::run_in(name, f),
         }
     }
+}
+
+/// A one-thread runtime for a command's netlink work: the bridge from netlab's synchronous
+/// commands to rtnetlink's async API (`runtime()?.block_on(...)`).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .op(|| "starting the async runtime".to_string())
 }
 
 /// Opens an rtnetlink connection in `place` and drives it on the current tokio runtime.

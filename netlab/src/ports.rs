@@ -33,14 +33,30 @@ impl Proto {
             Proto::Udp => 17,
         }
     }
+
+    /// Its name, as port specs, iptables and conntrack spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// The name of IP protocol `number` as netlab's tables print it: `tcp`, `udp`, `icmp`, or the
+/// number itself.
+pub fn protocol_name(number: u8) -> String {
+    match number {
+        1 => "icmp".to_string(),
+        6 => Proto::Tcp.name().to_string(),
+        17 => Proto::Udp.name().to_string(),
+        other => other.to_string(),
+    }
 }
 
 impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -639,6 +655,14 @@ mod tests {
             assert!(message.contains(needle), "{text}: {message}");
             assert!(!message.contains('\n'), "{text}: {message}");
         }
+    }
+
+    #[test]
+    fn protocol_numbers_have_one_name() {
+        assert_eq!(
+            [1, 6, 17, 47].map(protocol_name),
+            ["icmp", "tcp", "udp", "47"].map(str::to_string)
+        );
     }
 
     #[test]

@@ -76,10 +76,9 @@ impl Step {
     pub fn explain(&self) -> String {
         match self {
             Self::CreateNetns { name } => format!("ip netns add {name}"),
-            Self::Sysctl { place, key, value } => match place {
-                Place::Root => format!("sysctl -w {key}={value}"),
-                Place::Netns(ns) => format!("ip netns exec {ns} sysctl -w {key}={value}"),
-            },
+            Self::Sysctl { place, key, value } => {
+                format!("{}sysctl -w {key}={value}", place.exec())
+            }
             Self::LinkUp { place, device } => format!("{} link set {device} up", place.ip()),
             Self::AddBridge { place, name } => {
                 format!("{} link add {name} type bridge", place.ip())
@@ -318,9 +317,7 @@ impl Plan {
                 .chunks(self.namespaces.len().div_ceil(8).max(1))
                 .map(|chunk| {
                     scope.spawn(move || {
-                        let runtime = tokio::runtime::Builder::new_current_thread().build();
-                        let runtime =
-                            runtime.map_err(|err| Error::io("starting a runtime", err))?;
+                        let runtime = netlink::runtime()?;
                         let ctx = Ctx::default();
                         chunk
                             .iter()
@@ -418,10 +415,7 @@ impl std::fmt::Debug for Ctx {
 /// Hairpin mode on every container's bridge port: `bridge link set dev vethN hairpin on`.
 pub fn set_hairpin(lab_name: &str, lab: &Lab, on: bool) -> Result<()> {
     let host = place(lab_name, lab, HOST_NODE);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Error::io("starting a runtime", err))?;
+    let runtime = netlink::runtime()?;
     std::thread::scope(|scope| {
         scope
             .spawn(|| {

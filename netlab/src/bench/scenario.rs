@@ -127,7 +127,7 @@ impl BenchLab {
         if config.routed() {
             let wan = topology::place(&bench_lab.name, &bench_lab.lab, WAN_NODE);
             let (subnet, via) = (bench_lab.lab.subnet, bench_lab.lab.external.address.addr());
-            lifecycle::runtime()?.block_on(async {
+            netlink::runtime()?.block_on(async {
                 let handle = netlink::connect(&wan)?;
                 link::add_route(&handle, subnet, via).await
             })?;

@@ -8,7 +8,7 @@ use crate::{
     error::{Error, Result},
     inspect::{self, NodeView},
     lab::{HOST_NODE, WAN_NODE},
-    lifecycle, state, topology,
+    state, topology,
 };
 
 #[derive(Debug, clap::Args)]
@@ -37,7 +37,7 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
         return Err(Error::invalid(format!("unknown node {node:?}")));
     }
     let place = topology::place(lab_name, lab, node);
-    let view = lifecycle::runtime()?.block_on(inspect::read(&place))?;
+    let view = crate::netlink::runtime()?.block_on(inspect::read(&place))?;
     let nat = if node == HOST_NODE {
         Some(saved.backend.backend()?.describe(saved.nat_context())?)
     } else {

@@ -328,7 +328,7 @@ impl NatBackend for Iptables {
                 let proto = publish.spec.proto;
                 let proto_ok = fields
                     .get(3)
-                    .is_some_and(|p| *p == proto_name(proto) || *p == proto.number().to_string());
+                    .is_some_and(|p| *p == proto.name() || *p == proto.number().to_string());
                 let to_ok = line.contains(&format!("to:{}:", container.address));
                 // The destination column tells specs on different host addresses apart.
                 let destination = publish
@@ -359,11 +359,7 @@ impl NatBackend for Iptables {
     }
 
     fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
-        let host = ctx.host();
-        let exec = match &host {
-            crate::netlink::Place::Root => String::new(),
-            crate::netlink::Place::Netns(ns) => format!("ip netns exec {ns} "),
-        };
+        let exec = ctx.host().exec();
         let mut lines = vec![
             format!("{exec}sysctl -w net.bridge.bridge-nf-call-iptables=1"),
             format!(
@@ -409,13 +405,6 @@ impl NatBackend for Iptables {
             .filter(|line| line.starts_with('*') || line.contains(&prefix))
             .flat_map(|line| [line, "\n"])
             .collect())
-    }
-}
-
-fn proto_name(proto: Proto) -> &'static str {
-    match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
     }
 }
 

@@ -166,4 +166,15 @@ pub trait NatBackend {
     fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>>;
     /// The NAT state in the backend's own terms (rules, map entries), for `inspect`.
     fn describe(&self, ctx: NatContext<'_>) -> Result<String>;
+    /// Removes what a crashed run of lab `lab_name` may have left outside the lab's
+    /// namespaces, knowing nothing but the name (`down` calls it for every backend, since
+    /// the state file may be gone). Nothing by default.
+    fn remove_leftovers(&self, _lab_name: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl BackendKind {
+    /// Every backend, for `down`'s sweep of a crashed run.
+    pub const ALL: [Self; 3] = [Self::Iptables, Self::Ebpf, Self::None];
 }

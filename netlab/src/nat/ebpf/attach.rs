@@ -21,7 +21,7 @@ use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, pro
 use crate::{
     ebpf::{self, bpffs, pin_link, program},
     error::{Error, Result},
-    lifecycle, link,
+    link,
     nat::{FastPath, Ingress, NatContext},
     netlink::{self, Place},
     netns, topology,
@@ -29,7 +29,7 @@ use crate::{
 
 /// Where a lab's programs, links and maps are pinned.
 pub fn pin_dir(lab_name: &str) -> PathBuf {
-    lifecycle::lab_pin_dir(lab_name)
+    Path::new(bpffs::PIN_ROOT).join(lab_name)
 }
 
 /// What the datapath needs to know about the lab's interfaces.
@@ -67,7 +67,7 @@ pub fn setup(ctx: NatContext<'_>) -> Result<()> {
 fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
     let lab = ctx.lab;
     let host = ctx.host();
-    let (bridge_mac, containers) = lifecycle::runtime()?.block_on(async {
+    let (bridge_mac, containers) = netlink::runtime()?.block_on(async {
         let handle = netlink::connect(&host)?;
         let (_, bridge_mac) = link::index_and_mac(&handle, &lab.bridge).await?;
         let mut containers = Vec::new();

@@ -69,12 +69,7 @@ impl NatBackend for Ebpf {
                     }
                 }
                 ConntrackRow {
-                    proto: match key.proto {
-                        6 => "tcp".to_string(),
-                        17 => "udp".to_string(),
-                        1 => "icmp".to_string(),
-                        other => other.to_string(),
-                    },
+                    proto: crate::ports::protocol_name(key.proto),
                     original: format!(
                         "{} -> {}",
                         addr(key.src_ip, key.src_port),
@@ -104,10 +99,7 @@ impl NatBackend for Ebpf {
 
     fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
         let dir = pin_dir(ctx.lab_name).display().to_string();
-        let host = match ctx.host() {
-            crate::netlink::Place::Root => String::new(),
-            crate::netlink::Place::Netns(ns) => format!("ip netns exec {ns} "),
-        };
+        let host = ctx.host().exec();
         let ext = &ctx.lab.external.device;
         let mut lines = vec![
             "mount -t bpf bpf /sys/fs/bpf   # if not mounted".to_string(),
@@ -164,5 +156,12 @@ impl NatBackend for Ebpf {
 
     fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
         tables::Tables::open(ctx.lab_name)?.describe(ctx)
+    }
+
+    fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
+        // Unpinning detaches; the shared folders go once no lab uses them.
+        let removed = crate::ebpf::bpffs::remove_dir(&pin_dir(lab_name));
+        crate::ebpf::bpffs::remove_unused_roots();
+        removed
     }
 }

@@ -267,7 +267,7 @@ impl Tables {
                     Ipv4Addr::from(u32::from_be(key.ip)).to_string()
                 },
                 u16::from_be(key.port),
-                if key.proto == 17 { "udp" } else { "tcp" },
+                crate::ports::protocol_name(key.proto),
                 Ipv4Addr::from(u32::from_be(target.ip)),
                 u16::from_be(target.port)
             );
