@@ -25,9 +25,17 @@ pub const EBPF_CARGO_ARGS: [&str; 7] = [
     "build-std=core",
 ];
 
-/// Where the object lands; netlab's build script embeds it from here.
+/// Where the object lands; netlab's build script embeds it from here. Both follow cargo:
+/// `CARGO_TARGET_DIR` when set, else the workspace's `target/` (netlab/build.rs does the
+/// same).
 pub fn object_path() -> PathBuf {
-    workspace_root().join("target/bpfel-unknown-none/release/netlab-ebpf")
+    target_dir().join("bpfel-unknown-none/release/netlab-ebpf")
+}
+
+/// cargo's target folder: `CARGO_TARGET_DIR` when set, else the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 pub fn workspace_root() -> PathBuf {

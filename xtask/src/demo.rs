@@ -19,7 +19,10 @@ pub fn run() -> Result<()> {
     let demo = run_command(
         Command::new("bash")
             .arg(workspace_root().join("scripts/demo-lab"))
-            .env("NETLAB_BIN", workspace_root().join("target/release/netlab")),
+            .env(
+                "NETLAB_BIN",
+                build_ebpf::target_dir().join("release/netlab"),
+            ),
     );
     bpffs.restore();
     demo

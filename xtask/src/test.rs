@@ -86,7 +86,7 @@ pub fn run(options: &Options) -> Result<()> {
     if let Err(err) = built {
         failures.push(format!("the end-to-end suites did not run: {err:#}"));
     } else {
-        let netlab_bin = workspace_root().join("target/debug/netlab");
+        let netlab_bin = build_ebpf::target_dir().join("debug/netlab");
         step("end-to-end suites (root, hermetic namespaces)");
         // `--no-fail-fast`: a failing suite does not keep the others from running.
         let mut e2e = cargo();

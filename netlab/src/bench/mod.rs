@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-use self::scenario::{BASE_PORT, BenchLab, Config, configs, lab_for};
+use self::scenario::{
+    BASE_PORT, BenchLab, Config, LAB_TIMING_CONFIGS, PUBLISH_TIMING_CONFIGS, configs, lab_for,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -187,16 +189,16 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
             }
         }
         for &size in &plan.lab_sizes {
-            for config in configs.iter().take(4).filter(|c| !c.name.ends_with("-xdp")) {
+            for config in LAB_TIMING_CONFIGS.map(scenario::config) {
                 progress.step(&format!("run {} lab of {size} ({})", run + 1, config.name));
-                let (up, down) = scenario::lab_times(*config, size)?;
+                let (up, down) = scenario::lab_times(config, size)?;
                 let name = if config.routed() { "none" } else { config.name };
                 samples.push_timings(name, ["lab_up", "lab_down"], size as u64, (up, down));
             }
         }
     }
     for &ports in &plan.ports {
-        for config in [configs[1], configs[2]] {
+        for config in PUBLISH_TIMING_CONFIGS.map(scenario::config) {
             progress.step(&format!("publish N={ports} ({})", config.name));
             for _ in 0..plan.runs {
                 let name = if config.name == "iptables" {

@@ -68,6 +68,22 @@ pub fn configs() -> Vec<Config> {
     ]
 }
 
+/// The configuration called `name` (one of [`configs`]'s).
+pub fn config(name: &str) -> Config {
+    configs()
+        .into_iter()
+        .find(|config| config.name == name)
+        .unwrap_or_else(|| unreachable!("no bench configuration {name}"))
+}
+
+/// The configurations whose lab up/down times are measured: one per backend (XDP and the
+/// slow path attach the same programs as ebpf-tc).
+pub const LAB_TIMING_CONFIGS: [&str; 3] = ["routed", "iptables", "ebpf-tc"];
+
+/// The configurations whose publish/unpublish times are measured: one per backend that
+/// publishes.
+pub const PUBLISH_TIMING_CONFIGS: [&str; 2] = ["iptables", "ebpf-tc"];
+
 /// A unique lab name for this process.
 pub fn lab_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -190,11 +206,15 @@ pub fn publish_times(config: Config, ports: u16) -> Result<(Duration, Duration)>
 /// The way people script iptables: one `iptables -A` per port, then one `iptables -D` per
 /// port, in the host node's own chain.
 pub fn iptables_per_call_times(ports: u16) -> Result<(Duration, Duration)> {
-    let config = configs()[1];
+    let config = config("iptables");
     let lab = Lab {
         publish: Vec::new(),
         ..lab_for(config, 1)
     };
+    let target = lab
+        .container("netns0")
+        .map(|container| container.address)
+        .ok_or_else(|| Error::invalid("the bench lab has no netns0"))?;
     let bench_lab = BenchLab::up(config, lab)?;
     let chain = format!("NL-{}-DNAT", bench_lab.name);
     let rule = |port: u16| {
@@ -211,7 +231,7 @@ pub fn iptables_per_call_times(ports: u16) -> Result<(Duration, Duration)> {
             "-j".into(),
             "DNAT".into(),
             "--to-destination".into(),
-            format!("172.18.0.10:{port}"),
+            format!("{target}:{port}"),
         ]
     };
     let run = |delete: bool| -> Result<Duration> {
