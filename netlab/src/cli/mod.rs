@@ -1,12 +1,14 @@
 //! The command line: one file per subcommand, each with its arguments and `run`.
 
 mod bench;
+mod completions;
 mod conntrack;
 mod counters;
 mod down;
 mod exec;
 mod foreground;
 mod inspect;
+mod man;
 mod ports;
 mod publish;
 mod status;
@@ -57,6 +59,10 @@ pub enum Command {
     /// Count packets on an interface with XDP and tcx programs (the pipeline's smoke test).
     #[command(subcommand)]
     Counters(counters::Command),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the netlab(1) man page (roff).
+    Man,
 }
 
 /// Runs a parsed command line; the exit code is the command's own (e.g. for `exec`).
@@ -74,6 +80,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conntrack(args) => conntrack::run(&lab, &args),
         Command::Counters(command) => counters::run(command),
         Command::Bench(args) => bench::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man => man::run(),
     }
 }
 

@@ -227,11 +227,14 @@ impl Tables {
         let _ = writeln!(out, "pins: {}", self.dir.display());
         let _ = writeln!(
             out,
-            "options: ingress {:?}, fast path {:?}, conntrack entries {}, conntrack timeouts {:?}",
-            ctx.options.ingress,
-            ctx.options.fast_path,
-            ctx.options.ct_entries,
-            ctx.options.ct_timeouts
+            "options: ingress {:?}, fast path {:?}, conntrack entries {}",
+            ctx.options.ingress, ctx.options.fast_path, ctx.options.ct_entries
+        );
+        let t = ctx.options.ct_timeouts;
+        let _ = writeln!(
+            out,
+            "conntrack timeouts: tcp-syn {} s, tcp-established {} s, tcp-closing {} s, udp {} s, icmp {} s",
+            t.tcp_syn, t.tcp_established, t.tcp_closing, t.udp, t.icmp
         );
         let mut links: Vec<String> = std::fs::read_dir(self.dir.join("links"))
             .map(|entries| {
