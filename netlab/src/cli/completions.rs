@@ -6,8 +6,6 @@ use std::process::ExitCode;
 
 use clap::CommandFactory as _;
 
-use crate::error::Result;
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The shell to complete for.
@@ -15,14 +13,14 @@ pub struct Args {
     pub shell: clap_complete::Shell,
 }
 
-pub fn run(args: &Args) -> Result<ExitCode> {
+pub fn run(args: &Args) -> ExitCode {
     clap_complete::generate(
         args.shell,
         &mut super::Cli::command(),
         "netlab",
         &mut std::io::stdout(),
     );
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

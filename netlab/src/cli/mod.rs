@@ -80,7 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conntrack(args) => conntrack::run(&lab, &args),
         Command::Counters(command) => counters::run(command),
         Command::Bench(args) => bench::run(&args),
-        Command::Completions(args) => completions::run(&args),
+        Command::Completions(args) => Ok(completions::run(&args)),
         Command::Man => man::run(),
     }
 }
