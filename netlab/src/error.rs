@@ -39,6 +39,19 @@ pub enum Error {
     /// The request makes no sense in the current state (unknown node, port taken, ...).
     #[error("{0}")]
     Invalid(String),
+    /// JSON could not be read or written (a state file, a bench record file, `--json`).
+    #[error("{op}")]
+    Json {
+        op: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The embedded eBPF object lacks a map or program netlab needs: a build mismatch.
+    #[error("the eBPF object has no {kind} {name} (rebuild with `cargo xtask build-ebpf`)")]
+    NotInObject { kind: &'static str, name: String },
+    /// A thread netlab started panicked (a bug): what it was doing.
+    #[error("a thread {0} panicked")]
+    ThreadPanicked(String),
     /// A command netlab runs on purpose (iptables-restore) failed.
     #[error("{op}: {stderr}")]
     Command { op: String, stderr: String },
@@ -104,6 +117,19 @@ impl Error {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid(message.into())
+    }
+
+    pub fn json(op: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
+            op: op.into(),
+            source,
+        }
+    }
+
+    /// The result of a joined thread, its panic turned into [`Error::ThreadPanicked`]; `what`
+    /// says what the thread was doing ("creating namespace x").
+    pub fn joined<T>(result: std::thread::Result<Result<T>>, what: impl Into<String>) -> Result<T> {
+        result.unwrap_or_else(|_| Err(Self::ThreadPanicked(what.into())))
     }
 
     /// Folds a list of errors from independent steps into one result.

@@ -57,7 +57,7 @@ pub fn create(name: &str) -> Result<()> {
         .op(|| format!("creating namespace {name:?}"))?;
     // unshare() changes the calling thread's namespace, so do it on a throwaway thread.
     let result = std::thread::scope(|scope| {
-        scope
+        let joined = scope
             .spawn(|| -> Result<()> {
                 unshare(CloneFlags::CLONE_NEWNET).op(|| format!("creating namespace {name:?}"))?;
                 mount(
@@ -69,8 +69,8 @@ pub fn create(name: &str) -> Result<()> {
                 )
                 .op(|| format!("mounting namespace {name:?} at {}", target.display()))
             })
-            .join()
-            .unwrap_or_else(|_| Err(Error::invalid("namespace creation thread panicked")))
+            .join();
+        Error::joined(joined, format!("creating namespace {name:?}"))
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&target);
@@ -121,18 +121,14 @@ pub fn open(name: &str) -> Result<File> {
 pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let file = open(name)?;
     std::thread::scope(|scope| {
-        scope
+        let joined = scope
             .spawn(|| {
                 setns(&file, CloneFlags::CLONE_NEWNET)
                     .op(|| format!("entering namespace {name:?}"))?;
                 f()
             })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(Error::invalid(format!(
-                    "thread in namespace {name:?} panicked"
-                )))
-            })
+            .join();
+        Error::joined(joined, format!("in namespace {name:?}"))
     })
 }
 

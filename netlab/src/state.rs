@@ -73,7 +73,7 @@ pub fn load(lab: &str) -> Result<Option<LabState>> {
     };
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|err| Error::invalid(format!("corrupt state file {}: {err}", file.display())))
+        .map_err(|err| Error::json(format!("corrupt state file {}", file.display()), err))
 }
 
 /// Loads the state of a lab that must be up.
@@ -86,7 +86,7 @@ pub fn save(state: &LabState) -> Result<()> {
     let file = path(&state.name);
     let tmp = file.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(state)
-        .map_err(|err| Error::invalid(format!("serializing the lab state: {err}")))?;
+        .map_err(|err| Error::json("serializing the lab state", err))?;
     shared_dirs::write_in(Path::new(STATE_DIR), 0o755, || {
         std::fs::write(&tmp, &text)?;
         std::fs::rename(&tmp, &file)

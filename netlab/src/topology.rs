@@ -327,11 +327,7 @@ impl Plan {
                 .collect();
             workers
                 .into_iter()
-                .map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|_| Err(Error::invalid("a worker panicked")))
-                })
+                .map(|worker| Error::joined(worker.join(), "creating namespaces"))
                 .collect::<Result<Vec<()>>>()
         })?;
         let ctx = Ctx::open(self.steps())?;
@@ -417,7 +413,7 @@ pub fn set_hairpin(lab_name: &str, lab: &Lab, on: bool) -> Result<()> {
     let host = place(lab_name, lab, HOST_NODE);
     let runtime = netlink::runtime()?;
     std::thread::scope(|scope| {
-        scope
+        let joined = scope
             .spawn(|| {
                 runtime.block_on(async {
                     let handle = netlink::connect(&host)?;
@@ -430,8 +426,8 @@ pub fn set_hairpin(lab_name: &str, lab: &Lab, on: bool) -> Result<()> {
                     .map(drop)
                 })
             })
-            .join()
-            .unwrap_or_else(|_| Err(Error::invalid("hairpin thread panicked")))
+            .join();
+        Error::joined(joined, "setting hairpin mode")
     })
 }
 

@@ -297,7 +297,5 @@ pub fn udp_rate(
 }
 
 fn join<T>(handle: JoinHandle<Result<T>>) -> Result<T> {
-    handle
-        .join()
-        .unwrap_or_else(|_| Err(Error::invalid("a benchmark thread panicked")))
+    Error::joined(handle.join(), "generating load")
 }

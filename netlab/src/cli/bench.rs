@@ -64,10 +64,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             let text =
                 std::fs::read_to_string(path).op(|| format!("reading {}", path.display()))?;
             serde_json::from_str(&text).map_err(|err| {
-                Error::invalid(format!(
-                    "{} is not netlab bench JSON: {err}",
-                    path.display()
-                ))
+                Error::json(format!("{} is not netlab bench JSON", path.display()), err)
             })?
         }
         None => bench::run(&plan)?,
@@ -75,7 +72,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     print!("{}", bench::report::table(&records));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&records)
-            .map_err(|err| Error::invalid(format!("serializing JSON: {err}")))?;
+            .map_err(|err| Error::json("serializing JSON", err))?;
         std::fs::write(path, text).op(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.svg {

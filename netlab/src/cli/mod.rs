@@ -88,7 +88,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// Prints `value` as pretty JSON.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|err| crate::Error::invalid(format!("serializing JSON: {err}")))?;
+        .map_err(|err| crate::Error::json("serializing JSON", err))?;
     println!("{text}");
     Ok(())
 }

@@ -99,9 +99,10 @@ fn attach_and_pin(device: &str, dir: &Path) -> Result<()> {
         pin_link(FdLink::try_from(link), &dir.join(pin))?;
     }
 
-    let map = bpf
-        .map(COUNTERS_MAP)
-        .ok_or_else(|| Error::invalid(format!("the eBPF object has no map {COUNTERS_MAP}")))?;
+    let map = bpf.map(COUNTERS_MAP).ok_or_else(|| Error::NotInObject {
+        kind: "map",
+        name: COUNTERS_MAP.to_string(),
+    })?;
     map.pin(dir.join(MAP_PIN))
         .map_err(|err| Error::ebpf(format!("pinning {COUNTERS_MAP}"), err))
 }

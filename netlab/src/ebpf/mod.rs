@@ -33,7 +33,10 @@ where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
     bpf.program_mut(name)
-        .ok_or_else(|| Error::invalid(format!("the eBPF object has no program {name}")))?
+        .ok_or_else(|| Error::NotInObject {
+            kind: "program",
+            name: name.to_string(),
+        })?
         .try_into()
         .map_err(|err| Error::ebpf(format!("program {name} has an unexpected type"), err))
 }

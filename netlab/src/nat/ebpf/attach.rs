@@ -282,9 +282,10 @@ fn map<'a, M>(bpf: &'a mut Ebpf, name: &str) -> Result<M>
 where
     M: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = bpf
-        .map_mut(name)
-        .ok_or_else(|| Error::invalid(format!("the eBPF object has no map {name}")))?;
+    let map = bpf.map_mut(name).ok_or_else(|| Error::NotInObject {
+        kind: "map",
+        name: name.to_string(),
+    })?;
     M::try_from(map).map_err(|err| Error::ebpf(format!("opening map {name}"), err))
 }
 
