@@ -224,6 +224,15 @@ pub struct Lab {
 /// quotes the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    /// A command named a node the lab does not have.
+    #[error("unknown node \"{node}\" ({what}: {known})")]
+    NoSuchNode {
+        node: String,
+        /// "nodes" or "containers": what could have been named.
+        what: &'static str,
+        /// Those names, comma-separated.
+        known: String,
+    },
     /// The TOML did not parse, or a key or value in it was not understood.
     #[error("lab file {location}: {message}")]
     File {
@@ -673,6 +682,34 @@ impl Lab {
     /// The container called `name`.
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// The container called `name`, or the error naming the lab's containers.
+    pub fn require_container(&self, name: &str) -> Result<&Container, LabError> {
+        self.container(name).ok_or_else(|| LabError::NoSuchNode {
+            node: name.to_owned(),
+            what: "containers",
+            known: self
+                .containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Whether `name` is one of the lab's nodes (host, wan or a container), or the error
+    /// naming them.
+    pub fn require_node(&self, name: &str) -> Result<(), LabError> {
+        let names = self.node_names();
+        if names.iter().any(|n| n == name) {
+            return Ok(());
+        }
+        Err(LabError::NoSuchNode {
+            node: name.to_owned(),
+            what: "nodes",
+            known: names.join(", "),
+        })
     }
 
     /// Node names in creation order: `host`, `wan`, then the containers.

@@ -195,12 +195,7 @@ pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Resu
     state::validate_name(name)?;
     let _lock = LabLock::acquire(name)?;
     let mut saved = state::require(name)?;
-    if saved.lab.container(node).is_none() {
-        return Err(Error::invalid(format!(
-            "unknown node {node:?} (containers: {})",
-            container_list(&saved.lab)
-        )));
-    }
+    saved.lab.require_container(node)?;
     let added: Vec<Publish> = specs
         .iter()
         .map(|spec| Publish {
@@ -242,12 +237,7 @@ pub fn unpublish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Re
     state::validate_name(name)?;
     let _lock = LabLock::acquire(name)?;
     let mut saved = state::require(name)?;
-    if saved.lab.container(node).is_none() {
-        return Err(Error::invalid(format!(
-            "unknown node {node:?} (containers: {})",
-            container_list(&saved.lab)
-        )));
-    }
+    saved.lab.require_container(node)?;
     let mut removed = Vec::new();
     for spec in specs {
         let wanted = Publish {
@@ -262,14 +252,6 @@ pub fn unpublish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Re
     let nat = saved.backend.backend()?;
     nat.unpublish(saved.nat_context(), &removed)?;
     state::save(&saved)
-}
-
-fn container_list(lab: &Lab) -> String {
-    lab.containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The commands `up` is equivalent to: iproute2 for the topology, then the backend's.

@@ -216,7 +216,7 @@ pub fn iptables_per_call_times(ports: u16) -> Result<(Duration, Duration)> {
         .map(|container| container.address)
         .ok_or_else(|| Error::invalid("the bench lab has no netns0"))?;
     let bench_lab = BenchLab::up(config, lab)?;
-    let chain = format!("NL-{}-DNAT", bench_lab.name);
+    let chain = crate::nat::iptables::chain(&bench_lab.name, "DNAT");
     let rule = |port: u16| {
         vec![
             "-w".to_string(),

@@ -7,7 +7,6 @@ use nix::sched::{CloneFlags, setns};
 
 use crate::{
     error::{Context as _, Error, Result},
-    lab::{HOST_NODE, WAN_NODE},
     netlink::Place,
     netns, state, topology,
 };
@@ -24,9 +23,7 @@ pub struct Args {
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let saved = state::require(lab_name)?;
     let node = args.node.as_str();
-    if node != HOST_NODE && node != WAN_NODE && saved.lab.container(node).is_none() {
-        return Err(Error::invalid(format!("unknown node {node:?}")));
-    }
+    saved.lab.require_node(node)?;
     if let Place::Netns(ns) = topology::place(lab_name, &saved.lab, node) {
         let file = netns::open(&ns)?;
         // netlab is single-threaded here, so moving the whole process is safe.

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
     inspect::{self, NodeView},
-    lab::{HOST_NODE, WAN_NODE},
+    lab::HOST_NODE,
     state, topology,
 };
 
@@ -33,9 +33,7 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let saved = state::require(lab_name)?;
     let lab = &saved.lab;
     let node = args.node.as_str();
-    if node != HOST_NODE && node != WAN_NODE && lab.container(node).is_none() {
-        return Err(Error::invalid(format!("unknown node {node:?}")));
-    }
+    lab.require_node(node)?;
     let place = topology::place(lab_name, lab, node);
     let view = crate::netlink::runtime()?.block_on(inspect::read(&place))?;
     let nat = if node == HOST_NODE {

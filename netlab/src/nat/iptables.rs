@@ -37,8 +37,15 @@ const JUMPS: [(&str, &str, &str, &str); 6] = [
     ("filter", "FWD", "FORWARD", ""),
 ];
 
-fn chain(lab_name: &str, suffix: &str) -> String {
-    format!("NL-{lab_name}-{suffix}")
+/// The name of lab `lab_name`'s chain `suffix` (`NL-<lab>-<suffix>`): every chain netlab
+/// owns starts with [`chain_prefix`].
+pub fn chain(lab_name: &str, suffix: &str) -> String {
+    format!("{}{suffix}", chain_prefix(lab_name))
+}
+
+/// What the names of lab `lab_name`'s chains start with.
+pub fn chain_prefix(lab_name: &str) -> String {
+    format!("NL-{lab_name}-")
 }
 
 impl Iptables {
@@ -240,7 +247,7 @@ impl NatBackend for Iptables {
 
     fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
         let saved = save(ctx)?;
-        let prefix = format!("NL-{}-", ctx.lab_name);
+        let prefix = chain_prefix(ctx.lab_name);
         let mut script = String::new();
         for table in ["raw", "nat", "filter"] {
             let mut section = String::new();
@@ -399,7 +406,7 @@ impl NatBackend for Iptables {
     }
 
     fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
-        let prefix = format!("NL-{}-", ctx.lab_name);
+        let prefix = chain_prefix(ctx.lab_name);
         Ok(save(ctx)?
             .lines()
             .filter(|line| line.starts_with('*') || line.contains(&prefix))

@@ -92,9 +92,7 @@ impl Tables {
         let mut stats = self.port_stats()?;
         let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
         for publish in added {
-            let container = lab
-                .container(&publish.node)
-                .ok_or_else(|| Error::invalid(format!("unknown node {:?}", publish.node)))?;
+            let container = lab.require_container(&publish.node)?;
             for (key, container_port) in publish_keys(publish) {
                 let value = PublishValue {
                     ip: u32::from(container.address).to_be(),
