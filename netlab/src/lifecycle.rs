@@ -15,16 +15,23 @@ use crate::{
 };
 
 /// Creates lab `name` from `lab`, or converges it when it is already up with the same
-/// definition. A failure while creating a new lab removes what this run created.
-pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) -> Result<()> {
+/// definition; `choose` picks the backend and its options, given the running lab's state
+/// (read once, under the lab's lock). A failure while creating a new lab removes what this
+/// run created. Returns the backend chosen.
+pub fn up(
+    name: &str,
+    lab: &Lab,
+    choose: impl FnOnce(Option<&LabState>) -> (BackendKind, BackendOptions),
+) -> Result<BackendKind> {
     state::validate_name(name)?;
     lab.validate()?;
     let _lock = LabLock::acquire(name)?;
+    let existing = state::load(name)?;
+    let (backend, options) = choose(existing.as_ref());
     let nat = backend.backend()?;
     if lab.host == HostMode::Root {
         validate_root_host(lab)?;
     }
-    let existing = state::load(name)?;
     if let Some(existing) = &existing {
         if existing.backend != backend || existing.options != options {
             return Err(Error::invalid(format!(
@@ -86,7 +93,7 @@ pub fn up(name: &str, lab: &Lab, backend: BackendKind, options: BackendOptions) 
         }
         return Err(err);
     }
-    Ok(())
+    Ok(backend)
 }
 
 /// Host-wide settings a lab on the real host changes (`ip_forward` for the topology,

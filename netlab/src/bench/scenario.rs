@@ -134,12 +134,9 @@ impl BenchLab {
         let name = lab_name();
         // Taken down on drop even if `up` fails half-way.
         let bench_lab = Self { name, lab };
-        lifecycle::up(
-            &bench_lab.name,
-            &bench_lab.lab,
-            config.backend,
-            config.options,
-        )?;
+        lifecycle::up(&bench_lab.name, &bench_lab.lab, |_| {
+            (config.backend, config.options)
+        })?;
         if config.routed() {
             let wan = topology::place(&bench_lab.name, &bench_lab.lab, WAN_NODE);
             let (subnet, via) = (bench_lab.lab.subnet, bench_lab.lab.external.address.addr());
@@ -277,7 +274,7 @@ pub fn lab_times(config: Config, containers: usize) -> Result<(Duration, Duratio
         .collect();
     let name = lab_name();
     let start = Instant::now();
-    let result = lifecycle::up(&name, &lab, config.backend, config.options);
+    let result = lifecycle::up(&name, &lab, |_| (config.backend, config.options));
     let up = start.elapsed();
     let start = Instant::now();
     lifecycle::down(&name)?;

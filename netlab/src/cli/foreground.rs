@@ -27,7 +27,14 @@ pub fn run(lab_name: &str) -> Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     println!("running in the foreground; Ctrl-C takes lab {lab_name} down");
-    let saved = state::require(lab_name)?;
+    let mut saved = state::require(lab_name)?;
+    // Read again only when a command (publish, unpublish) has changed it.
+    let modified = || {
+        std::fs::metadata(state::path(lab_name))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let mut seen = modified();
     let mut events = match saved.backend {
         BackendKind::Ebpf => Some(Events::open(lab_name, &saved.lab.external.device)?),
         BackendKind::Iptables | BackendKind::None => None,
@@ -43,7 +50,10 @@ pub fn run(lab_name: &str) -> Result<()> {
         if !tick.is_multiple_of(5) {
             continue;
         }
-        let saved = state::require(lab_name)?;
+        if modified() != seen {
+            seen = modified();
+            saved = state::require(lab_name)?;
+        }
         let rows = saved.backend.backend()?.counters(saved.nat_context())?;
         for row in &rows {
             let before = last

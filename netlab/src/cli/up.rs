@@ -7,6 +7,7 @@ use crate::{
     lab::Lab,
     lifecycle,
     nat::{BackendKind, BackendOptions, FastPath, Ingress, ct_timeouts::CtTimeoutChanges},
+    state::LabState,
 };
 
 #[derive(Debug, clap::Args)]
@@ -57,15 +58,14 @@ pub fn load_lab(file: Option<&PathBuf>) -> Result<Lab> {
     }
 }
 
-pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
-    let lab = load_lab(args.file.as_ref())?;
-    // A running lab keeps what it was brought up with unless told otherwise.
-    let running = crate::state::load(lab_name).ok().flatten();
+/// The backend and options `args` ask for: a running lab keeps what it was brought up with
+/// unless told otherwise; a new one gets the defaults.
+fn choose(args: &Args, running: Option<&LabState>) -> (BackendKind, BackendOptions) {
     let backend = args
         .backend
-        .or(running.as_ref().map(|s| s.backend))
+        .or(running.map(|s| s.backend))
         .unwrap_or(BackendKind::Ebpf);
-    let defaults = running.as_ref().map(|s| s.options).unwrap_or_default();
+    let defaults = running.map(|s| s.options).unwrap_or_default();
     let options = BackendOptions {
         ingress: args.ingress.unwrap_or(defaults.ingress),
         fast_path: args.fast_path.unwrap_or(defaults.fast_path),
@@ -77,15 +77,22 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
                 changes.apply(defaults.ct_timeouts)
             }),
     };
+    (backend, options)
+}
+
+pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
+    let lab = load_lab(args.file.as_ref())?;
     if args.explain {
         crate::state::validate_name(lab_name)?;
         lab.validate()?;
+        let running = crate::state::load(lab_name).ok().flatten();
+        let (backend, options) = choose(args, running.as_ref());
         for line in lifecycle::explain(lab_name, &lab, backend, options)? {
             println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    lifecycle::up(lab_name, &lab, backend, options)?;
+    let backend = lifecycle::up(lab_name, &lab, |running| choose(args, running))?;
     println!(
         "lab {lab_name} is up: {} containers on {} ({} backend)",
         lab.containers.len(),
