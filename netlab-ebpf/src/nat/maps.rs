@@ -11,7 +11,9 @@ use netlab_common::nat::{
     SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey, SockOrig, Stat, TrafficCounters, flags,
 };
 
-use super::packet::is_loopback;
+use aya_ebpf::EbpfContext;
+
+use super::{log, packet::is_loopback};
 
 #[map(name = "NETLAB_NAT_CONFIG")]
 pub static CONFIG: Array<NatConfig> = Array::pinned(1, 0);
@@ -60,6 +62,27 @@ pub fn count(stat: Stat) {
         // SAFETY: per-CPU slot, no concurrent writer.
         unsafe { *slot += 1 };
     }
+}
+
+/// Counts a packet the NAT did not translate, by why; returns whether it must be dropped
+/// (the NAT had to give up on it, or it must never pass: martians, direct access, an
+/// untranslatable fragment), which is also logged, rather than passed on untouched.
+#[inline(always)]
+pub fn count_untranslated<C: EbpfContext>(ctx: &C, stat: Stat) -> bool {
+    count(stat);
+    let drop = matches!(
+        stat,
+        Stat::SnatExhausted
+            | Stat::CtInsertFailed
+            | Stat::RewriteFailed
+            | Stat::FragmentsDropped
+            | Stat::Martians
+            | Stat::DirectAccess
+    );
+    if drop {
+        log::dropped(ctx, stat);
+    }
+    drop
 }
 
 /// Counts a packet of a published port's flow. The loader creates a port's counters when it

@@ -22,7 +22,7 @@ use netlab_common::nat::{
 
 use super::{
     ct, frag, host_sockets, icmp, log,
-    maps::{CONTAINERS, config, count, count_port, published},
+    maps::{CONTAINERS, config, count, count_port, count_untranslated, published},
     packet::{
         Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet, in_subnet, ip,
         parse,
@@ -78,18 +78,10 @@ pub fn netlab_nat_ctr_ingress(ctx: TcContext) -> i32 {
 /// Packets the NAT does not handle pass untouched (and are counted by reason); packets it
 /// had to give up on are dropped.
 fn skipped(ctx: &TcContext, stat: Stat) -> Verdict {
-    count(stat);
-    match stat {
-        Stat::SnatExhausted
-        | Stat::CtInsertFailed
-        | Stat::RewriteFailed
-        | Stat::FragmentsDropped
-        | Stat::Martians
-        | Stat::DirectAccess => {
-            log::dropped(ctx, stat);
-            Verdict::Drop
-        }
-        _ => Verdict::Pass,
+    if count_untranslated(ctx, stat) {
+        Verdict::Drop
+    } else {
+        Verdict::Pass
     }
 }
 

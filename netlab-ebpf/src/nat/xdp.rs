@@ -11,7 +11,7 @@ use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, ct_flags, flags};
 
 use super::{
     ct, frag, log,
-    maps::{CONTAINERS, DEVMAP, config, count, count_port},
+    maps::{CONTAINERS, DEVMAP, config, count, count_port, count_untranslated},
     packet::{
         ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
         Ipv4Hdr, Packet, in_subnet, parse_ip,
@@ -27,17 +27,10 @@ pub fn netlab_nat_ext_xdp(ctx: XdpContext) -> u32 {
 /// Packets the NAT does not handle pass untouched (and are counted by reason); packets it
 /// had to give up on are dropped.
 fn skipped(ctx: &XdpContext, stat: Stat) -> u32 {
-    count(stat);
-    match stat {
-        Stat::SnatExhausted
-        | Stat::CtInsertFailed
-        | Stat::RewriteFailed
-        | Stat::FragmentsDropped
-        | Stat::Martians => {
-            log::dropped(ctx, stat);
-            xdp_action::XDP_DROP
-        }
-        _ => xdp_action::XDP_PASS,
+    if count_untranslated(ctx, stat) {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
     }
 }
 
