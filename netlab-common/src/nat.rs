@@ -27,6 +27,13 @@ pub mod maps {
     pub const FRAGMENTS: &str = "NETLAB_NAT_FRAGMENTS";
     /// `PerCpuArray<u64>`, one slot: when each CPU last logged a drop.
     pub const DROP_LOG: &str = "NETLAB_NAT_DROP_LOG";
+
+    /// Every NAT map. The eBPF side must spell its map names as literals; a unit test of
+    /// netlab checks the built object against this list, so the two cannot drift apart.
+    pub const ALL: [&str; 10] = [
+        CONFIG, PUBLISH, CONNTRACK, CONTAINERS, PORT_STATS, STATS, SOCK_ORIG, DEVMAP, FRAGMENTS,
+        DROP_LOG,
+    ];
 }
 
 /// Names of the NAT programs in the eBPF object.
@@ -47,6 +54,18 @@ pub mod programs {
     pub const SOCK_SENDMSG4: &str = "netlab_sock_sendmsg4";
     /// cgroup `recvmsg4`: replies shown as coming from the published address.
     pub const SOCK_RECVMSG4: &str = "netlab_sock_recvmsg4";
+
+    /// Every NAT program (checked against the built object like [`super::maps::ALL`]).
+    pub const ALL: [&str; 8] = [
+        TC_EXTERNAL_INGRESS,
+        XDP_EXTERNAL_INGRESS,
+        TC_EXTERNAL_EGRESS,
+        TC_CONTAINER_INGRESS,
+        XDP_PASS,
+        SOCK_CONNECT4,
+        SOCK_SENDMSG4,
+        SOCK_RECVMSG4,
+    ];
 }
 
 /// Bits of [`NatConfig::flags`].

@@ -54,3 +54,45 @@ where
         .map(drop)
         .map_err(|err| Error::ebpf(format!("pinning {}", path.display()), err))
 }
+
+#[cfg(test)]
+mod tests {
+    use netlab_common::nat::{maps, programs};
+
+    /// The eBPF side spells map and program names as literals (its macros want them); the
+    /// object built from it must have exactly the NAT maps and programs `netlab-common` names.
+    #[test]
+    fn the_object_has_the_maps_and_programs_netlab_common_names() {
+        let object = aya_obj::Object::parse(super::OBJECT).expect("parsing the eBPF object");
+        let mut in_object: Vec<&str> = object
+            .maps
+            .keys()
+            .map(String::as_str)
+            .filter(|name| name.starts_with("NETLAB_NAT_"))
+            .collect();
+        in_object.sort_unstable();
+        let mut named = maps::ALL.to_vec();
+        named.sort_unstable();
+        assert_eq!(
+            in_object, named,
+            "NAT maps in the object vs netlab_common::nat::maps"
+        );
+        let mut in_object: Vec<&str> = object
+            .programs
+            .keys()
+            .map(String::as_str)
+            .filter(|name| {
+                name.starts_with("netlab_nat_")
+                    || name.starts_with("netlab_sock_")
+                    || *name == programs::XDP_PASS
+            })
+            .collect();
+        in_object.sort_unstable();
+        let mut named = programs::ALL.to_vec();
+        named.sort_unstable();
+        assert_eq!(
+            in_object, named,
+            "NAT programs in the object vs netlab_common::nat::programs"
+        );
+    }
+}
