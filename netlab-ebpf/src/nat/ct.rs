@@ -82,6 +82,22 @@ pub fn unchanged(key: &FlowKey, to: &CtEntry) -> bool {
         && key.dst_port == to.dst_port
 }
 
+/// An entry that rewrites packets to the tuple `to` (the inverse of [`rewritten`]).
+#[inline(always)]
+fn entry_to(to: &FlowKey, flags: u8, state: u8, publish: PublishKey, now: u64) -> CtEntry {
+    CtEntry {
+        src_ip: to.src_ip,
+        dst_ip: to.dst_ip,
+        src_port: to.src_port,
+        dst_port: to.dst_port,
+        flags,
+        state,
+        pad: [0; 2],
+        publish,
+        last_seen_ns: now,
+    }
+}
+
 /// The key of the other direction of the flow that `entry` at `key` belongs to.
 #[inline(always)]
 fn partner_of(key: &FlowKey, entry: &CtEntry) -> FlowKey {
@@ -171,17 +187,13 @@ fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
     if unsafe { CONNTRACK.get(partner) }.is_some() {
         return;
     }
-    let restored = CtEntry {
-        src_ip: key.dst_ip,
-        dst_ip: key.src_ip,
-        src_port: key.dst_port,
-        dst_port: key.src_port,
-        flags: entry.flags ^ ct_flags::REPLY,
-        state: entry.state,
-        pad: [0; 2],
-        publish: entry.publish,
-        last_seen_ns: now,
-    };
+    let restored = entry_to(
+        &reversed(key),
+        entry.flags ^ ct_flags::REPLY,
+        entry.state,
+        entry.publish,
+        now,
+    );
     if CONNTRACK
         .insert(partner, restored, u64::from(BPF_NOEXIST))
         .is_ok()
@@ -220,17 +232,13 @@ pub fn create(
 ) -> Result<CtEntry, Stat> {
     let now = now();
     let tries = if pick_source_port { SNAT_RETRIES } else { 1 };
-    let reply = CtEntry {
-        src_ip: orig.dst_ip,
-        dst_ip: orig.src_ip,
-        src_port: orig.dst_port,
-        dst_port: orig.src_port,
-        flags: flags | ct_flags::REPLY,
-        state: ct_state::NEW,
-        pad: [0; 2],
+    let reply = entry_to(
+        &reversed(orig),
+        flags | ct_flags::REPLY,
+        ct_state::NEW,
         publish,
-        last_seen_ns: now,
-    };
+        now,
+    );
     let mut inserted = None;
     // SAFETY: a helper without arguments.
     let start = unsafe { bpf_get_prandom_u32() };
@@ -262,17 +270,7 @@ pub fn create(
     let Some(reply_key) = inserted else {
         return Err(Stat::SnatExhausted);
     };
-    let forward = CtEntry {
-        src_ip: new.src_ip,
-        dst_ip: new.dst_ip,
-        src_port: new.src_port,
-        dst_port: new.dst_port,
-        flags,
-        state: ct_state::NEW,
-        pad: [0; 2],
-        publish,
-        last_seen_ns: now,
-    };
+    let forward = entry_to(&new, flags, ct_state::NEW, publish, now);
     if CONNTRACK
         .insert(orig, forward, u64::from(BPF_NOEXIST))
         .is_err()

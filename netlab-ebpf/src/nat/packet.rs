@@ -112,6 +112,12 @@ pub fn in_subnet(config: &NatConfig, ip: u32) -> bool {
     ip & config.subnet_mask == config.subnet
 }
 
+/// Whether `ip` (network order) is a container's address: in the subnet, not the bridge's.
+#[inline(always)]
+pub fn to_container(config: &NatConfig, ip: u32) -> bool {
+    in_subnet(config, ip) && ip != config.gateway_ip
+}
+
 /// Whether `ip` (network order) is in 127.0.0.0/8.
 #[inline(always)]
 pub fn is_loopback(ip: u32) -> bool {

@@ -25,7 +25,7 @@ use super::{
     maps::{CONTAINERS, config, count, count_port, count_untranslated, published},
     packet::{
         Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet, in_subnet, ip,
-        parse,
+        parse, to_container,
     },
 };
 
@@ -127,13 +127,11 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         // Straight to a container: with masquerade (NAT mode), only a flow XDP translated
         // may get there — a neighbour routing the subnet through us reaches published ports
         // only, as with Docker. A lab without masquerade is routed: its containers are open.
-        if config.flags & flags::MASQUERADE != 0
-            && (config.flags & flags::XDP_INGRESS == 0 || !ct::translated_earlier(&pkt.key))
-        {
-            return Err(Stat::DirectAccess);
-        }
         if config.flags & flags::MASQUERADE == 0 {
             return Ok(Verdict::Pass);
+        }
+        if config.flags & flags::XDP_INGRESS == 0 || !ct::translated_earlier(&pkt.key) {
+            return Err(Stat::DirectAccess);
         }
         return Ok(if fast_path {
             to_container_peer(ctx, &pkt, pkt.key.dst_ip, config)
@@ -152,7 +150,6 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;
-    frag::remember(&pkt, entry.src_ip, entry.dst_ip, entry.flags);
     count_port(&entry.publish, u64::from(pkt.len));
     if fast_path {
         return Ok(to_container_peer(ctx, &pkt, entry.dst_ip, config));
@@ -224,7 +221,6 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;
-    frag::remember(&pkt, entry.src_ip, entry.dst_ip, entry.flags);
     count_port(&entry.publish, u64::from(pkt.len));
     Ok(Verdict::Pass)
 }
@@ -298,7 +294,6 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     };
     if entry.flags & ct_flags::HAIRPIN != 0 {
         rewrite(ctx, &pkt, &entry)?;
-        frag::remember(&pkt, entry.src_ip, entry.dst_ip, entry.flags);
         count_port(&entry.publish, u64::from(pkt.len));
         return Ok(to_container_egress(ctx, entry.dst_ip, config));
     }
@@ -311,18 +306,14 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     Ok(Verdict::Pass)
 }
 
-/// Whether `ip` is a container's address (in the subnet, not the bridge's).
-#[inline(always)]
-fn to_container(config: &NatConfig, ip: u32) -> bool {
-    in_subnet(config, ip) && ip != config.gateway_ip
-}
-
 /// Rewrites addresses, ports (or the ICMP echo identifier) and checksums to `to`, and
 /// counts the packet; a rewrite to what the packet already is (a host connection tracked as
-/// itself, a fragment XDP translated before us) is neither done nor counted.
+/// itself, a fragment XDP translated before us) is neither done nor counted. A first
+/// fragment's rewrite is remembered for the later ones, the identity included.
 #[inline(always)]
 fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
+    frag::remember(pkt, to.src_ip, to.dst_ip, to.flags);
     if ct::unchanged(k, to) {
         return Ok(());
     }
@@ -461,7 +452,6 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
         return Ok(Verdict::Pass);
     }
     rewrite(ctx, pkt, entry)?;
-    frag::remember(pkt, entry.src_ip, entry.dst_ip, entry.flags);
     count_port(&entry.publish, u64::from(pkt.len));
     decrement_ttl(ctx, pkt)?;
     count(Stat::FastPath);

@@ -14,7 +14,7 @@ use super::{
     maps::{CONTAINERS, DEVMAP, config, count, count_port, count_untranslated},
     packet::{
         ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
-        Ipv4Hdr, Packet, in_subnet, parse_ip,
+        Ipv4Hdr, Packet, parse_ip, to_container,
     },
 };
 
@@ -71,7 +71,9 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
         match frag::lookup(&pkt) {
             Some(entry) => entry,
             // A routed lab's containers are open: tc lets those through.
-            None if config.flags & flags::MASQUERADE == 0 && in_subnet(config, pkt.key.dst_ip) => {
+            None if config.flags & flags::MASQUERADE == 0
+                && to_container(config, pkt.key.dst_ip) =>
+            {
                 return Ok(xdp_action::XDP_PASS);
             }
             None => return Err(Stat::FragmentsDropped),
@@ -89,7 +91,7 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
     } else {
         // Not ours: tc decides. A datagram for the host passes whole; one straight to a
         // container is tc's to drop, its later fragments too.
-        if !in_subnet(config, pkt.key.dst_ip) {
+        if !to_container(config, pkt.key.dst_ip) {
             frag::remember(&pkt, pkt.key.src_ip, pkt.key.dst_ip, 0);
         }
         return Ok(xdp_action::XDP_PASS);
@@ -143,6 +145,20 @@ fn csum_update(check: u16, old: &[u8], new: &[u8]) -> u16 {
     (!(sum as u16)).to_be()
 }
 
+/// Rewrites the IPv4 addresses of a packet showing `k` to `to`'s, with the header checksum.
+#[inline(always)]
+fn rewrite_addresses(iph: &mut Ipv4Hdr, k: &FlowKey, to: &CtEntry) {
+    for (field, old, new) in [
+        (&mut iph.saddr, k.src_ip, to.src_ip),
+        (&mut iph.daddr, k.dst_ip, to.dst_ip),
+    ] {
+        if old != new {
+            iph.check = csum_update(iph.check, &old.to_ne_bytes(), &new.to_ne_bytes());
+            *field = new;
+        }
+    }
+}
+
 fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
     if ct::unchanged(k, to) {
@@ -153,15 +169,7 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let iph = unsafe { &mut *iph };
     if pkt.frag == Frag::Later {
         // No L4 header: the addresses and the IP checksum only.
-        for (field, old, new) in [
-            (&mut iph.saddr, k.src_ip, to.src_ip),
-            (&mut iph.daddr, k.dst_ip, to.dst_ip),
-        ] {
-            if old != new {
-                iph.check = csum_update(iph.check, &old.to_ne_bytes(), &new.to_ne_bytes());
-                *field = new;
-            }
-        }
+        rewrite_addresses(iph, k, to);
         count(Stat::Fragments);
         return Ok(());
     }
@@ -176,18 +184,15 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     // UDP checksum 0 means "none": keep it so.
     let udp_none = k.proto == IPPROTO_UDP && csum == 0;
     let pseudo = matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) && !udp_none;
-    for (field, old, new) in [
-        (&mut iph.saddr, k.src_ip, to.src_ip),
-        (&mut iph.daddr, k.dst_ip, to.dst_ip),
-    ] {
-        if old != new {
-            iph.check = csum_update(iph.check, &old.to_ne_bytes(), &new.to_ne_bytes());
-            if pseudo {
+    if pseudo {
+        // The pseudo header holds the addresses.
+        for (old, new) in [(k.src_ip, to.src_ip), (k.dst_ip, to.dst_ip)] {
+            if old != new {
                 csum = csum_update(csum, &old.to_ne_bytes(), &new.to_ne_bytes());
             }
-            *field = new;
         }
     }
+    rewrite_addresses(iph, k, to);
     if matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
         let ports: *mut [u16; 2] = ptr_at(ctx, pkt.l4).ok_or(Stat::Truncated)?;
         // SAFETY: bounds checked by ptr_at.

@@ -159,9 +159,7 @@ impl NatBackend for Ebpf {
     }
 
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
-        // Unpinning detaches; the shared folders go once no lab uses them.
-        let removed = crate::ebpf::bpffs::remove_dir(&pin_dir(lab_name));
-        crate::ebpf::bpffs::remove_unused_roots();
-        removed
+        // Unpinning detaches (`down` then removes the shared folders no lab uses).
+        crate::ebpf::bpffs::remove_dir(&pin_dir(lab_name))
     }
 }
