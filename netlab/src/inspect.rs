@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::{
     error::Result,
-    lab::Ipv4Net,
+    ipv4net::Ipv4Net,
     link,
     netlink::{self, Place},
 };

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod ebpf;
 pub mod error;
 pub mod inspect;
+pub mod ipv4net;
 pub mod lab;
 pub mod lab_lock;
 pub mod lifecycle;

@@ -3,7 +3,8 @@
 
 use crate::{
     error::{Error, Result},
-    lab::{HostMode, Ipv4Net, Lab, Publish},
+    ipv4net::Ipv4Net,
+    lab::{HostMode, Lab, Publish},
     lab_lock::LabLock,
     link,
     nat::{BackendKind, BackendOptions, NatContext},

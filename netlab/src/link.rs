@@ -18,7 +18,7 @@ use rtnetlink::{
 
 use crate::{
     error::{Context as _, Error, Result},
-    lab::Ipv4Net,
+    ipv4net::Ipv4Net,
 };
 
 const EEXIST: i32 = libc::EEXIST;
@@ -156,7 +156,7 @@ pub async fn add_address(handle: &Handle, name: &str, address: Ipv4Net) -> Resul
 
 /// `ip route replace default via GATEWAY`.
 pub async fn add_default_route(handle: &Handle, gateway: Ipv4Addr) -> Result<()> {
-    add_route(handle, Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0)?, gateway).await
+    add_route(handle, Ipv4Net::ANY, gateway).await
 }
 
 /// `ip route replace DESTINATION via GATEWAY`.

@@ -9,7 +9,8 @@ use rtnetlink::Handle;
 
 use crate::{
     error::{Error, Result},
-    lab::{HOST_NODE, HostMode, Ipv4Net, Lab, WAN_NODE},
+    ipv4net::Ipv4Net,
+    lab::{HOST_NODE, HostMode, Lab, WAN_NODE},
     link,
     netlink::{self, Place},
     netns, sysctl,

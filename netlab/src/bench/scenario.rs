@@ -9,7 +9,8 @@ use std::{
 
 use crate::{
     error::{Error, Result},
-    lab::{Container, Ipv4Net, Lab, Publish, WAN_NODE},
+    ipv4net::Ipv4Net,
+    lab::{Container, Lab, LabError, Publish, WAN_NODE},
     lifecycle, link,
     nat::{BackendKind, BackendOptions, FastPath, Ingress},
     netlink::{self, Place},
@@ -257,7 +258,7 @@ pub fn iptables_per_call_times(ports: u16) -> Result<(Duration, Duration)> {
 pub fn lab_times(config: Config, containers: usize) -> Result<(Duration, Duration)> {
     let mut lab = Lab::default_lab();
     lab.publish.clear();
-    lab.subnet = "10.90.0.0/16".parse::<Ipv4Net>()?;
+    lab.subnet = "10.90.0.0/16".parse::<Ipv4Net>().map_err(LabError::from)?;
     lab.gateway = Ipv4Addr::new(10, 90, 0, 1);
     lab.containers = (0..containers)
         .map(|i| Container {
