@@ -7,7 +7,7 @@
 //! (standing in for the outside world), and containers, each in its own
 //! namespace and attached to the bridge by a veth pair.
 //!
-//! This module is the model; [`file`] reads it from TOML, [`validate`]
+//! This module is the model; `file` reads it from TOML, `validate`
 //! checks it, and [`LabError`] says what is wrong.
 
 mod error;
