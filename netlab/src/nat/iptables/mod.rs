@@ -1,0 +1,247 @@
+//! The iptables backend: the reference the other backends are compared with. It behaves like
+//! Docker's bridge driver (28) without the userland proxy: DNAT per published port, masquerade
+//! for the subnet, hairpin NAT, containers closed to direct routed access from outside, and
+//! martian sources on the external device dropped. Rules live only in chains named
+//! `NL-<lab>-*`, jumped to from the built-in chains, and are changed atomically with
+//! `iptables-restore --noflush`, run in the lab's host node.
+
+mod parse;
+mod rules;
+mod tools;
+
+use crate::{
+    error::Result,
+    lab::{Lab, Publish},
+    ports::Proto,
+    sysctl,
+};
+
+use rules::JUMPS;
+pub use rules::{chain, chain_prefix};
+use tools::{restore, run_in_host, save};
+
+use super::{ConntrackRow, NatBackend, NatContext, PortCounters};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Iptables;
+
+impl Iptables {
+    fn sync(ctx: NatContext<'_>) -> Result<()> {
+        // Chains first (a jump to a missing chain is an error), then the jumps.
+        restore(ctx, &rules::chains(ctx))?;
+        let saved = save(ctx)?;
+        let jumps = rules::missing_jumps(ctx, &saved);
+        if !jumps.is_empty() {
+            restore(ctx, &jumps)?;
+        }
+        Ok(())
+    }
+}
+
+impl NatBackend for Iptables {
+    fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
+        let lab: &Lab = ctx.lab;
+        // Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
+        // bridged frames must traverse iptables so the hairpin flow can be masqueraded.
+        let host = ctx.host();
+        sysctl::write(&host, "net.bridge.bridge-nf-call-iptables", "1")?;
+        sysctl::write(
+            &host,
+            &format!("net.ipv4.conf.{}.route_localnet", lab.bridge),
+            "1",
+        )?;
+        crate::topology::set_hairpin(ctx.lab_name, lab, true)?;
+        Self::sync(ctx)
+    }
+
+    fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
+        let script = rules::removal(ctx.lab_name, &save(ctx)?);
+        if script.is_empty() {
+            Ok(())
+        } else {
+            restore(ctx, &script)
+        }
+    }
+
+    fn publish(&self, ctx: NatContext<'_>, _added: &[Publish]) -> Result<()> {
+        Self::sync(ctx)
+    }
+
+    fn unpublish(&self, ctx: NatContext<'_>, removed: &[Publish]) -> Result<()> {
+        Self::sync(ctx)?;
+        forget_udp_flows(ctx, removed);
+        Ok(())
+    }
+
+    fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
+        let out = run_in_host(ctx, "conntrack", &["-L"], None)?;
+        Ok(out.lines().filter_map(parse::conntrack_row).collect())
+    }
+
+    fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
+        // The nat table sees the first packet of each connection only: these count connections.
+        let mut listing = String::new();
+        for suffix in ["DNAT", "LOCAL"] {
+            listing += &tools::list_nat_chain(ctx, &chain(ctx.lab_name, suffix))?;
+        }
+        let mut rows = Vec::new();
+        for publish in &ctx.lab.publish {
+            let Some(container) = ctx.lab.container(&publish.node) else {
+                continue;
+            };
+            let destination = publish
+                .spec
+                .host_ip
+                .map_or_else(|| format!("!{}", ctx.lab.gateway), |ip| ip.to_string());
+            let (packets, bytes) =
+                parse::dnat_counters(&listing, publish, container.address, &destination);
+            rows.push(PortCounters {
+                node: publish.node.clone(),
+                spec: publish.spec.to_string(),
+                unit: "connections",
+                packets,
+                bytes,
+            });
+        }
+        Ok(rows)
+    }
+
+    fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
+        let exec = ctx.host().exec();
+        let mut lines = vec![
+            format!("{exec}sysctl -w net.bridge.bridge-nf-call-iptables=1"),
+            format!(
+                "{exec}sysctl -w net.ipv4.conf.{}.route_localnet=1",
+                ctx.lab.bridge
+            ),
+        ];
+        for container in &ctx.lab.containers {
+            lines.push(format!(
+                "{exec}bridge link set dev {} hairpin on",
+                container.host_device
+            ));
+        }
+        let mut table = "";
+        for line in rules::chains(ctx).lines() {
+            if let Some(name) = line.strip_prefix('*') {
+                table = name;
+            } else if let Some(chain) = line.strip_prefix(':') {
+                let chain = chain.split_whitespace().next().unwrap_or_default();
+                lines.push(format!("{exec}iptables -t {table} -N {chain}"));
+            } else if line.starts_with("-A") {
+                lines.push(format!("{exec}iptables -t {table} {line}"));
+            }
+        }
+        for (table, suffix, builtin, matcher) in JUMPS {
+            let target = chain(ctx.lab_name, suffix);
+            let matcher = if matcher.is_empty() {
+                String::new()
+            } else {
+                format!("{matcher} ")
+            };
+            lines.push(format!(
+                "{exec}iptables -t {table} -I {builtin} {matcher}-j {target}"
+            ));
+        }
+        lines
+    }
+
+    fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
+        let prefix = chain_prefix(ctx.lab_name);
+        Ok(save(ctx)?
+            .lines()
+            .filter(|line| line.starts_with('*') || line.contains(&prefix))
+            .flat_map(|line| [line, "\n"])
+            .collect())
+    }
+}
+
+/// Docker flushes conntrack for a UDP mapping it removes: otherwise a client that keeps
+/// sending keeps being forwarded by the old entry. Only flows of the removed ports that were
+/// translated to their container are deleted (`--reply-src`), not the host's own flows to
+/// the same port number. Best effort: without the `conntrack` tool they simply time out.
+fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish]) {
+    for publish in removed.iter().filter(|p| p.spec.proto == Proto::Udp) {
+        let Some(container) = ctx.lab.container(&publish.node) else {
+            continue;
+        };
+        let Ok(listing) = run_in_host(
+            ctx,
+            "conntrack",
+            &[
+                "-L",
+                "-p",
+                "udp",
+                "--reply-src",
+                &container.address.to_string(),
+            ],
+            None,
+        ) else {
+            continue;
+        };
+        let ports = parse::original_dports(&listing)
+            .into_iter()
+            .filter(|port| publish.spec.host.contains(*port));
+        for port in ports {
+            // Exit status 1 means "nothing matched": fine.
+            let _ = run_in_host(
+                ctx,
+                "conntrack",
+                &[
+                    "-D",
+                    "-p",
+                    "udp",
+                    "--orig-port-dst",
+                    &port.to_string(),
+                    "--reply-src",
+                    &container.address.to_string(),
+                ],
+                None,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nat::BackendOptions;
+
+    fn ctx(lab: &Lab) -> NatContext<'_> {
+        NatContext {
+            lab_name: "t",
+            lab,
+            options: BackendOptions::default(),
+        }
+    }
+
+    #[test]
+    fn explain_creates_every_chain_and_jump() {
+        let mut lab = Lab::default_lab();
+        lab.publish = vec![Publish {
+            node: "netns0".into(),
+            spec: "8080:80".parse().expect("spec"),
+        }];
+        let lines = Iptables.explain(ctx(&lab));
+        for chain in ["raw -N NL-t-RAW", "nat -N NL-t-DNAT", "filter -N NL-t-FWD"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|line| line.ends_with(&format!("iptables -t {chain}"))),
+                "{chain}: {lines:#?}"
+            );
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.ends_with("iptables -t raw -I PREROUTING -j NL-t-RAW")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(
+                |line| line.ends_with("iptables -t filter -A NL-t-FWD ! -i br0 -o br0 -j DROP")
+            ),
+            "{lines:#?}"
+        );
+    }
+}
