@@ -2,9 +2,10 @@
 //! netlink, with port publishing and masquerade in eBPF or iptables.
 
 pub mod bench;
+pub mod bpf_loader;
 pub mod cli;
-pub mod ebpf;
 pub mod error;
+pub mod iface_counters;
 pub mod inspect;
 pub mod ipv4net;
 pub mod lab;

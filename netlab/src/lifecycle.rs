@@ -172,8 +172,8 @@ fn down_locked(name: &str) -> Result<()> {
             Err(err) => errors.push(err),
         }
     }
-    errors.extend(crate::ebpf::counters::detach_all_with_prefix(&prefix).err());
-    crate::ebpf::bpffs::remove_unused_roots();
+    errors.extend(crate::iface_counters::detach_all_with_prefix(&prefix).err());
+    crate::bpf_loader::bpffs::remove_unused_roots();
     errors.extend(state::remove(name).err());
     Error::collect(errors)
 }

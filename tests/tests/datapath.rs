@@ -43,8 +43,8 @@ struct Datapath {
 impl Datapath {
     fn new() -> Self {
         let dir = PathBuf::from(format!("/sys/fs/bpf/netlab/{}", unique("dp")));
-        netlab::ebpf::bpffs::create_dir(&dir).expect("pin folder");
-        let mut bpf = netlab::ebpf::load(&dir, &[]).expect("loading the eBPF object");
+        netlab::bpf_loader::bpffs::create_dir(&dir).expect("pin folder");
+        let mut bpf = netlab::bpf_loader::load(&dir, &[]).expect("loading the eBPF object");
         let be = |ip: Ipv4Addr| u32::from(ip).to_be();
         let config = NatConfig {
             external_ip: be(EXT),
@@ -174,8 +174,8 @@ where
 
 impl Drop for Datapath {
     fn drop(&mut self) {
-        let _ = netlab::ebpf::bpffs::remove_dir(&self.dir);
-        netlab::ebpf::bpffs::remove_unused_roots();
+        let _ = netlab::bpf_loader::bpffs::remove_dir(&self.dir);
+        netlab::bpf_loader::bpffs::remove_unused_roots();
     }
 }
 

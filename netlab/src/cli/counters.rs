@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::{ebpf::counters, error::Result};
+use crate::{error::Result, iface_counters as counters};
 
 #[derive(Debug, clap::Args)]
 pub struct Target {

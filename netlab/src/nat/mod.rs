@@ -1,5 +1,6 @@
 //! NAT backends: masquerade and port publishing. One trait, backend-neutral inputs, and
-//! symmetric set-up/tear-down pairs, so a new backend is one file that implements [`NatBackend`].
+//! symmetric set-up/tear-down pairs, so a new backend is one module that implements [`NatBackend`]
+//! (plus a [`BackendKind`] variant; README.md lists the rest).
 
 pub mod ct_timeouts;
 pub mod ebpf;

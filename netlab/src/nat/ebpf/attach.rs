@@ -19,7 +19,7 @@ use aya::{
 use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, programs};
 
 use crate::{
-    ebpf::{self, bpffs, pin_link, program},
+    bpf_loader::{self, bpffs, pin_link, program},
     error::{Error, Result},
     link,
     nat::{FastPath, Ingress, NatContext},
@@ -143,7 +143,7 @@ fn attach_all(
     interfaces: &Interfaces,
     cgroup: &Path,
 ) -> Result<()> {
-    let mut bpf = ebpf::load(dir, &[(map_names::CONNTRACK, ctx.options.ct_entries)])?;
+    let mut bpf = bpf_loader::load(dir, &[(map_names::CONNTRACK, ctx.options.ct_entries)])?;
     write_tables(&mut bpf, ctx, interfaces)?;
     let links = dir.join("links");
     let ext = ctx.lab.external.device.as_str();

@@ -27,7 +27,7 @@ impl NatBackend for Ebpf {
 
     fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
         // Unpinning the links detaches the programs; unpinning the maps frees them.
-        crate::ebpf::bpffs::remove_dir(&pin_dir(ctx.lab_name))
+        crate::bpf_loader::bpffs::remove_dir(&pin_dir(ctx.lab_name))
     }
 
     fn publish(&self, ctx: NatContext<'_>, added: &[Publish]) -> Result<()> {
@@ -160,6 +160,6 @@ impl NatBackend for Ebpf {
 
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
         // Unpinning detaches (`down` then removes the shared folders no lab uses).
-        crate::ebpf::bpffs::remove_dir(&pin_dir(lab_name))
+        crate::bpf_loader::bpffs::remove_dir(&pin_dir(lab_name))
     }
 }

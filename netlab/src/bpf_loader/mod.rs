@@ -1,7 +1,7 @@
-//! The kernel side, from userspace: the embedded eBPF object, bpffs, pinning.
+//! Loading netlab's eBPF object for every user of it (the NAT backend, the counters tool,
+//! the tests): the embedded object, its programs, bpffs and pinned links.
 
 pub mod bpffs;
-pub mod counters;
 
 use aya::{Ebpf, EbpfLoader};
 

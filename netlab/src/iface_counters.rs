@@ -15,7 +15,7 @@ use netlab_common::counters::{
 use serde::Serialize;
 
 use crate::{
-    ebpf::{self, bpffs, pin_link, program},
+    bpf_loader::{self, bpffs, pin_link, program},
     error::{Error, Result},
     netns, shared_dirs,
 };
@@ -60,7 +60,7 @@ pub fn attach(netns_name: &str, device: &str) -> Result<()> {
 
 fn attach_and_pin(device: &str, dir: &Path) -> Result<()> {
     // The object's NAT maps are pinned beside the counters and go with them on `detach`.
-    let mut bpf = ebpf::load(dir, &[])?;
+    let mut bpf = bpf_loader::load(dir, &[])?;
     let on = |what: &str| format!("{what} on {device}");
 
     let xdp: &mut Xdp = program(&mut bpf, XDP_COUNT_PROGRAM)?;
