@@ -52,6 +52,9 @@ pub enum Error {
     /// A thread netlab started panicked (a bug): what it was doing.
     #[error("a thread {0} panicked")]
     ThreadPanicked(String),
+    /// Drawing a picture (the benchmark's plots, the lab's graph) failed.
+    #[error("drawing {what}: {message}")]
+    Drawing { what: &'static str, message: String },
     /// A command netlab runs on purpose (iptables-restore) failed.
     #[error("{op}: {stderr}")]
     Command { op: String, stderr: String },

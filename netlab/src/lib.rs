@@ -19,6 +19,7 @@ pub mod ports;
 pub mod shared_dirs;
 pub mod state;
 pub mod sysctl;
+pub mod text_table;
 pub mod topology;
 
 pub use error::{Error, Result};

@@ -301,6 +301,10 @@ mod tests {
         );
         let table = super::report::table(&records);
         assert!(table.contains("20.0 (10.0-30.0)"), "{table}");
-        assert!(super::report::svg(&records).contains("<polyline"));
+        assert!(
+            super::report::svg(&records)
+                .expect("plots")
+                .contains("<polyline")
+        );
     }
 }

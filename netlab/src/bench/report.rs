@@ -3,7 +3,19 @@
 
 use std::fmt::Write as _;
 
+use plotters::{
+    coord::{
+        Shift,
+        combinators::LogCoord,
+        ranged1d::{Ranged, ValueFormatter},
+    },
+    prelude::*,
+    style::text_anchor::{HPos, Pos, VPos},
+};
+
 use super::Record;
+use crate::error::{Error, Result};
+use crate::text_table::{self, Column, Destination};
 
 const METRICS: [(&str, &str); 9] = [
     (
@@ -47,6 +59,8 @@ fn sizes_of(records: &[Record], metric: &str) -> Vec<u64> {
 fn format_value(value: f64) -> String {
     if value.is_nan() {
         "-".to_string()
+    } else if value == 0.0 {
+        "0".to_string()
     } else if value >= 1000.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {
@@ -64,45 +78,58 @@ pub fn table(records: &[Record]) -> String {
         if sizes.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "\n{title}");
-        let _ = write!(out, "{:<18}", "config \\ N");
-        for n in &sizes {
-            let _ = write!(out, "{n:>26}");
-        }
-        let _ = writeln!(out);
+        let headers: Vec<String> = sizes.iter().map(u64::to_string).collect();
+        let columns: Vec<Column> = std::iter::once(Column::text("config \\ N"))
+            .chain(headers.iter().map(|_| Column::number("")))
+            .collect();
+        let mut table = text_table::new(&columns, Destination::Stdout);
+        table.set_header(std::iter::once("config \\ N".to_owned()).chain(headers));
         for config in configs_of(records, metric) {
-            let _ = write!(out, "{config:<18}");
-            for n in &sizes {
-                let cell = records
+            let cells = sizes.iter().map(|n| {
+                records
                     .iter()
                     .find(|r| r.metric == metric && r.config == config && r.ports == *n)
-                    .map_or_else(String::new, |r| {
-                        let min = r.runs.iter().copied().fold(f64::INFINITY, f64::min);
-                        let max = r.runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                        if r.runs.len() > 1 {
-                            format!(
-                                "{} ({}-{})",
-                                format_value(r.value),
-                                format_value(min),
-                                format_value(max)
-                            )
-                        } else {
-                            format_value(r.value)
-                        }
-                    });
-                let _ = write!(out, "{cell:>26}");
-            }
-            let _ = writeln!(out);
+                    .map_or_else(String::new, cell)
+            });
+            table.add_row(std::iter::once(config.to_owned()).chain(cells));
         }
+        let _ = write!(out, "\n{title}\n{}\n", text_table::render(&table));
     }
     out
 }
 
-const COLORS: [&str; 7] = [
-    "#444444", "#d62728", "#1f77b4", "#2ca02c", "#9ecae1", "#98df8a", "#ff7f0e",
+/// `median (min-max)` of a record's runs, or the median alone for one run.
+fn cell(record: &Record) -> String {
+    let min = record.runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = record
+        .runs
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    if record.runs.len() > 1 {
+        format!(
+            "{} ({}-{})",
+            format_value(record.value),
+            format_value(min),
+            format_value(max)
+        )
+    } else {
+        format_value(record.value)
+    }
+}
+
+/// One colour per configuration, in the order of the records.
+const COLORS: [RGBColor; 7] = [
+    RGBColor(0x44, 0x44, 0x44),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x9e, 0xca, 0xe1),
+    RGBColor(0x98, 0xdf, 0x8a),
+    RGBColor(0xff, 0x7f, 0x0e),
 ];
 
-fn color(index: usize) -> &'static str {
+fn color(index: usize) -> RGBColor {
     COLORS[index % COLORS.len()]
 }
 
@@ -114,218 +141,199 @@ enum Axis {
     Log,
 }
 
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error + 'static>>;
+
 /// A line chart of `metric` against N (log scale), one line per configuration.
 fn line_chart(
-    svg: &mut String,
+    area: &Area<'_>,
     records: &[Record],
     metric: &str,
     title: &str,
-    top: f64,
     axis: Axis,
-) {
-    let (left, width, height) = (80.0, 560.0, 220.0);
+    legend: SeriesLabelPosition,
+) -> DrawResult {
     let sizes = sizes_of(records, metric);
+    let (Some(&first), Some(&last)) = (sizes.first(), sizes.last()) else {
+        return Ok(());
+    };
+    let values = || {
+        records
+            .iter()
+            .filter(|r| r.metric == metric)
+            .map(|r| r.value)
+    };
+    let max = values().fold(0.0, f64::max) * 1.1;
+    // A log axis runs from the power of ten below the smallest value to the one above the largest.
+    let min = values().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+    let x_range = (first.max(1) as f64..last.max(1) as f64 * 1.5).log_scale();
+    let mut chart = ChartBuilder::on(area);
+    chart
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .margin_right(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
     let configs = configs_of(records, metric);
-    let max = records
-        .iter()
-        .filter(|r| r.metric == metric)
-        .map(|r| r.value)
-        .fold(0.0, f64::max)
-        * 1.1;
-    let _ = writeln!(
-        svg,
-        r#"<text x="{left}" y="{}" font-size="15" font-weight="bold">{title}</text>"#,
-        top + 18.0
-    );
-    let y0 = top + 30.0 + height;
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{left}" y1="{y0}" x2="{}" y2="{y0}" stroke="#000"/><line x1="{left}" y1="{}" x2="{left}" y2="{y0}" stroke="#000"/>"##,
-        left + width,
-        top + 30.0
-    );
-    let x_of = |n: u64| {
-        let (lo, hi) = (
-            sizes.first().copied().unwrap_or(1).max(1) as f64,
-            sizes.last().copied().unwrap_or(1).max(1) as f64,
-        );
-        let span = (hi.log10() - lo.log10()).max(1e-9);
-        left + 20.0 + (width - 40.0) * ((n.max(1) as f64).log10() - lo.log10()) / span
-    };
-    // Log axis: from the power of ten below the smallest value to the one above the largest.
-    let min = records
-        .iter()
-        .filter(|r| r.metric == metric && r.value > 0.0)
-        .map(|r| r.value)
-        .fold(f64::INFINITY, f64::min);
-    let (log_lo, log_hi) = (
-        min.log10().floor(),
-        max.log10().ceil().max(min.log10().floor() + 1.0),
-    );
-    let y_of = |v: f64| match axis {
-        Axis::Linear => y0 - height * v / max.max(1e-9),
-        Axis::Log => y0 - height * (v.max(1e-9).log10() - log_lo) / (log_hi - log_lo),
-    };
-    for n in &sizes {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{n}</text>"#,
-            x_of(*n),
-            y0 + 15.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">published ports (log scale)</text>"#,
-        left + width / 2.0,
-        y0 + 30.0
-    );
-    let ticks: Vec<f64> = match axis {
-        Axis::Linear => (0..=4).map(|i| max * f64::from(i) / 4.0).collect(),
-        Axis::Log => (log_lo as i32..=log_hi as i32)
-            .map(|e| 10f64.powi(e))
-            .collect(),
-    };
-    for v in ticks {
-        let _ = writeln!(
-            svg,
-            r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text><line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/>"##,
-            left - 5.0,
-            y_of(v) + 3.0,
-            format_value(v),
-            left + width,
-            y = y_of(v)
-        );
-    }
-    for (i, config) in configs.iter().enumerate() {
-        let points: Vec<String> = sizes
+    let points = |config: &str| -> Vec<(f64, f64)> {
+        sizes
             .iter()
             .filter_map(|n| {
                 records
                     .iter()
-                    .find(|r| r.metric == metric && r.config == *config && r.ports == *n)
+                    .find(|r| r.metric == metric && r.config == config && r.ports == *n)
             })
-            .map(|r| format!("{:.1},{:.1}", x_of(r.ports), y_of(r.value)))
-            .collect();
-        series(svg, &points, color(i));
-        legend(
-            svg,
-            left + width + 20.0,
-            top + 40.0 + 18.0 * i as f64,
-            color(i),
-            config,
-        );
+            .map(|r| (r.ports.max(1) as f64, r.value))
+            .collect()
+    };
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = configs.iter().map(|c| (*c, points(c))).collect();
+    match axis {
+        Axis::Linear => draw_lines(
+            chart.build_cartesian_2d(x_range, 0.0..max.max(1e-9))?,
+            &lines,
+            legend,
+        ),
+        Axis::Log => {
+            let lo = 10f64.powf(min.log10().floor());
+            let hi = 10f64.powf(max.log10().ceil().max(min.log10().floor() + 1.0));
+            draw_lines(
+                chart.build_cartesian_2d(x_range, (lo..hi).log_scale())?,
+                &lines,
+                legend,
+            )
+        }
     }
 }
 
-/// A polyline with a dot at each point (`"x,y"` strings).
-fn series(svg: &mut String, points: &[String], color: &str) {
-    let _ = writeln!(
-        svg,
-        r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-        points.join(" ")
-    );
-    for point in points {
-        let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
-        let _ = writeln!(svg, r#"<circle cx="{x}" cy="{y}" r="3" fill="{color}"/>"#);
+/// The mesh, one line with dots per configuration, and the legend where it hides no line.
+fn draw_lines<'a, Y: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<LogCoord<f64>, Y>>,
+    lines: &[(&str, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_mesh()
+        .x_desc("published ports (log scale)")
+        .x_label_formatter(&|n| format!("{n:.0}"))
+        .y_label_formatter(&|v| format_value(*v))
+        .light_line_style(WHITE)
+        .draw()?;
+    for (i, (config, line)) in lines.iter().enumerate() {
+        let style = color(i);
+        chart.draw_series(line.iter().map(|p| Circle::new(*p, 3, style.filled())))?;
+        chart
+            .draw_series(LineSeries::new(line.iter().copied(), style.stroke_width(2)))?
+            .label(*config)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], style.filled()));
     }
-}
-
-/// One legend entry: a colour square and a name.
-fn legend(svg: &mut String, x: f64, y: f64, color: &str, name: &str) {
-    let _ = writeln!(
-        svg,
-        r#"<rect x="{x}" y="{y}" width="12" height="12" fill="{color}"/><text x="{}" y="{}" font-size="12">{name}</text>"#,
-        x + 18.0,
-        y + 10.0
-    );
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
 }
 
 /// Bars of `metric` at the smallest N, one per configuration.
-fn bar_chart(svg: &mut String, records: &[Record], metric: &str, title: &str, top: f64) {
-    let (left, width, height) = (80.0, 560.0, 180.0);
+fn bar_chart(area: &Area<'_>, records: &[Record], metric: &str, title: &str) -> DrawResult {
     let Some(n) = sizes_of(records, metric).first().copied() else {
-        return;
+        return Ok(());
     };
     let rows: Vec<&Record> = records
         .iter()
         .filter(|r| r.metric == metric && r.ports == n)
         .collect();
     let max = rows.iter().map(|r| r.value).fold(0.0, f64::max) * 1.15;
-    let _ = writeln!(
-        svg,
-        r#"<text x="{left}" y="{}" font-size="15" font-weight="bold">{title} (N = {n})</text>"#,
-        top + 18.0
-    );
-    let y0 = top + 30.0 + height;
-    let bar = width / rows.len().max(1) as f64;
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{left}" y1="{y0}" x2="{}" y2="{y0}" stroke="#000"/>"##,
-        left + width
-    );
-    for (i, record) in rows.iter().enumerate() {
-        let h = height * record.value / max.max(1e-9);
-        let x = left + bar * i as f64 + bar * 0.15;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}"/>"#,
-            y0 - h,
-            bar * 0.7,
-            color(i)
+    let count = i32::try_from(rows.len()).unwrap_or(i32::MAX);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{title} (N = {n})"), ("sans-serif", 16))
+        .margin(10)
+        .margin_right(20)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..count - 1).into_segmented(), 0.0..max.max(1e-9))?;
+    let name = |segment: &SegmentValue<i32>| match segment {
+        SegmentValue::CenterOf(i) => usize::try_from(*i)
+            .ok()
+            .and_then(|i| rows.get(i))
+            .map_or_else(String::new, |r| r.config.clone()),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(rows.len())
+        .x_label_formatter(&name)
+        .y_label_formatter(&|v| format_value(*v))
+        .draw()?;
+    for (i, record) in (0..count).zip(&rows) {
+        let style = color(usize::try_from(i).unwrap_or(0));
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), record.value),
+            ],
+            style.filled(),
         );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
-            x + bar * 0.35,
-            y0 - h - 4.0,
-            format_value(record.value)
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
-            x + bar * 0.35,
-            y0 + 15.0,
-            record.config
-        );
+        bar.set_margin(0, 0, 12, 12);
+        chart.draw_series(std::iter::once(bar))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format_value(record.value),
+            (SegmentValue::CenterOf(i), record.value),
+            TextStyle::from(("sans-serif", 11).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Bottom)),
+        )))?;
     }
+    Ok(())
 }
 
 /// The plots: connections/s against N; publish time against N; bulk TCP and UDP packet
 /// rate as bars.
-pub fn svg(records: &[Record]) -> String {
-    let mut body = String::new();
+pub fn svg(records: &[Record]) -> Result<String> {
+    let mut out = String::new();
+    draw_all(&mut out, records).map_err(|err| Error::Drawing {
+        what: "the benchmark's plots",
+        message: err.to_string(),
+    })?;
+    Ok(out)
+}
+
+fn draw_all(out: &mut String, records: &[Record]) -> DrawResult {
+    let root = SVGBackend::with_string(out, (800, 1080)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((4, 1));
     line_chart(
-        &mut body,
+        &areas[0],
         records,
         "connections",
         "New TCP connections per second vs published ports",
-        10.0,
         Axis::Linear,
-    );
+        // Lines run high, and iptables falls only on the right.
+        SeriesLabelPosition::LowerLeft,
+    )?;
     line_chart(
-        &mut body,
+        &areas[1],
         records,
         "publish",
         "Time to publish N ports (ms, log scale)",
-        300.0,
         Axis::Log,
-    );
+        // Publishing one port is fast on every backend.
+        SeriesLabelPosition::UpperLeft,
+    )?;
     bar_chart(
-        &mut body,
+        &areas[2],
         records,
         "bulk_tcp",
         "Bulk TCP throughput (Gbit/s)",
-        590.0,
-    );
+    )?;
     bar_chart(
-        &mut body,
+        &areas[3],
         records,
         "udp_pps",
         "64-byte UDP packets per second delivered",
-        830.0,
-    );
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"1080\" font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{body}</svg>\n"
-    )
+    )?;
+    root.present()?;
+    Ok(())
 }

@@ -76,7 +76,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         std::fs::write(path, text).op(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.svg {
-        std::fs::write(path, bench::report::svg(&records))
+        std::fs::write(path, bench::report::svg(&records)?)
             .op(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)

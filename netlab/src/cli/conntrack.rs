@@ -2,7 +2,11 @@
 
 use std::process::ExitCode;
 
-use crate::{error::Result, state};
+use crate::{
+    error::Result,
+    state,
+    text_table::{self, Column, Destination},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,15 +22,27 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
         super::print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<5} {:<44} {:<44} {:<18} {:<12} idle",
-        "proto", "original", "translated", "kind", "state"
+    let mut table = text_table::new(
+        &[
+            Column::text("proto"),
+            Column::text("original"),
+            Column::text("translated"),
+            Column::text("kind"),
+            Column::text("state"),
+            Column::number("idle"),
+        ],
+        Destination::Stdout,
     );
     for row in rows {
-        println!(
-            "{:<5} {:<44} {:<44} {:<18} {:<12} {}s",
-            row.proto, row.original, row.translated, row.kind, row.state, row.idle_s
-        );
+        table.add_row([
+            row.proto,
+            row.original,
+            row.translated,
+            row.kind,
+            row.state,
+            format!("{}s", row.idle_s),
+        ]);
     }
+    println!("{}", text_table::render(&table));
     Ok(ExitCode::SUCCESS)
 }

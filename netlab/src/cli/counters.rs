@@ -2,7 +2,11 @@
 
 use std::process::ExitCode;
 
-use crate::{error::Result, iface_counters as counters};
+use crate::{
+    error::Result,
+    iface_counters as counters,
+    text_table::{self, Column, Destination},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Target {
@@ -39,21 +43,26 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Show { target, json } => {
             let rows = counters::read(&target.netns, &target.device)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).unwrap_or_default()
-                );
+                super::print_json(&rows)?;
             } else {
-                println!(
-                    "{:>8} {:<11} {:>10} {:>12}",
-                    "ifindex", "hook", "packets", "bytes"
+                let mut table = text_table::new(
+                    &[
+                        Column::number("ifindex"),
+                        Column::text("hook"),
+                        Column::number("packets"),
+                        Column::number("bytes"),
+                    ],
+                    Destination::Stdout,
                 );
                 for row in rows {
-                    println!(
-                        "{:>8} {:<11} {:>10} {:>12}",
-                        row.ifindex, row.hook, row.packets, row.bytes
-                    );
+                    table.add_row([
+                        row.ifindex.to_string(),
+                        row.hook.to_owned(),
+                        row.packets.to_string(),
+                        row.bytes.to_string(),
+                    ]);
                 }
+                println!("{}", text_table::render(&table));
             }
         }
         Command::Detach(target) => counters::detach(&target.netns, &target.device)?,

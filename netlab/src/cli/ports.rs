@@ -2,7 +2,11 @@
 
 use std::process::ExitCode;
 
-use crate::{error::Result, state};
+use crate::{
+    error::Result,
+    state,
+    text_table::{self, Column, Destination},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,15 +22,25 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
         super::print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<12} {:<28} {:>12} {:>12} unit",
-        "node", "spec", "count", "bytes"
+    let mut table = text_table::new(
+        &[
+            Column::text("node"),
+            Column::text("spec"),
+            Column::number("count"),
+            Column::number("bytes"),
+            Column::text("unit"),
+        ],
+        Destination::Stdout,
     );
     for row in rows {
-        println!(
-            "{:<12} {:<28} {:>12} {:>12} {}",
-            row.node, row.spec, row.packets, row.bytes, row.unit
-        );
+        table.add_row([
+            row.node,
+            row.spec,
+            row.packets.to_string(),
+            row.bytes.to_string(),
+            row.unit.to_owned(),
+        ]);
     }
+    println!("{}", text_table::render(&table));
     Ok(ExitCode::SUCCESS)
 }

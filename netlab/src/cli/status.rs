@@ -8,7 +8,9 @@ use crate::{
     error::Result,
     lab::{HOST_NODE, WAN_NODE},
     netlink::Place,
-    netns, state, topology,
+    netns, state,
+    text_table::{self, Column, Destination},
+    topology,
 };
 
 #[derive(Debug, clap::Args)]
@@ -112,28 +114,46 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
         super::print_json(&status)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print_text(&status);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The status for people: a line about the lab, its nodes, what is published.
+fn print_text(status: &Status) {
     println!(
         "lab {}  backend {}  subnet {}  bridge {}",
         status.lab, status.backend, status.subnet, status.bridge
     );
-    println!(
-        "{:<16} {:<24} {:<8} addresses",
-        "node", "namespace", "present"
+    let mut nodes = text_table::new(
+        &[
+            Column::text("node"),
+            Column::text("namespace"),
+            Column::text("present"),
+            Column::text("addresses"),
+        ],
+        Destination::Stdout,
     );
     for n in &status.nodes {
-        println!(
-            "{:<16} {:<24} {:<8} {}",
-            n.name,
-            n.namespace,
-            if n.present { "yes" } else { "MISSING" },
-            n.addresses.join(", ")
-        );
+        nodes.add_row([
+            n.name.clone(),
+            n.namespace.clone(),
+            if n.present { "yes" } else { "MISSING" }.to_owned(),
+            n.addresses.join(", "),
+        ]);
     }
+    println!("{}", text_table::render(&nodes));
     if !status.published.is_empty() {
-        println!("published:");
+        let mut published = text_table::new(
+            &[
+                Column::text("published"),
+                Column::text("node"),
+                Column::text("container"),
+            ],
+            Destination::Stdout,
+        );
         for p in &status.published {
-            println!("  {:<24} -> {} ({})", p.spec, p.node, p.container);
+            published.add_row([p.spec.clone(), p.node.clone(), p.container.to_string()]);
         }
+        println!("\n{}", text_table::render(&published));
     }
-    Ok(ExitCode::SUCCESS)
 }
