@@ -4,6 +4,8 @@
 
 use std::net::Ipv4Addr;
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 pub const ICMP: u8 = 1;
@@ -29,11 +31,12 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 /// The TCP/UDP checksum over the pseudo header and `segment` (checksum field included as is).
 pub fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> u16 {
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, proto]);
-    pseudo.extend_from_slice(&u16::try_from(segment.len()).unwrap_or(0).to_be_bytes());
+    let mut pseudo = BytesMut::with_capacity(12);
+    pseudo.put_slice(&src.octets());
+    pseudo.put_slice(&dst.octets());
+    pseudo.put_u8(0);
+    pseudo.put_u8(proto);
+    pseudo.put_u16(u16::try_from(segment.len()).unwrap_or(0));
     fold(sum(&pseudo) + sum(segment))
 }
 
@@ -57,33 +60,40 @@ pub struct Frame {
 impl Frame {
     /// A TCP segment with the given flags and payload.
     pub fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8, payload: &[u8]) -> Self {
-        let mut l4 = vec![0u8; 20];
-        l4[0..2].copy_from_slice(&src.1.to_be_bytes());
-        l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
-        l4[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        l4[12] = 5 << 4;
-        l4[13] = flags;
-        l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
-        l4.extend_from_slice(payload);
+        let mut l4 = BytesMut::with_capacity(20 + payload.len());
+        l4.put_u16(src.1);
+        l4.put_u16(dst.1);
+        l4.put_u32(1000); // sequence number
+        l4.put_u32(0); // acknowledgment number
+        l4.put_u8(5 << 4); // data offset: 5 words
+        l4.put_u8(flags);
+        l4.put_u16(64240); // window
+        l4.put_u16(0); // checksum, filled in by `bytes`
+        l4.put_u16(0); // urgent pointer
+        l4.put_slice(payload);
         Self::new(src.0, dst.0, TCP, l4)
     }
 
     /// A UDP datagram.
     pub fn udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Self {
-        let mut l4 = vec![0u8; 8];
-        l4[0..2].copy_from_slice(&src.1.to_be_bytes());
-        l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
-        l4[4..6].copy_from_slice(&u16::try_from(8 + payload.len()).unwrap_or(0).to_be_bytes());
-        l4.extend_from_slice(payload);
+        let mut l4 = BytesMut::with_capacity(8 + payload.len());
+        l4.put_u16(src.1);
+        l4.put_u16(dst.1);
+        l4.put_u16(u16::try_from(8 + payload.len()).unwrap_or(0));
+        l4.put_u16(0); // checksum, filled in by `bytes`
+        l4.put_slice(payload);
         Self::new(src.0, dst.0, UDP, l4)
     }
 
     /// An ICMP echo request (type 8) or reply (type 0).
     pub fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, kind: u8, id: u16, seq: u16) -> Self {
-        let mut l4 = vec![kind, 0, 0, 0];
-        l4.extend_from_slice(&id.to_be_bytes());
-        l4.extend_from_slice(&seq.to_be_bytes());
-        l4.extend_from_slice(b"netlab-ping-payload");
+        let mut l4 = BytesMut::new();
+        l4.put_u8(kind);
+        l4.put_u8(0); // code
+        l4.put_u16(0); // checksum, filled in by `bytes`
+        l4.put_u16(id);
+        l4.put_u16(seq);
+        l4.put_slice(b"netlab-ping-payload");
         Self::new(src, dst, ICMP, l4)
     }
 
@@ -103,16 +113,19 @@ impl Frame {
         quoted: &Frame,
         len: usize,
     ) -> Self {
-        let mut l4 = vec![kind, code, 0, 0, 0, 0, 0, 0];
-        if kind == 3 && code == 4 {
-            l4[6..8].copy_from_slice(&1400u16.to_be_bytes());
-        }
-        let ip = &quoted.bytes()[14..];
-        l4.extend_from_slice(&ip[..ip.len().min(len)]);
+        let mut l4 = BytesMut::new();
+        l4.put_u8(kind);
+        l4.put_u8(code);
+        l4.put_u16(0); // checksum, filled in by `bytes`
+        l4.put_u16(0); // unused
+        // "Fragmentation needed" carries the next hop's MTU (RFC 1191).
+        l4.put_u16(if kind == 3 && code == 4 { 1400 } else { 0 });
+        let ip = quoted.bytes().slice(14..);
+        l4.put_slice(&ip[..ip.len().min(len)]);
         Self::new(src, dst, ICMP, l4)
     }
 
-    fn new(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: Vec<u8>) -> Self {
+    fn new(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: BytesMut) -> Self {
         Self {
             src,
             dst,
@@ -120,14 +133,14 @@ impl Frame {
             ttl: 64,
             options: Vec::new(),
             frag: 0,
-            l4,
+            l4: l4.into(),
             raw_l4: false,
         }
     }
 
     /// The frame on the wire: Ethernet, IPv4 with a valid header checksum, L4 with a valid
     /// checksum.
-    pub fn bytes(&self) -> Vec<u8> {
+    pub fn bytes(&self) -> Bytes {
         let mut l4 = self.l4.clone();
         if !self.raw_l4 {
             let at = match self.proto {
@@ -144,22 +157,27 @@ impl Frame {
             l4[at..at + 2].copy_from_slice(&csum.to_be_bytes());
         }
         let ihl = 20 + self.options.len();
-        let mut ip = vec![0u8; 20];
-        ip[0] = 0x40 | u8::try_from(ihl / 4).unwrap_or(5);
-        ip[2..4].copy_from_slice(&u16::try_from(ihl + l4.len()).unwrap_or(0).to_be_bytes());
-        ip[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
-        ip[6..8].copy_from_slice(&self.frag.to_be_bytes());
-        ip[8] = self.ttl;
-        ip[9] = self.proto;
-        ip[12..16].copy_from_slice(&self.src.octets());
-        ip[16..20].copy_from_slice(&self.dst.octets());
-        ip.extend_from_slice(&self.options);
+        let mut ip = BytesMut::with_capacity(ihl);
+        ip.put_u8(0x40 | u8::try_from(ihl / 4).unwrap_or(5)); // version 4, header length
+        ip.put_u8(0); // DSCP/ECN
+        ip.put_u16(u16::try_from(ihl + l4.len()).unwrap_or(0));
+        ip.put_u16(0x1234); // identification
+        ip.put_u16(self.frag);
+        ip.put_u8(self.ttl);
+        ip.put_u8(self.proto);
+        ip.put_u16(0); // header checksum, below
+        ip.put_slice(&self.src.octets());
+        ip.put_slice(&self.dst.octets());
+        ip.put_slice(&self.options);
         let csum = checksum(&ip);
         ip[10..12].copy_from_slice(&csum.to_be_bytes());
-        let mut frame = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&l4);
-        frame
+        let mut frame = BytesMut::with_capacity(14 + ip.len() + l4.len());
+        frame.put_slice(&[0x02, 0, 0, 0, 0, 0x01]); // destination MAC
+        frame.put_slice(&[0x02, 0, 0, 0, 0, 0x02]); // source MAC
+        frame.put_u16(0x0800); // IPv4
+        frame.put_slice(&ip);
+        frame.put_slice(&l4);
+        frame.freeze()
     }
 }
 
@@ -182,21 +200,25 @@ pub struct Parsed {
 /// Parses a frame produced by [`Frame::bytes`] (or rewritten by the datapath).
 pub fn parse(frame: &[u8]) -> Parsed {
     let ip = &frame[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let mut header = ip;
+    let ihl = usize::from(header.get_u8() & 0x0f) * 4;
+    header.advance(1); // DSCP/ECN
+    let total = usize::from(header.get_u16()).min(ip.len());
+    header.advance(4); // identification, flags and fragment offset
+    let ttl = header.get_u8();
+    let proto = header.get_u8();
+    header.advance(2); // header checksum
+    let src = Ipv4Addr::from_bits(header.get_u32());
+    let dst = Ipv4Addr::from_bits(header.get_u32());
     let l4 = ip[ihl..total].to_vec();
-    let proto = ip[9];
+    let mut l4_header = &l4[..];
     let ports = match proto {
         ICMP => {
-            let id = u16::from_be_bytes([l4[4], l4[5]]);
+            l4_header.advance(4); // type, code, checksum
+            let id = l4_header.get_u16();
             (id, id)
         }
-        _ => (
-            u16::from_be_bytes([l4[0], l4[1]]),
-            u16::from_be_bytes([l4[2], l4[3]]),
-        ),
+        _ => (l4_header.get_u16(), l4_header.get_u16()),
     };
     let l4_checksum_ok = match proto {
         ICMP => checksum(&l4) == 0,
@@ -209,7 +231,7 @@ pub fn parse(frame: &[u8]) -> Parsed {
         src,
         dst,
         proto,
-        ttl: ip[8],
+        ttl,
         ihl,
         ports,
         ip_checksum_ok: checksum(&ip[..ihl]) == 0,

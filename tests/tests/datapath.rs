@@ -233,7 +233,7 @@ fn an_unpublished_port_passes_untouched() {
     let dp = Datapath::new();
     let frame = Frame::tcp((WAN, 40000), (EXT, 5001), SYN, b"").bytes();
     let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &frame);
-    assert_eq!((verdict, out), (TC_ACT_UNSPEC, frame));
+    assert_eq!((verdict, out), (TC_ACT_UNSPEC, frame.to_vec()));
 }
 
 #[test]
@@ -421,7 +421,7 @@ fn truncated_and_non_ipv4_packets_pass_untouched() {
     let dp = Datapath::new();
     let full = Frame::tcp((WAN, 40002), (EXT, 5000), SYN, b"");
     let truncated: Vec<u8> = full.bytes()[..14 + 20 + 10].to_vec();
-    let mut ipv6 = full.bytes();
+    let mut ipv6 = full.bytes().to_vec();
     ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let runt = vec![0u8; 14];
     for (what, frame) in [
@@ -768,7 +768,7 @@ fn a_reply_to_a_host_process_is_never_hairpinned() {
     let (verdict, out) = dp.tc(programs::TC_CONTAINER_INGRESS, &reply);
     assert_eq!(
         (verdict, out),
-        (TC_ACT_UNSPEC, reply),
+        (TC_ACT_UNSPEC, reply.to_vec()),
         "passed to the host untouched"
     );
     // A new connection to the same port is hairpinned.

@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
+
 use crate::{
     error::{Error, Result},
     netns,
@@ -23,7 +25,9 @@ use crate::{
 const MODE_REQUEST_RESPONSE: u8 = b'r';
 const MODE_BULK: u8 = b'b';
 /// Size of a request and of a response in the connection-rate test.
-const MESSAGE: usize = 32;
+const MESSAGE: u8 = 32;
+/// What the bulk client writes, over and over.
+const BULK_CHUNK: usize = 128 * 1024;
 /// Server threads accepting connections (each serves the connection it accepted).
 const ACCEPTORS: usize = 6;
 const UDP_PAYLOAD: usize = 64;
@@ -109,6 +113,17 @@ impl Drop for Server {
     }
 }
 
+/// The first bytes of a connection: the mode, and for request/response the size of every
+/// message that follows.
+fn request_header(mode: u8, message_len: u8) -> Bytes {
+    let mut header = BytesMut::with_capacity(2);
+    header.put_u8(mode);
+    if mode == MODE_REQUEST_RESPONSE {
+        header.put_u8(message_len);
+    }
+    header.freeze()
+}
+
 /// Serves one connection: request/response messages, or a bulk sink that reports how many
 /// bytes it got.
 fn serve(mut stream: TcpStream) {
@@ -148,7 +163,9 @@ fn serve(mut stream: TcpStream) {
                 }
                 total += n as u64;
             }
-            let _ = stream.write_all(&total.to_be_bytes());
+            let mut reply = BytesMut::with_capacity(8);
+            reply.put_u64(total);
+            let _ = stream.write_all(&reply);
         }
         _ => {}
     }
@@ -174,10 +191,11 @@ pub fn connection_rate(
             netns::spawn_in(ns, move || {
                 let (mut done, mut failed) = (0u64, 0u64);
                 let start = Instant::now();
-                let mut message = [0u8; MESSAGE];
+                let header = request_header(MODE_REQUEST_RESPONSE, MESSAGE);
+                let mut message = [0u8; MESSAGE as usize];
                 while start.elapsed() < duration {
                     let ok = connect(target).and_then(|mut stream| {
-                        stream.write_all(&[MODE_REQUEST_RESPONSE, MESSAGE as u8])?;
+                        stream.write_all(&header)?;
                         stream.write_all(&message)?;
                         stream.read_exact(&mut message)
                     });
@@ -221,7 +239,7 @@ pub fn request_response(ns: &str, target: SocketAddrV4, duration: Duration) -> R
         move || -> std::io::Result<Vec<f64>> {
             set_affinity(Some(0));
             let mut stream = connect(target)?;
-            stream.write_all(&[MODE_REQUEST_RESPONSE, 1])?;
+            stream.write_all(&request_header(MODE_REQUEST_RESPONSE, 1))?;
             let mut byte = [7u8; 1];
             let mut samples = Vec::new();
             let start = Instant::now();
@@ -244,8 +262,8 @@ pub fn bulk(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
     join(netns::spawn_in(ns, move || -> std::io::Result<f64> {
         let mut stream = connect(target)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.write_all(&[MODE_BULK])?;
-        let chunk = vec![0x5au8; 128 * 1024];
+        stream.write_all(&request_header(MODE_BULK, 0))?;
+        let chunk = Bytes::from(vec![0x5au8; BULK_CHUNK]);
         let start = Instant::now();
         while start.elapsed() < duration {
             stream.write_all(&chunk)?;
@@ -254,7 +272,7 @@ pub fn bulk(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
         let mut total = [0u8; 8];
         stream.read_exact(&mut total)?;
         let elapsed = start.elapsed().as_secs_f64();
-        Ok(u64::from_be_bytes(total) as f64 * 8.0 / elapsed / 1e9)
+        Ok((&total[..]).get_u64() as f64 * 8.0 / elapsed / 1e9)
     })?)?
     .map_err(|err| Error::io(format!("bulk transfer to {target}"), err))
 }
@@ -274,7 +292,7 @@ pub fn udp_rate(
             netns::spawn_in(ns, move || -> std::io::Result<Duration> {
                 let socket = UdpSocket::bind("0.0.0.0:0")?;
                 socket.connect(target)?;
-                let payload = [0x42u8; UDP_PAYLOAD];
+                let payload = Bytes::from_static(&[0x42u8; UDP_PAYLOAD]);
                 let start = Instant::now();
                 let mut sent = 0u32;
                 while start.elapsed() < duration {
