@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bpf_loader;
 pub mod cli;
 pub mod error;
+pub mod graph;
 pub mod iface_counters;
 pub mod inspect;
 pub mod ipv4net;

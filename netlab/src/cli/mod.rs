@@ -7,6 +7,7 @@ mod counters;
 mod down;
 mod exec;
 mod foreground;
+mod graph;
 mod inspect;
 mod man;
 mod ports;
@@ -56,6 +57,9 @@ pub enum Command {
     Conntrack(conntrack::Args),
     /// Measure the NAT backends against each other and against no NAT, in one run.
     Bench(bench::Args),
+    /// Draw the lab (running, or from a lab file without deploying it): namespaces,
+    /// devices, links, published ports and where the NAT's programs or chains sit.
+    Graph(graph::Args),
     /// Count packets on an interface with XDP and tcx programs (the pipeline's smoke test).
     #[command(subcommand)]
     Counters(counters::Command),
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conntrack(args) => conntrack::run(&lab, &args),
         Command::Counters(command) => counters::run(command),
         Command::Bench(args) => bench::run(&args),
+        Command::Graph(args) => graph::run(&lab, &args),
         Command::Completions(args) => Ok(completions::run(&args)),
         Command::Man => man::run(),
     }

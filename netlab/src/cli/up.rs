@@ -15,6 +15,20 @@ pub struct Args {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
+    /// down.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Print the equivalent iproute2/iptables commands instead of doing anything.
+    #[arg(long, visible_alias = "dry-run")]
+    pub explain: bool,
+}
+
+/// The backend and its options, as `up` takes them (and `graph`, to draw them).
+#[derive(Debug, clap::Args)]
+pub struct BackendArgs {
     /// NAT backend [default: the running lab's, else ebpf].
     #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
@@ -37,13 +51,6 @@ pub struct Args {
     /// 60, 21600, 10, 60, 30].
     #[arg(long, value_name = "NAME=SECONDS,...")]
     pub ct_timeouts: Option<CtTimeoutChanges>,
-    /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
-    /// down.
-    #[arg(long)]
-    pub foreground: bool,
-    /// Print the equivalent iproute2/iptables commands instead of doing anything.
-    #[arg(long, visible_alias = "dry-run")]
-    pub explain: bool,
 }
 
 /// The lab a command describes: the file's, or the built-in default.
@@ -60,7 +67,7 @@ pub fn load_lab(file: Option<&PathBuf>) -> Result<Lab> {
 
 /// The backend and options `args` ask for: a running lab keeps what it was brought up with
 /// unless told otherwise; a new one gets the defaults.
-fn choose(args: &Args, running: Option<&LabState>) -> (BackendKind, BackendOptions) {
+pub fn choose(args: &BackendArgs, running: Option<&LabState>) -> (BackendKind, BackendOptions) {
     let backend = args
         .backend
         .or(running.map(|s| s.backend))
@@ -86,13 +93,13 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
         crate::state::validate_name(lab_name)?;
         lab.validate()?;
         let running = crate::state::load(lab_name).ok().flatten();
-        let (backend, options) = choose(args, running.as_ref());
+        let (backend, options) = choose(&args.backend, running.as_ref());
         for line in lifecycle::explain(lab_name, &lab, backend, options)? {
             println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let backend = lifecycle::up(lab_name, &lab, |running| choose(args, running))?;
+    let backend = lifecycle::up(lab_name, &lab, |running| choose(&args.backend, running))?;
     println!(
         "lab {lab_name} is up: {} containers on {} ({} backend)",
         lab.containers.len(),

@@ -147,6 +147,21 @@ pub struct ConntrackRow {
     pub timeout_s: u64,
 }
 
+/// Where one piece of a backend's datapath sits, for `netlab graph`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The node whose network namespace holds it.
+    pub node: String,
+    /// The device it is attached to; `None` for hooks of the whole namespace (cgroup
+    /// socket hooks, netfilter chains).
+    pub device: Option<String>,
+    /// The attach point as the kernel calls it: `tcx ingress`, `xdp`, `cgroup connect4`,
+    /// `nat PREROUTING`.
+    pub point: String,
+    /// What runs there: a program or a chain.
+    pub runs: String,
+}
+
 /// A NAT datapath. Every method is idempotent; `teardown` keeps going past failures and
 /// reports them all.
 pub trait NatBackend {
@@ -167,6 +182,8 @@ pub trait NatBackend {
     fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>>;
     /// The NAT state in the backend's own terms (rules, map entries), for `inspect`.
     fn describe(&self, ctx: NatContext<'_>) -> Result<String>;
+    /// Where `setup` puts the datapath's pieces (programs, chains), for `netlab graph`.
+    fn hooks(&self, ctx: NatContext<'_>) -> Vec<Hook>;
     /// Removes what a crashed run of lab `lab_name` may have left outside the lab's
     /// namespaces, knowing nothing but the name (`down` calls it for every backend, since
     /// the state file may be gone). Nothing by default.

@@ -7,7 +7,7 @@ use crate::{
     lab::Publish,
 };
 
-use super::{ConntrackRow, NatBackend, NatContext, PortCounters};
+use super::{ConntrackRow, Hook, NatBackend, NatContext, PortCounters};
 
 #[derive(Debug, Clone, Copy)]
 pub struct NoNat;
@@ -49,5 +49,9 @@ impl NatBackend for NoNat {
 
     fn describe(&self, _ctx: NatContext<'_>) -> Result<String> {
         Ok("no NAT\n".to_string())
+    }
+
+    fn hooks(&self, _ctx: NatContext<'_>) -> Vec<Hook> {
+        Vec::new()
     }
 }

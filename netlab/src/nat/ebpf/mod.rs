@@ -10,9 +10,13 @@ use std::net::Ipv4Addr;
 
 use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs};
 
-use crate::{error::Result, lab::Publish};
+use crate::{
+    error::Result,
+    lab::{HOST_NODE, Publish},
+    topology,
+};
 
-use super::{ConntrackRow, Ingress, NatBackend, NatContext, PortCounters};
+use super::{ConntrackRow, FastPath, Hook, Ingress, NatBackend, NatContext, PortCounters};
 
 pub use attach::pin_dir;
 
@@ -99,43 +103,26 @@ impl NatBackend for Ebpf {
 
     fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
         let dir = pin_dir(ctx.lab_name).display().to_string();
-        let host = ctx.host().exec();
-        let ext = &ctx.lab.external.device;
         let mut lines = vec![
             "mount -t bpf bpf /sys/fs/bpf   # if not mounted".to_string(),
             format!("bpftool prog loadall netlab-ebpf.o {dir}/progs pinmaps {dir}"),
         ];
-        let ingress = match ctx.options.ingress {
-            Ingress::Tc => format!(
-                "{host}bpftool net attach tcx_ingress pinned {dir}/progs/{} dev {ext}",
-                programs::TC_EXTERNAL_INGRESS
-            ),
-            Ingress::Xdp => format!(
-                "{host}bpftool net attach xdpdrv pinned {dir}/progs/{} dev {ext}",
-                programs::XDP_EXTERNAL_INGRESS
-            ),
-        };
-        lines.push(ingress);
-        lines.push(format!(
-            "{host}bpftool net attach tcx_egress pinned {dir}/progs/{} dev {ext}",
-            programs::TC_EXTERNAL_EGRESS
-        ));
-        for container in &ctx.lab.containers {
-            lines.push(format!(
-                "{host}bpftool net attach tcx_ingress pinned {dir}/progs/{} dev {}",
-                programs::TC_CONTAINER_INGRESS,
-                container.host_device
-            ));
-        }
-        for program in [
-            programs::SOCK_CONNECT4,
-            programs::SOCK_SENDMSG4,
-            programs::SOCK_RECVMSG4,
-        ] {
-            lines.push(format!(
-                "bpftool cgroup attach <cgroup2 root> {} pinned {dir}/progs/{program} multi",
-                &program["netlab_sock_".len()..]
-            ));
+        for hook in self.hooks(ctx) {
+            let exec = topology::place(ctx.lab_name, ctx.lab, &hook.node).exec();
+            let program = format!("pinned {dir}/progs/{}", hook.runs);
+            lines.push(match (hook.point.as_str(), &hook.device) {
+                ("xdp", Some(dev)) => {
+                    format!("{exec}bpftool net attach xdpdrv {program} dev {dev}")
+                }
+                (point, Some(dev)) => format!(
+                    "{exec}bpftool net attach {} {program} dev {dev}",
+                    point.replace(' ', "_")
+                ),
+                (point, None) => format!(
+                    "bpftool cgroup attach <cgroup2 root> {} {program} multi",
+                    point.trim_start_matches("cgroup ")
+                ),
+            });
         }
         for publish in &ctx.lab.publish {
             if let Some(container) = ctx.lab.container(&publish.node) {
@@ -156,6 +143,50 @@ impl NatBackend for Ebpf {
 
     fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
         tables::Tables::open(ctx.lab_name)?.describe(ctx)
+    }
+
+    fn hooks(&self, ctx: NatContext<'_>) -> Vec<Hook> {
+        let host = |device: Option<&str>, point: &str, runs: &str| Hook {
+            node: HOST_NODE.to_owned(),
+            device: device.map(str::to_owned),
+            point: point.to_owned(),
+            runs: runs.to_owned(),
+        };
+        let ext = Some(ctx.lab.external.device.as_str());
+        let xdp = ctx.options.ingress == Ingress::Xdp;
+        let mut hooks = Vec::new();
+        if xdp {
+            hooks.push(host(ext, "xdp", programs::XDP_EXTERNAL_INGRESS));
+        }
+        // With XDP translating, tcx ingress still translates ICMP errors and is where the
+        // fast path hands packets on.
+        hooks.push(host(ext, "tcx ingress", programs::TC_EXTERNAL_INGRESS));
+        hooks.push(host(ext, "tcx egress", programs::TC_EXTERNAL_EGRESS));
+        for container in &ctx.lab.containers {
+            hooks.push(host(
+                Some(&container.host_device),
+                "tcx ingress",
+                programs::TC_CONTAINER_INGRESS,
+            ));
+            if xdp && ctx.options.fast_path == FastPath::XdpRedirect {
+                // veth drops frames redirected to it by XDP unless its peer runs XDP too.
+                hooks.push(Hook {
+                    node: container.name.clone(),
+                    device: Some(container.device.clone()),
+                    point: "xdp".to_owned(),
+                    runs: programs::XDP_PASS.to_owned(),
+                });
+            }
+        }
+        for program in [
+            programs::SOCK_CONNECT4,
+            programs::SOCK_SENDMSG4,
+            programs::SOCK_RECVMSG4,
+        ] {
+            let point = format!("cgroup {}", &program["netlab_sock_".len()..]);
+            hooks.push(host(None, &point, program));
+        }
+        hooks
     }
 
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {

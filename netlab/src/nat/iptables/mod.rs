@@ -11,7 +11,7 @@ mod tools;
 
 use crate::{
     error::Result,
-    lab::{Lab, Publish},
+    lab::{HOST_NODE, Lab, Publish},
     ports::Proto,
     sysctl,
 };
@@ -20,7 +20,7 @@ use rules::JUMPS;
 pub use rules::{chain, chain_prefix};
 use tools::{restore, run_in_host, save};
 
-use super::{ConntrackRow, NatBackend, NatContext, PortCounters};
+use super::{ConntrackRow, Hook, NatBackend, NatContext, PortCounters};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Iptables;
@@ -153,6 +153,18 @@ impl NatBackend for Iptables {
             .filter(|line| line.starts_with('*') || line.contains(&prefix))
             .flat_map(|line| [line, "\n"])
             .collect())
+    }
+
+    fn hooks(&self, ctx: NatContext<'_>) -> Vec<Hook> {
+        JUMPS
+            .iter()
+            .map(|(table, suffix, builtin, _)| Hook {
+                node: HOST_NODE.to_owned(),
+                device: None,
+                point: format!("{table} {builtin}"),
+                runs: chain(ctx.lab_name, suffix),
+            })
+            .collect()
     }
 }
 
