@@ -6,8 +6,6 @@ mod attach;
 pub mod events;
 mod tables;
 
-use std::net::Ipv4Addr;
-
 use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs};
 
 use crate::{
@@ -53,13 +51,6 @@ impl NatBackend for Ebpf {
             .conntrack()?
             .into_iter()
             .map(|(key, entry)| {
-                let addr = |ip: u32, port: u16| {
-                    format!(
-                        "{}:{}",
-                        Ipv4Addr::from(u32::from_be(ip)),
-                        u16::from_be(port)
-                    )
-                };
                 let mut kind = Vec::new();
                 for (bit, name) in [
                     (ct_flags::HOST, "host"),
@@ -76,13 +67,13 @@ impl NatBackend for Ebpf {
                     proto: crate::ports::protocol_name(key.proto),
                     original: format!(
                         "{} -> {}",
-                        addr(key.src_ip, key.src_port),
-                        addr(key.dst_ip, key.dst_port)
+                        tables::endpoint(key.src_ip, key.src_port),
+                        tables::endpoint(key.dst_ip, key.dst_port)
                     ),
                     translated: format!(
                         "{} -> {}",
-                        addr(entry.src_ip, entry.src_port),
-                        addr(entry.dst_ip, entry.dst_port)
+                        tables::endpoint(entry.src_ip, entry.src_port),
+                        tables::endpoint(entry.dst_ip, entry.dst_port)
                     ),
                     kind: kind.join("+"),
                     state: match entry.state {

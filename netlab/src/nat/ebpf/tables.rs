@@ -261,18 +261,21 @@ impl Tables {
         {
             let _ = writeln!(
                 out,
-                "publish {}:{}/{} -> {}:{}",
-                if key.ip == 0 {
-                    "*".to_string()
-                } else {
-                    Ipv4Addr::from(u32::from_be(key.ip)).to_string()
-                },
-                u16::from_be(key.port),
+                "publish {}/{} -> {}",
+                endpoint(key.ip, key.port).replacen("0.0.0.0:", "*:", 1),
                 crate::ports::protocol_name(key.proto),
-                Ipv4Addr::from(u32::from_be(target.ip)),
-                u16::from_be(target.port)
+                endpoint(target.ip, target.port)
             );
         }
         Ok(out)
     }
+}
+
+/// `address:port` from the maps' network byte order, as `ip` and `ss` print them.
+pub(super) fn endpoint(ip: u32, port: u16) -> String {
+    format!(
+        "{}:{}",
+        Ipv4Addr::from(u32::from_be(ip)),
+        u16::from_be(port)
+    )
 }
