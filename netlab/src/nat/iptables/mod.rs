@@ -217,23 +217,11 @@ fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nat::BackendOptions;
-
-    fn ctx(lab: &Lab) -> NatContext<'_> {
-        NatContext {
-            lab_name: "t",
-            lab,
-            options: BackendOptions::default(),
-        }
-    }
+    use crate::nat::iptables::rules::tests::{ctx, lab_with};
 
     #[test]
     fn explain_creates_every_chain_and_jump() {
-        let mut lab = Lab::default_lab();
-        lab.publish = vec![Publish {
-            node: "netns0".into(),
-            spec: "8080:80".parse().expect("spec"),
-        }];
+        let lab = lab_with(&["8080:80"]);
         let lines = Iptables.explain(ctx(&lab));
         for chain in ["raw -N NL-t-RAW", "nat -N NL-t-DNAT", "filter -N NL-t-FWD"] {
             assert!(

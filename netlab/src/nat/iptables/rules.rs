@@ -171,12 +171,12 @@ fn port_match(start: u16, end: u16) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::lab::{Lab, Publish};
     use crate::nat::BackendOptions;
 
-    fn lab_with(specs: &[&str]) -> Lab {
+    pub(in crate::nat::iptables) fn lab_with(specs: &[&str]) -> Lab {
         let mut lab = Lab::default_lab();
         lab.publish = specs
             .iter()
@@ -188,7 +188,7 @@ mod tests {
         lab
     }
 
-    fn ctx(lab: &Lab) -> NatContext<'_> {
+    pub(in crate::nat::iptables) fn ctx(lab: &Lab) -> NatContext<'_> {
         NatContext {
             lab_name: "t",
             lab,
