@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bpf_loader;
 pub mod cli;
+pub mod crash_point;
 pub mod error;
 pub mod graph;
 pub mod iface_counters;

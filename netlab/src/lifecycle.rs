@@ -2,6 +2,7 @@
 //! the lab created, also after a crash), `publish` and `unpublish`.
 
 use crate::{
+    crash_point,
     error::{Error, Result},
     ipv4net::Ipv4Net,
     lab::{HostMode, Lab, Publish},
@@ -10,7 +11,7 @@ use crate::{
     nat::{BackendKind, BackendOptions, NatContext},
     netlink::{self, Place},
     netns,
-    state::{self, LabState},
+    state::{self, LabState, Pending},
     sysctl,
     topology::{self, Plan},
 };
@@ -27,7 +28,10 @@ pub fn up(
     state::validate_name(name)?;
     lab.validate()?;
     let _lock = LabLock::acquire(name)?;
-    let existing = state::load(name)?;
+    let mut existing = state::load(name)?;
+    if let Some(existing) = &mut existing {
+        finish_pending(existing)?;
+    }
     let (backend, options) = choose(existing.as_ref());
     let nat = backend.backend()?;
     if lab.host == HostMode::Root {
@@ -77,6 +81,7 @@ pub fn up(
         options,
         lab: desired,
         host_sysctls,
+        pending: None,
     };
     // Written before anything is created, so `down` finds every object even after a crash.
     state::save(&new_state)?;
@@ -161,6 +166,7 @@ fn down_locked(name: &str) -> Result<()> {
     match netns::list() {
         Ok(all) => {
             for ns in all.iter().filter(|ns| ns.starts_with(&prefix)) {
+                crash_point::reached(name, &format!("ip netns del {ns}"));
                 errors.extend(netns::delete(ns).err());
             }
         }
@@ -198,11 +204,48 @@ fn remove_root_links(lab: &Lab) -> Result<()> {
     })
 }
 
-/// Publishes `specs` on container `node`; all or nothing.
+/// The state of lab `name`, which must be up, with a `publish` or `unpublish` that a crash
+/// interrupted finished first: what forwards is then exactly what the state says.
+pub fn settled(name: &str) -> Result<LabState> {
+    state::validate_name(name)?;
+    let saved = state::require(name)?;
+    if saved.pending.is_none() {
+        return Ok(saved);
+    }
+    let _lock = LabLock::acquire(name)?;
+    let mut saved = state::require(name)?;
+    finish_pending(&mut saved)?;
+    Ok(saved)
+}
+
+/// Makes the datapath forward exactly `saved.lab.publish` when a crash stopped a `publish`
+/// or `unpublish` half way (`saved.pending` set), then clears the record. The caller holds
+/// the lab's lock.
+fn finish_pending(saved: &mut LabState) -> Result<()> {
+    let Some(pending) = saved.pending.take() else {
+        return Ok(());
+    };
+    let nat = saved.backend.backend()?;
+    let ctx = saved.nat_context();
+    // `setup` converges and drops whatever forwards but is not in the set; `publish` of the
+    // whole set adds what is missing.
+    nat.setup(ctx)?;
+    nat.publish(ctx, &saved.lab.publish)?;
+    if let Pending::Unpublish(removed) = &pending {
+        // Again, for what unpublishing does besides (forgetting the ports' UDP flows).
+        nat.unpublish(ctx, removed)?;
+    }
+    state::save(saved)
+}
+
+/// Publishes `specs` on container `node`; all or nothing, also across a crash: the new set
+/// is recorded before the datapath changes, and a crash half way is finished by the next
+/// command.
 pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Result<()> {
     state::validate_name(name)?;
     let _lock = LabLock::acquire(name)?;
     let mut saved = state::require(name)?;
+    finish_pending(&mut saved)?;
     saved.lab.require_container(node)?;
     let added: Vec<Publish> = specs
         .iter()
@@ -224,19 +267,27 @@ pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Resu
             )));
         }
     }
-    let before = saved.lab.clone();
+    let before = saved.clone();
     saved.lab.publish.extend(added.iter().cloned());
     saved.lab.validate()?;
     let nat = saved.backend.backend()?;
+    saved.pending = Some(Pending::Publish(added.clone()));
+    state::save(&saved)?;
     if let Err(err) = nat.publish(saved.nat_context(), &added) {
-        // Put the datapath back the way it was.
-        let ctx = NatContext {
-            lab: &before,
-            ..saved.nat_context()
-        };
-        let _ = nat.unpublish(ctx, &added);
-        return Err(err);
+        // Put the datapath and the record back the way they were.
+        let rollback: Vec<Error> = [
+            nat.unpublish(before.nat_context(), &added).err(),
+            state::save(&before).err(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if rollback.is_empty() {
+            return Err(err);
+        }
+        return Err(Error::Multi(std::iter::once(err).chain(rollback).collect()));
     }
+    saved.pending = None;
     state::save(&saved)
 }
 
@@ -245,6 +296,7 @@ pub fn unpublish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Re
     state::validate_name(name)?;
     let _lock = LabLock::acquire(name)?;
     let mut saved = state::require(name)?;
+    finish_pending(&mut saved)?;
     saved.lab.require_container(node)?;
     let mut removed = Vec::new();
     for spec in specs {
@@ -258,7 +310,12 @@ pub fn unpublish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Re
         removed.push(saved.lab.publish.remove(index));
     }
     let nat = saved.backend.backend()?;
+    // Recorded first: a crash half way leaves ports the next command removes, never ports
+    // that forward but that no state file lists.
+    saved.pending = Some(Pending::Unpublish(removed.clone()));
+    state::save(&saved)?;
     nat.unpublish(saved.nat_context(), &removed)?;
+    saved.pending = None;
     state::save(&saved)
 }
 

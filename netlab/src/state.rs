@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    crash_point,
     error::{Context as _, Error, Result},
-    lab::Lab,
+    lab::{Lab, Publish},
     nat::{BackendKind, BackendOptions, NatContext},
     shared_dirs,
 };
@@ -30,6 +31,21 @@ pub struct LabState {
     /// The lab as declared, with `publish` being the ports published now (`publish` and
     /// `unpublish` update it).
     pub lab: Lab,
+    /// A `publish` or `unpublish` being applied: recorded, with `lab.publish` already the
+    /// set it makes, before the datapath is changed. Found set, it means a crash stopped the
+    /// command half way; the next command finishes it (`lifecycle::settled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// A change of the published set under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pending {
+    /// These ports are being added.
+    Publish(Vec<Publish>),
+    /// These ports are being removed.
+    Unpublish(Vec<Publish>),
 }
 
 impl LabState {
@@ -83,6 +99,7 @@ pub fn require(lab: &str) -> Result<LabState> {
 
 /// Writes the state atomically (write a temporary file, then rename).
 pub fn save(state: &LabState) -> Result<()> {
+    crash_point::reached(&state.name, "state save");
     let file = path(&state.name);
     let tmp = file.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(state)
@@ -96,6 +113,7 @@ pub fn save(state: &LabState) -> Result<()> {
 
 /// Removes the lab's state file, and the state folder once no lab is left in it.
 pub fn remove(lab: &str) -> Result<()> {
+    crash_point::reached(lab, "state remove");
     let removed = std::fs::remove_file(path(lab));
     shared_dirs::remove_if_empty(&[Path::new(STATE_DIR)]);
     match removed {

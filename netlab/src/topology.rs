@@ -8,6 +8,7 @@ use futures::future::try_join_all;
 use rtnetlink::Handle;
 
 use crate::{
+    crash_point,
     error::{Error, Result},
     ipv4net::Ipv4Net,
     lab::{HOST_NODE, HostMode, Lab, WAN_NODE},
@@ -30,6 +31,9 @@ pub fn place(lab_name: &str, lab: &Lab, node: &str) -> Place {
         Place::Netns(netns_name(lab_name, node))
     }
 }
+
+/// How many times a veth pair is made before giving up on a half that will not go away.
+const VETH_ATTEMPTS: u32 = 200;
 
 /// One kernel operation.
 #[derive(Debug, Clone)]
@@ -139,16 +143,28 @@ impl Step {
                 peer_place,
             } => {
                 let (handle, peer_netns) = (ctx.handle(place)?, ctx.netns_file(peer_place)?);
-                link::add_veth(handle, name, None, peer, peer_netns).await?;
-                // An existing end whose peer is missing belongs to a namespace that was
-                // deleted and is still being torn down: replace the pair.
-                if link::index(ctx.handle(peer_place)?, peer).await?.is_none() {
-                    if let Some(index) = link::index(handle, name).await? {
+                let peer_handle = ctx.handle(peer_place)?;
+                // One end without the other is half of a pair whose other namespace was
+                // deleted (by a `down` that crashed, say) and is still being torn down in the
+                // background: remove the half and try again until the pair is whole.
+                for _ in 0..VETH_ATTEMPTS {
+                    link::add_veth(handle, name, None, peer, peer_netns).await?;
+                    let here = link::index(handle, name).await?;
+                    let there = link::index(peer_handle, peer).await?;
+                    if here.is_some() && there.is_some() {
+                        return Ok(());
+                    }
+                    if let Some(index) = here {
                         link::delete(handle, name, index).await?;
                     }
-                    link::add_veth(handle, name, None, peer, peer_netns).await?;
+                    if let Some(index) = there {
+                        link::delete(peer_handle, peer, index).await?;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
-                Ok(())
+                Err(Error::invalid(format!(
+                    "veth pair {name} <-> {peer} stays half made: one end keeps disappearing"
+                )))
             }
             Self::SetMaster {
                 place,
@@ -171,6 +187,8 @@ impl Step {
 /// container (containers are independent of each other and are set up concurrently).
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The lab's name, for its crash points.
+    pub lab_name: String,
     pub namespaces: Vec<Step>,
     pub host: Vec<Step>,
     pub containers: Vec<Vec<Step>>,
@@ -233,6 +251,7 @@ impl Plan {
             })
             .collect();
         Self {
+            lab_name: lab_name.to_owned(),
             namespaces,
             host: host_steps,
             containers,
@@ -320,9 +339,10 @@ impl Plan {
                     scope.spawn(move || {
                         let runtime = netlink::runtime()?;
                         let ctx = Ctx::default();
-                        chunk
-                            .iter()
-                            .try_for_each(|step| runtime.block_on(step.apply(&ctx)))
+                        chunk.iter().try_for_each(|step| {
+                            crash_point::reached(&self.lab_name, &step.explain());
+                            runtime.block_on(step.apply(&ctx))
+                        })
                     })
                 })
                 .collect();
@@ -333,11 +353,13 @@ impl Plan {
         })?;
         let ctx = Ctx::open(self.steps())?;
         for step in &self.host {
+            crash_point::reached(&self.lab_name, &step.explain());
             step.apply(&ctx).await?;
         }
         let ctx = &ctx;
         try_join_all(self.containers.iter().map(|steps| async move {
             for step in steps {
+                crash_point::reached(&self.lab_name, &step.explain());
                 step.apply(ctx).await?;
             }
             Ok::<(), Error>(())

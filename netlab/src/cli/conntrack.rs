@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::{
     error::Result,
-    state,
+    lifecycle,
     text_table::{self, Column, Destination},
 };
 
@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
-    let saved = state::require(lab_name)?;
+    let saved = lifecycle::settled(lab_name)?;
     let rows = saved.backend.backend()?.conntrack(saved.nat_context())?;
     if args.json {
         super::print_json(&rows)?;

@@ -6,7 +6,7 @@ use super::up::{BackendArgs, choose, load_lab};
 use crate::{
     error::{Context as _, Result},
     graph::{self, Format},
-    state,
+    lifecycle, state,
 };
 
 #[derive(Debug, clap::Args)]
@@ -27,7 +27,11 @@ pub struct Args {
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     state::validate_name(lab_name)?;
-    let running = state::load(lab_name)?;
+    let running = match state::load(lab_name)? {
+        // A crashed publish is finished first: the drawing shows what forwards.
+        Some(saved) if saved.pending.is_some() => Some(lifecycle::settled(lab_name)?),
+        other => other,
+    };
     let lab = match (&args.file, &running) {
         (None, Some(running)) => running.lab.clone(),
         (file, _) => load_lab(file.as_ref())?,

@@ -8,7 +8,7 @@ use crate::{
     error::Result,
     inspect::{self, NodeView},
     lab::HOST_NODE,
-    state, topology,
+    lifecycle, topology,
 };
 
 #[derive(Debug, clap::Args)]
@@ -30,7 +30,7 @@ struct Inspect {
 }
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
-    let saved = state::require(lab_name)?;
+    let saved = lifecycle::settled(lab_name)?;
     let lab = &saved.lab;
     let node = args.node.as_str();
     lab.require_node(node)?;

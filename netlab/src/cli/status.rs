@@ -7,8 +7,9 @@ use serde::Serialize;
 use crate::{
     error::Result,
     lab::{HOST_NODE, WAN_NODE},
+    lifecycle,
     netlink::Place,
-    netns, state,
+    netns,
     text_table::{self, Column, Destination},
     topology,
 };
@@ -46,7 +47,7 @@ struct Published {
 }
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
-    let saved = state::require(lab_name)?;
+    let saved = lifecycle::settled(lab_name)?;
     let lab = &saved.lab;
     let node = |name: &str, addresses: Vec<String>| {
         let (namespace, present) = match topology::place(lab_name, lab, name) {

@@ -20,6 +20,7 @@ use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, pro
 
 use crate::{
     bpf_loader::{self, bpffs, pin_link, program},
+    crash_point,
     error::{Error, Result},
     link,
     nat::{FastPath, Ingress, NatContext},
@@ -143,6 +144,7 @@ fn attach_all(
     interfaces: &Interfaces,
     cgroup: &Path,
 ) -> Result<()> {
+    crash_point::reached("", "load the eBPF object, pin its maps");
     let mut bpf = bpf_loader::load(dir, &[(map_names::CONNTRACK, ctx.options.ct_entries)])?;
     write_tables(&mut bpf, ctx, interfaces)?;
     let links = dir.join("links");
@@ -205,6 +207,7 @@ fn attach_all(
         }
         let program: &mut CgroupSockAddr = program(&mut bpf, name)?;
         load(program.load(), name)?;
+        crash_point::reached("", &format!("attach {name}"));
         let id = program
             // Through a bpf_link, which always coexists with other programs; link_create
             // rejects the ALLOW_MULTI flag, so the mode must be the default.
@@ -213,12 +216,14 @@ fn attach_all(
         let link = program
             .take_link(id)
             .map_err(|err| Error::ebpf("taking a cgroup link", err))?;
+        crash_point::reached("", &format!("pin {name}"));
         pin_link(FdLink::try_from(link), &pin)?;
     }
     Ok(())
 }
 
 fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) -> Result<()> {
+    crash_point::reached("", "map containers, devmap, config update");
     let lab = ctx.lab;
     let mut config_flags = flags::READY;
     if lab.masquerade {
@@ -334,6 +339,7 @@ fn attach_tc(
     }
     let program: &mut SchedClassifier = program(bpf, name)?;
     load(program.load(), name)?;
+    crash_point::reached("", &format!("attach {name}@{device}"));
     let id = program.attach(device, attach_type).map_err(|err| {
         Error::ebpf(
             format!("attaching {name} to {device} (tcx {direction})"),
@@ -343,6 +349,7 @@ fn attach_tc(
     let link = program
         .take_link(id)
         .map_err(|err| Error::ebpf("taking a tcx link", err))?;
+    crash_point::reached("", &format!("pin {name}@{device}"));
     pin_link(FdLink::try_from(link), &pin)
 }
 
@@ -351,6 +358,7 @@ fn attach_tc(
 fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, pin: &Path) -> Result<()> {
     let program: &mut Xdp = program(bpf, name)?;
     load(program.load(), name)?;
+    crash_point::reached("", &format!("attach {name}@{device}"));
     let attached = program
         .attach(device, XdpMode::Driver)
         .or_else(|_| program.attach(device, XdpMode::Skb));
@@ -372,5 +380,6 @@ fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, pin: &Path) -> Result<()
     let link = program
         .take_link(id)
         .map_err(|err| Error::ebpf("taking an XDP link", err))?;
+    crash_point::reached("", &format!("pin {name}@{device}"));
     pin_link(FdLink::try_from(link), pin)
 }

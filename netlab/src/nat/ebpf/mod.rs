@@ -29,6 +29,7 @@ impl NatBackend for Ebpf {
 
     fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
         // Unpinning the links detaches the programs; unpinning the maps frees them.
+        crate::crash_point::reached(ctx.lab_name, "unpin /sys/fs/bpf/netlab/<lab>");
         crate::bpf_loader::bpffs::remove_dir(&pin_dir(ctx.lab_name))
     }
 

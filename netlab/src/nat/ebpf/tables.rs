@@ -9,6 +9,7 @@ use netlab_common::nat::{
 };
 
 use crate::{
+    crash_point,
     error::{Error, Result},
     lab::{Lab, Publish},
     nat::{NatContext, PortCounters},
@@ -92,6 +93,7 @@ impl Tables {
         let mut stats = self.port_stats()?;
         let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
         for publish in added {
+            crash_point::reached("", &format!("map publish {}", publish.spec));
             let container = lab.require_container(&publish.node)?;
             for (key, container_port) in publish_keys(publish) {
                 let value = PublishValue {
@@ -125,9 +127,12 @@ impl Tables {
         let mut stats = self.port_stats()?;
         let mut gone = HashSet::new();
         for publish in removed {
+            crash_point::reached("", &format!("map unpublish {}", publish.spec));
             for (key, _) in publish_keys(publish) {
                 match map.remove(&key) {
-                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                    Ok(()) => {}
+                    // Not there: unpublished already (a crashed command finished twice).
+                    Err(err) if is_missing(&err) => {}
                     Err(err) => {
                         return Err(Error::ebpf(format!("unpublishing {}", publish.spec), err));
                     }
@@ -168,6 +173,9 @@ impl Tables {
             .filter_map(std::result::Result::ok)
             .filter(|key| !wanted.contains(key))
             .collect();
+        if !stale.is_empty() {
+            crash_point::reached("", "map prune");
+        }
         for key in stale {
             let _ = map.remove(&key);
             let _ = stats.remove(&key);
@@ -278,4 +286,16 @@ pub(super) fn endpoint(ip: u32, port: u16) -> String {
         Ipv4Addr::from(u32::from_be(ip)),
         u16::from_be(port)
     )
+}
+
+/// Whether a map operation failed because the key is not in the map (aya reports a delete's
+/// ENOENT as a failed syscall, a lookup's as `KeyNotFound`).
+fn is_missing(err: &aya::maps::MapError) -> bool {
+    match err {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(syscall) => {
+            syscall.io_error.raw_os_error() == Some(libc::ENOENT)
+        }
+        _ => false,
+    }
 }

@@ -28,11 +28,11 @@ pub struct Iptables;
 impl Iptables {
     fn sync(ctx: NatContext<'_>) -> Result<()> {
         // Chains first (a jump to a missing chain is an error), then the jumps.
-        restore(ctx, &rules::chains(ctx))?;
+        restore(ctx, "chains", &rules::chains(ctx))?;
         let saved = save(ctx)?;
         let jumps = rules::missing_jumps(ctx, &saved);
         if !jumps.is_empty() {
-            restore(ctx, &jumps)?;
+            restore(ctx, "jumps", &jumps)?;
         }
         Ok(())
     }
@@ -44,6 +44,7 @@ impl NatBackend for Iptables {
         // Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
         // bridged frames must traverse iptables so the hairpin flow can be masqueraded.
         let host = ctx.host();
+        crate::crash_point::reached(ctx.lab_name, "sysctls and hairpin for iptables");
         sysctl::write(&host, "net.bridge.bridge-nf-call-iptables", "1")?;
         sysctl::write(
             &host,
@@ -59,7 +60,7 @@ impl NatBackend for Iptables {
         if script.is_empty() {
             Ok(())
         } else {
-            restore(ctx, &script)
+            restore(ctx, "removal", &script)
         }
     }
 

@@ -6,6 +6,7 @@ use std::{
 };
 
 use crate::{
+    crash_point,
     error::{Error, Result},
     nat::NatContext,
 };
@@ -50,8 +51,10 @@ pub(super) fn run_in_host(
     })
 }
 
-/// `iptables-restore --noflush`: applies `rules` atomically, leaving other chains alone.
-pub(super) fn restore(ctx: NatContext<'_>, rules: &str) -> Result<()> {
+/// `iptables-restore --noflush`: applies `rules` (`what` they are, for the crash point)
+/// atomically, leaving other chains alone.
+pub(super) fn restore(ctx: NatContext<'_>, what: &str, rules: &str) -> Result<()> {
+    crash_point::reached(ctx.lab_name, &format!("iptables-restore {what}"));
     run_in_host(
         ctx,
         "iptables-restore",

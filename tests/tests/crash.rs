@@ -1,0 +1,266 @@
+//! Crash consistency: netlab is stopped (SIGABRT, as hard as `kill -9`) at every crash point
+//! of `up`, `publish`, `unpublish` and `down`, on both NAT backends. After each crash:
+//!
+//! - what forwards is exactly what `status` lists (a crashed publish or unpublish is finished
+//!   by the next command, here `status`);
+//! - `down` leaves nothing of the lab: no namespace, root-namespace link, pin, state file or
+//!   rule;
+//! - after a second crash at the same point, `up` converges to a lab that works (a published
+//!   port answers from `wan`, a container reaches `wan`).
+//!
+//! The points are not listed here: each command is run once with `NETLAB_CRASH_LOG` and every
+//! point it passes is walked, so a new point is walked as soon as it exists. What proves that
+//! every kernel step has one is `every_step_of_up_has_a_crash_point`, against `up --explain`.
+
+use std::{
+    io::Write as _,
+    os::unix::process::ExitStatusExt as _,
+    process::{Command, Output},
+};
+
+use netlab_e2e::{
+    Lab,
+    harness::{
+        HOST_EXT, Mode, Server, TempFile, WAN, assert_http, checked, probe, published, run_in,
+    },
+    leaks, netlab_bin, netlab_ok, unique,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Up,
+    Publish,
+    Unpublish,
+    Down,
+}
+
+/// The two ports the publish and unpublish walks change, both to `netns1`.
+const PORTS: [(u16, u16); 2] = [(8080, 80), (8081, 81)];
+const SPECS: [&str; 2] = ["8080:80", "8081:81"];
+
+impl Step {
+    fn args(self, backend: &str) -> Vec<&str> {
+        match self {
+            Self::Up => vec!["up", "--backend", backend],
+            Self::Publish => ["publish", "netns1"].into_iter().chain(SPECS).collect(),
+            Self::Unpublish => ["unpublish", "netns1"].into_iter().chain(SPECS).collect(),
+            Self::Down => vec!["down"],
+        }
+    }
+
+    /// Brings `lab` to where the step starts from.
+    fn prepare(self, lab: &Lab, backend: &str) {
+        if self == Self::Up {
+            return;
+        }
+        lab.netlab_ok(&["up", "--backend", backend]);
+        if self != Self::Publish {
+            lab.netlab_ok(&Self::Publish.args(backend));
+        }
+    }
+}
+
+/// `netlab --lab LAB ARGS` with `env` set.
+fn netlab_with(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(netlab_bin())
+        .args(["--lab", &lab.name])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("running netlab")
+}
+
+/// The crash points `step` passes on `backend`, in order, named as `NETLAB_CRASH_AT` takes
+/// them (`NAME#K` for the K-th point of a name).
+fn points(backend: &str, step: Step) -> Vec<String> {
+    let lab = Lab { name: unique("") };
+    step.prepare(&lab, backend);
+    let log = TempFile::new("log", "");
+    checked(
+        &format!("{step:?} listing its crash points"),
+        &netlab_with(
+            &lab,
+            &step.args(backend),
+            &[("NETLAB_CRASH_LOG", log.path())],
+        ),
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let mut named = Vec::new();
+    for name in log.read().lines() {
+        seen.push(name.to_string());
+        let times = seen.iter().filter(|n| *n == name).count();
+        named.push(if times == 1 {
+            name.to_string()
+        } else {
+            format!("{name}#{times}")
+        });
+    }
+    named
+}
+
+/// Runs `step` on `lab`, stopping it at `point`; fails unless it really died there.
+fn crash(lab: &Lab, backend: &str, step: Step, point: &str) {
+    let out = netlab_with(lab, &step.args(backend), &[("NETLAB_CRASH_AT", point)]);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{step:?} on {backend} did not stop at {point:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The lab's leftovers (the shared folders' emptiness is the final leak check's business:
+/// other tests' labs come and go meanwhile).
+fn leftovers(lab: &Lab) -> Vec<String> {
+    leaks::find(&lab.name)
+        .into_iter()
+        .filter(|leak| !leak.ends_with("(empty, left behind)"))
+        .collect()
+}
+
+/// Each of [`PORTS`] forwards from `wan` exactly when `status` lists it.
+fn forwarding_matches_status(lab: &Lab, why: &str) {
+    let _server = Server::start(lab, "netns1", Mode::Http, &PORTS.map(|(_, port)| port));
+    let listed = published(lab);
+    for ((host, _), spec) in PORTS.iter().zip(SPECS) {
+        let is_listed = listed.contains(&("netns1".to_string(), format!("{spec}/tcp")));
+        let forwards = probe(lab, "wan", HOST_EXT, *host) == "connected";
+        assert_eq!(
+            is_listed, forwards,
+            "{why}: {spec} listed {is_listed}, forwards {forwards} ({listed:?})"
+        );
+    }
+}
+
+/// A lab that works: its published port answers from `wan`, and a container reaches `wan`.
+fn works(lab: &Lab) {
+    let _server = Server::start(lab, "netns0", Mode::Http, &[5000]);
+    assert_http(lab, "wan", HOST_EXT, 5000, 5000, WAN);
+    checked(
+        "ping from netns0 to wan",
+        &run_in(&lab.ns("netns0"), 10, &["ping", "-c", "1", "-W", "2", WAN]),
+    );
+}
+
+/// Every point of `step` on `backend`; returns how many were walked.
+fn walk(backend: &str, step: Step) -> usize {
+    let points = points(backend, step);
+    assert!(!points.is_empty(), "{step:?} passes no crash point");
+    for point in &points {
+        let why = format!("{step:?} on {backend} stopped at {point:?}");
+        let lab = Lab { name: unique("") };
+        step.prepare(&lab, backend);
+        crash(&lab, backend, step, point);
+        if matches!(step, Step::Publish | Step::Unpublish) {
+            forwarding_matches_status(&lab, &why);
+        }
+        lab.netlab_ok(&["down"]);
+        let left = leftovers(&lab);
+        assert!(left.is_empty(), "{why}, then down, left: {left:#?}");
+
+        step.prepare(&lab, backend);
+        crash(&lab, backend, step, point);
+        lab.netlab_ok(&["up", "--backend", backend]);
+        works(&lab);
+        if matches!(step, Step::Publish | Step::Unpublish) {
+            forwarding_matches_status(&lab, &format!("{why}, then up"));
+        }
+    }
+    // Past the test harness's capture: the figure belongs in the run's log.
+    let _ = writeln!(
+        std::io::stderr(),
+        "crash points walked: {backend} {step:?}: {}",
+        points.len()
+    );
+    points.len()
+}
+
+#[test]
+fn ebpf_up() {
+    walk("ebpf", Step::Up);
+}
+
+#[test]
+fn ebpf_publish() {
+    walk("ebpf", Step::Publish);
+}
+
+#[test]
+fn ebpf_unpublish() {
+    walk("ebpf", Step::Unpublish);
+}
+
+#[test]
+fn ebpf_down() {
+    walk("ebpf", Step::Down);
+}
+
+#[test]
+fn iptables_up() {
+    walk("iptables", Step::Up);
+}
+
+#[test]
+fn iptables_publish() {
+    walk("iptables", Step::Publish);
+}
+
+#[test]
+fn iptables_unpublish() {
+    walk("iptables", Step::Unpublish);
+}
+
+#[test]
+fn iptables_down() {
+    walk("iptables", Step::Down);
+}
+
+/// `up --explain` lists every kernel operation `up` makes; each must be a crash point of
+/// `up` (a topology step by its iproute2 line, an eBPF attach by program and device, the
+/// iptables backend's restores), so a step added without one fails here.
+#[test]
+fn every_step_of_up_has_a_crash_point() {
+    for backend in ["ebpf", "iptables"] {
+        let points = points(backend, Step::Up);
+        let name = unique("");
+        let explain = netlab_ok(&["--lab", &name, "up", "--backend", backend, "--explain"]);
+        let generic = |line: &str| line.replace(&format!("{name}-"), "<lab>-");
+        let mut expected: Vec<String> = Vec::new();
+        for line in explain.lines() {
+            let topology = line.starts_with("ip netns add")
+                || line.starts_with("ip -n ")
+                || line.contains("sysctl -w net.ipv4.ip_forward");
+            if topology {
+                expected.push(generic(line));
+            } else if let Some(rest) = line.split("/progs/").nth(1) {
+                // `... pinned DIR/progs/PROGRAM dev DEVICE` or `... pinned DIR/progs/PROGRAM multi`
+                let mut words = rest.split_whitespace();
+                let program = words.next().unwrap_or_default();
+                let attach = match (words.next(), words.next()) {
+                    (Some("dev"), Some(device)) => format!("attach {program}@{device}"),
+                    _ => format!("attach {program}"),
+                };
+                expected.push(attach);
+            }
+        }
+        if backend == "iptables" {
+            expected.push("iptables-restore chains".into());
+            expected.push("iptables-restore jumps".into());
+        } else {
+            expected.push("map publish 5000:5000/tcp".into());
+        }
+        assert!(expected.len() > 25, "{expected:?}");
+        for step in &expected {
+            assert!(
+                points.contains(step),
+                "{backend}: `up` does {step:?} without a crash point first; points: {points:#?}"
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "crash points: {backend} up has {} for {} kernel steps of --explain",
+            points.len(),
+            expected.len()
+        );
+    }
+}
