@@ -52,6 +52,11 @@ pub enum Error {
     /// A thread netlab started panicked (a bug): what it was doing.
     #[error("a thread {0} panicked")]
     ThreadPanicked(String),
+    /// A command that changes or reads the kernel's networking was run without root.
+    #[error(
+        "root is needed for `{0}`: it works on network namespaces and eBPF programs (try sudo)"
+    )]
+    NeedsRoot(&'static str),
     /// Drawing a picture (the benchmark's plots, the lab's graph) failed.
     #[error("drawing {what}: {message}")]
     Drawing { what: &'static str, message: String },

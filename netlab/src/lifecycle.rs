@@ -38,10 +38,15 @@ pub fn up(
         validate_root_host(lab)?;
     }
     if let Some(existing) = &existing {
-        if existing.backend != backend || existing.options != options {
+        if existing.backend != backend {
             return Err(Error::invalid(format!(
-                "lab {name:?} is up with the {} backend ({:?}); run `netlab down` first to switch to {backend} ({options:?})",
-                existing.backend, existing.options
+                "lab {name:?} is up with the {} backend; run `netlab down` first to switch to {backend}",
+                existing.backend
+            )));
+        }
+        if let Some(change) = existing.options.first_difference(&options) {
+            return Err(Error::invalid(format!(
+                "lab {name:?} is up with other options; run `netlab down` first to bring it up with {change}"
             )));
         }
         let mut declared = existing.lab.clone();

@@ -69,8 +69,37 @@ pub enum Command {
     Man,
 }
 
+impl Command {
+    /// The command's name when it must run as root: everything that enters a namespace,
+    /// changes links, or loads, reads or pins eBPF objects. Drawing, explaining, and the
+    /// shell files do not.
+    fn needs_root(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Up(args) if args.explain => return None,
+            Self::Graph(_) | Self::Completions(_) | Self::Man => return None,
+            Self::Bench(args) if args.from_json.is_some() => return None,
+            Self::Up(_) => "up",
+            Self::Down => "down",
+            Self::Status(_) => "status",
+            Self::Inspect(_) => "inspect",
+            Self::Exec(_) => "exec",
+            Self::Publish(_) => "publish",
+            Self::Unpublish(_) => "unpublish",
+            Self::Ports(_) => "ports",
+            Self::Conntrack(_) => "conntrack",
+            Self::Bench(_) => "bench",
+            Self::Counters(_) => "counters",
+        })
+    }
+}
+
 /// Runs a parsed command line; the exit code is the command's own (e.g. for `exec`).
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(name) = cli.command.needs_root()
+        && !nix::unistd::geteuid().is_root()
+    {
+        return Err(crate::Error::NeedsRoot(name));
+    }
     let lab = cli.lab;
     match cli.command {
         Command::Up(args) => up::run(&lab, &args),
@@ -90,10 +119,78 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The exit status of a command line that does not parse (an unknown option, a value out of
+/// range, a missing argument), as for most Unix tools; every other failure exits with 1.
+pub const USAGE_EXIT: u8 = 2;
+
+/// clap's report of a bad command line, on one line: its message (without `error: `), the
+/// lines it spreads over joined, and the usage line it gives.
+pub fn usage_error_line(rendered: &str) -> String {
+    let mut paragraphs = rendered.split("\n\n");
+    let message = paragraphs
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let usage = paragraphs.find_map(|p| p.trim().strip_prefix("Usage: "));
+    match usage {
+        Some(usage) => format!(
+            "{message} (usage: {})",
+            usage.lines().next().unwrap_or(usage)
+        ),
+        None => format!("{message} (see --help)"),
+    }
+}
+
 /// Prints `value` as pretty JSON.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|err| crate::Error::json("serializing JSON", err))?;
     println!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn usage_error(args: &[&str]) -> String {
+        let err = Cli::try_parse_from(args).expect_err("a usage error");
+        usage_error_line(&err.render().to_string())
+    }
+
+    #[test]
+    fn usage_errors_fit_on_one_line_and_name_what_is_wrong() {
+        for (args, needles) in [
+            (
+                &["netlab", "publish", "netns0"][..],
+                &[
+                    "required arguments were not provided: <SPECS>...",
+                    "usage: netlab publish",
+                ][..],
+            ),
+            (
+                &["netlab", "exec", "netns0", "ls"],
+                &["'ls'", "usage: netlab exec"],
+            ),
+            (
+                &["netlab", "up", "--ct-entries", "5"],
+                &["'5'", "16..=16777216"],
+            ),
+            (&["netlab", "frobnicate"], &["'frobnicate'"]),
+        ] {
+            let line = usage_error(args);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(!line.starts_with("error"), "{line}");
+            for needle in needles {
+                assert!(line.contains(needle), "{args:?}: {line:?} lacks {needle:?}");
+            }
+        }
+    }
 }

@@ -53,11 +53,24 @@ pub struct BackendArgs {
     pub ct_timeouts: Option<CtTimeoutChanges>,
 }
 
+/// The largest lab file read (1 MiB, far more than a lab of thousands of containers takes):
+/// a larger one is a mistake, and reading it whole would only be slow.
+const MAX_LAB_FILE: u64 = 1 << 20;
+
 /// The lab a command describes: the file's, or the built-in default.
 pub fn load_lab(file: Option<&PathBuf>) -> Result<Lab> {
     match file {
         None => Ok(Lab::default_lab()),
         Some(path) => {
+            let size = std::fs::metadata(path)
+                .op(|| format!("reading {}", path.display()))?
+                .len();
+            if size > MAX_LAB_FILE {
+                return Err(crate::Error::invalid(format!(
+                    "lab file {} is {size} bytes; a lab file is at most {MAX_LAB_FILE}",
+                    path.display()
+                )));
+            }
             let text =
                 std::fs::read_to_string(path).op(|| format!("reading {}", path.display()))?;
             Ok(Lab::from_toml(&text)?)

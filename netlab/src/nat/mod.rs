@@ -103,6 +103,29 @@ impl Default for BackendOptions {
     }
 }
 
+impl BackendOptions {
+    /// The first option that differs from `other`, as `up` takes it: `--ingress xdp`.
+    pub fn first_difference(&self, other: &Self) -> Option<String> {
+        if self.ingress != other.ingress {
+            return Some(format!("--ingress {}", value_name(&other.ingress)));
+        }
+        if self.fast_path != other.fast_path {
+            return Some(format!("--fast-path {}", value_name(&other.fast_path)));
+        }
+        if self.ct_entries != other.ct_entries {
+            return Some(format!("--ct-entries {}", other.ct_entries));
+        }
+        (self.ct_timeouts != other.ct_timeouts).then(|| "--ct-timeouts".to_owned())
+    }
+}
+
+/// An option's value as the command line spells it.
+fn value_name<T: clap::ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
+}
+
 /// What every backend gets: the lab, its name, and the backend's options.
 #[derive(Debug, Clone, Copy)]
 pub struct NatContext<'a> {

@@ -1,0 +1,167 @@
+//! What netlab must never touch: another owner's rules, and a non-root user's expectations.
+//!
+//! - Foreign iptables and nftables rules (filter and nat, chains of their own) in the lab's
+//!   host node survive `up` converging, `publish` and `unpublish` untouched, on both backends;
+//!   the root namespace's rules are the same before `up` and after `down` (read, never
+//!   written: the machine's own firewall is not the tests' to change).
+//! - A non-root user gets one line naming the command and the need for root, exit 1, and no
+//!   lab; drawing and explaining need no root.
+//!
+//! Lab names and node names that would escape their folders, and labs' cgroup hooks acting
+//! only in their own lab, are tested in `bad_input.rs` and `claims.rs`.
+
+use std::process::Command;
+
+use netlab_e2e::{Lab, netlab_bin, unique};
+
+/// The rules of the root namespace that are not a netlab lab's (other tests' labs come and
+/// go meanwhile), packet counters left out.
+fn root_rules() -> Vec<String> {
+    let out = Command::new("sh")
+        .args(["-c", "iptables-save && nft list ruleset"])
+        .output()
+        .expect("reading the root namespace's rules");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    without_counters(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .filter(|line| !line.contains("NL-"))
+        .collect()
+}
+
+/// `rules` without comments, chain counters and nft counters: they move with any packet.
+fn without_counters(rules: &str) -> Vec<String> {
+    rules
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let line = line.split_once(" [").map_or(line, |(head, _)| head);
+            line.split_once("counter packets")
+                .map_or(line, |(head, _)| head)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The foreign rules of the host node: those that do not name the lab's `NL-` chains.
+fn foreign_rules(lab: &Lab) -> Vec<String> {
+    let chains = format!("NL-{}-", lab.name);
+    without_counters(&lab.sh_ok("host", "iptables-save && nft list ruleset"))
+        .into_iter()
+        .filter(|line| !line.contains(&chains))
+        .filter(|line| {
+            // Built-in chain headers and table/commit lines are everyone's.
+            line.contains("FOREIGN") || line.contains("foreign") || line.contains("203.0.113")
+        })
+        .collect()
+}
+
+/// Another owner's rules: iptables chains in filter and nat with jumps from the built-in
+/// chains, and an nftables table of its own.
+const FOREIGN: &str = "\
+iptables -N FOREIGN-FWD && iptables -A FOREIGN-FWD -s 203.0.113.0/24 -j DROP && \
+iptables -I FORWARD -j FOREIGN-FWD && \
+iptables -t nat -N FOREIGN-NAT && \
+iptables -t nat -A FOREIGN-NAT -d 203.0.113.7 -p tcp --dport 9 -j DNAT --to-destination 203.0.113.8:9 && \
+iptables -t nat -A PREROUTING -j FOREIGN-NAT && \
+iptables -t nat -A POSTROUTING -s 203.0.113.0/24 -j MASQUERADE && \
+nft add table inet foreign && \
+nft add chain inet foreign input '{ type filter hook input priority 10; policy accept; }' && \
+nft add rule inet foreign input ip saddr 203.0.113.0/24 counter drop";
+
+fn foreign_rules_are_untouched(backend: &str) {
+    let root_before = root_rules();
+    let lab = Lab::up(&["--backend", backend]);
+    lab.sh_ok("host", FOREIGN);
+    let before = foreign_rules(&lab);
+    assert!(
+        before.len() >= 8,
+        "the foreign rules are in place: {before:#?}"
+    );
+    lab.netlab_ok(&["publish", "netns1", "8080:80", "5353:53/udp"]);
+    assert_eq!(foreign_rules(&lab), before, "{backend}: publish");
+    lab.netlab_ok(&["unpublish", "netns1", "8080:80", "5353:53/udp"]);
+    assert_eq!(foreign_rules(&lab), before, "{backend}: unpublish");
+    lab.netlab_ok(&["up", "--backend", backend]);
+    assert_eq!(foreign_rules(&lab), before, "{backend}: up converging");
+    // The lab's own rules went where they belong, beside the foreign ones.
+    if backend == "iptables" {
+        let ours = lab.sh_ok("host", "iptables-save");
+        assert!(ours.contains(&format!("-j NL-{}-DNAT", lab.name)), "{ours}");
+    }
+    drop(lab);
+    assert_eq!(
+        root_rules(),
+        root_before,
+        "{backend}: the root namespace's rules"
+    );
+}
+
+#[test]
+fn foreign_rules_are_untouched_by_ebpf() {
+    foreign_rules_are_untouched("ebpf");
+}
+
+#[test]
+fn foreign_rules_are_untouched_by_iptables() {
+    foreign_rules_are_untouched("iptables");
+}
+
+/// netlab run by `nobody`: a copy of the binary anyone may run.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    let copy = std::env::temp_dir().join(unique("bin"));
+    std::fs::copy(netlab_bin(), &copy).expect("copying netlab");
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&copy)
+        .args(args)
+        .output()
+        .expect("running netlab as nobody");
+    let _ = std::fs::remove_file(&copy);
+    out
+}
+
+#[test]
+fn a_non_root_user_gets_one_clear_line() {
+    let lab = unique("");
+    for command in [
+        vec!["up"],
+        vec!["down"],
+        vec!["status"],
+        vec!["publish", "netns0", "8080:80"],
+        vec!["exec", "netns0", "--", "true"],
+        vec!["counters", "attach", "--netns", "x", "--dev", "y"],
+    ] {
+        let mut args = vec!["--lab", lab.as_str()];
+        args.extend_from_slice(&command);
+        let out = as_nobody(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{command:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("root is needed for `{}`", command[0])),
+            "{command:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(!std::path::Path::new(&format!("/run/netns/{lab}-host")).exists());
+    // What reads nothing of the kernel needs no root.
+    for command in [vec!["graph"], vec!["up", "--explain"], vec!["man"]] {
+        let mut args = vec!["--lab", lab.as_str()];
+        args.extend_from_slice(&command);
+        let out = as_nobody(&args);
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
