@@ -33,10 +33,11 @@ pub const CLIENT: &str = include_str!("../fixtures/client.py");
 /// how it ends: `reply`, `refused` (an ICMP port unreachable reached the socket) or `timeout`.
 pub const UDP_PROBE: &str = include_str!("../fixtures/udp_probe.py");
 
-/// `python3 -c MANY_FLOWS IP PORT N [WINDOW]`: N UDP sockets each send a distinct payload to
-/// an echo server and must each get their own payload back; prints `<flows answered>
-/// <replies that reached a wrong socket> <datagrams sent again>`. With WINDOW, at most that
-/// many requests are in flight, so a resend means a loss (see the file's docstring).
+/// `python3 -c MANY_FLOWS IP PORT N [WINDOW [SECONDS]]`: N UDP sockets, all open at once,
+/// each send a distinct payload to an echo server and must each get their own payload back;
+/// prints `<flows answered> <replies that reached a wrong socket> <datagrams sent again>`.
+/// With WINDOW, at most that many requests are in flight, so a resend means a loss (see the
+/// file's docstring); SECONDS (default 40) bounds the run.
 pub const MANY_FLOWS: &str = include_str!("../fixtures/many_flows.py");
 
 /// `python3 -c RAW_SYN IP PORT`: sends three TCP SYNs to IP:PORT out of `eth0` in a
