@@ -19,6 +19,7 @@ pub mod netlink;
 pub mod netns;
 pub mod ports;
 pub mod shared_dirs;
+pub mod soak;
 pub mod state;
 pub mod sysctl;
 pub mod text_table;

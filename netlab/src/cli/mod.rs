@@ -12,6 +12,7 @@ mod inspect;
 mod man;
 mod ports;
 mod publish;
+mod soak;
 mod status;
 mod up;
 
@@ -60,6 +61,9 @@ pub enum Command {
     /// Draw the lab (running, or from a lab file without deploying it): namespaces,
     /// devices, links, published ports and where the NAT's programs or chains sit.
     Graph(graph::Args),
+    /// Leave a lab under mixed traffic with ports published and unpublished all along, and
+    /// report failed requests, conntrack occupancy and the loader's memory over time.
+    Soak(soak::Args),
     /// Count packets on an interface with XDP and tcx programs (the pipeline's smoke test).
     #[command(subcommand)]
     Counters(counters::Command),
@@ -88,6 +92,7 @@ impl Command {
             Self::Ports(_) => "ports",
             Self::Conntrack(_) => "conntrack",
             Self::Bench(_) => "bench",
+            Self::Soak(_) => "soak",
             Self::Counters(_) => "counters",
         })
     }
@@ -114,6 +119,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Counters(command) => counters::run(command),
         Command::Bench(args) => bench::run(&args),
         Command::Graph(args) => graph::run(&lab, &args),
+        Command::Soak(args) => soak::run(&lab, &args),
         Command::Completions(args) => Ok(completions::run(&args)),
         Command::Man => man::run(),
     }

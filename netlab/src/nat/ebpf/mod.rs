@@ -6,7 +6,7 @@ mod attach;
 pub mod events;
 mod tables;
 
-use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs};
+use netlab_common::nat::{CtEntry, FlowKey, ct_flags, ct_state, maps as map_names, programs};
 
 use crate::{
     error::Result,
@@ -48,9 +48,16 @@ impl NatBackend for Ebpf {
     fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
         let tables = tables::Tables::open(ctx.lab_name)?;
         let now = tables::monotonic_ns();
+        let timeouts = ctx.options.ct_timeouts;
+        let expires = |key: &FlowKey, entry: &CtEntry| {
+            entry.last_seen_ns + timeouts.lifetime_ns(key.proto, entry.state)
+        };
         Ok(tables
             .conntrack()?
             .into_iter()
+            // Expired entries stay in the map until reused or evicted; like the kernel's
+            // table, the listing shows live flows only.
+            .filter(|(key, entry)| expires(key, entry) > now)
             .map(|(key, entry)| {
                 let mut kind = Vec::new();
                 for (bit, name) in [
@@ -84,10 +91,7 @@ impl NatBackend for Ebpf {
                     }
                     .to_string(),
                     idle_s: now.saturating_sub(entry.last_seen_ns) / 1_000_000_000,
-                    timeout_s: (entry.last_seen_ns
-                        + ctx.options.ct_timeouts.lifetime_ns(key.proto, entry.state))
-                    .saturating_sub(now)
-                        / 1_000_000_000,
+                    timeout_s: expires(&key, &entry).saturating_sub(now) / 1_000_000_000,
                 }
             })
             .collect())
