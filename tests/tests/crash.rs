@@ -264,3 +264,80 @@ fn every_step_of_up_has_a_crash_point() {
         );
     }
 }
+
+/// A pseudo-random number below `bound`, from a seed the run prints (xorshift).
+fn next_random(state: &mut u64, bound: u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state % bound
+}
+
+/// 100 SIGKILLs at random moments of `up` and of `publish`/`unpublish` of 3,000 ports,
+/// alternating backends; after each, what forwards is what `status` lists, `down` leaves
+/// nothing, and `up` converges to a working lab. About 4 minutes: a long run
+/// (`scripts/test --long`).
+#[test]
+#[ignore = "a long run: scripts/test --long"]
+fn a_hundred_random_kills() {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs())
+        | 1;
+    let _ = writeln!(std::io::stderr(), "random kills: seed {seed}");
+    let range = ["7000-9999:7000-9999"];
+    let mut held = 0;
+    for round in 0..100 {
+        let backend = if round % 2 == 0 { "ebpf" } else { "iptables" };
+        let lab = Lab { name: unique("") };
+        let (args, step): (Vec<&str>, Step) = match next_random(&mut seed, 3) {
+            0 => (vec!["up", "--backend", backend], Step::Up),
+            1 => (
+                ["publish", "netns1"].into_iter().chain(range).collect(),
+                Step::Publish,
+            ),
+            _ => (
+                ["unpublish", "netns1"].into_iter().chain(range).collect(),
+                Step::Unpublish,
+            ),
+        };
+        if step != Step::Up {
+            lab.netlab_ok(&["up", "--backend", backend]);
+        }
+        if step == Step::Unpublish {
+            let mut publish = vec!["publish", "netns1"];
+            publish.extend(range);
+            lab.netlab_ok(&publish);
+        }
+        let mut child = Command::new(netlab_bin())
+            .args(["--lab", &lab.name])
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("running netlab");
+        let delay = next_random(&mut seed, 60);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let why = format!("round {round}: {backend} {step:?} killed after {delay} ms");
+        if step != Step::Up {
+            // A port of the range forwards exactly when `status` lists the range.
+            let _server = Server::start(&lab, "netns1", Mode::Http, &[8500]);
+            let listed =
+                published(&lab).contains(&("netns1".to_string(), format!("{}/tcp", range[0])));
+            let forwards = probe(&lab, "wan", HOST_EXT, 8500) == "connected";
+            assert_eq!(
+                listed, forwards,
+                "{why}: listed {listed}, forwards {forwards}"
+            );
+        }
+        lab.netlab_ok(&["down"]);
+        let left = leftovers(&lab);
+        assert!(left.is_empty(), "{why}, then down, left: {left:#?}");
+        lab.netlab_ok(&["up", "--backend", backend]);
+        works(&lab);
+        held += 1;
+    }
+    let _ = writeln!(std::io::stderr(), "random kills: {held} of 100 held");
+}

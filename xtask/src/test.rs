@@ -25,6 +25,10 @@ pub struct Options {
     /// Parallel end-to-end tests (each builds its own labs; 2 cores here).
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    /// Also the long runs (`#[ignore]`d tests: 100 random kills, ...), which `scripts/test`
+    /// leaves out to stay under 15 minutes. With --filter, only the long runs it matches.
+    #[arg(long)]
+    pub long: bool,
 }
 
 fn cargo() -> Command {
@@ -95,6 +99,9 @@ pub fn run(options: &Options) -> Result<()> {
             .env("NETLAB_BIN", &netlab_bin);
         if let Some(filter) = &options.filter {
             e2e.arg(filter);
+        }
+        if options.long {
+            e2e.arg("--include-ignored");
         }
         let mut suites = Totals::default();
         if let Err(err) = suites.run(&mut e2e) {
