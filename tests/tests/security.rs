@@ -7,12 +7,18 @@
 //! - A non-root user gets one line naming the command and the need for root, exit 1, and no
 //!   lab; drawing and explaining need no root.
 //!
+//! - One lab's commands never change another lab's maps.
+//!
 //! Lab names and node names that would escape their folders, and labs' cgroup hooks acting
 //! only in their own lab, are tested in `bad_input.rs` and `claims.rs`.
 
 use std::process::Command;
 
-use netlab_e2e::{Lab, netlab_bin, unique};
+use netlab_e2e::{
+    Lab,
+    harness::{HOST_EXT, Mode, Server, curl},
+    netlab_bin, unique,
+};
 
 /// The rules of the root namespace that are not a netlab lab's (other tests' labs come and
 /// go meanwhile), packet counters left out.
@@ -164,4 +170,35 @@ fn a_non_root_user_gets_one_clear_line() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Two eBPF labs publishing the same host port to different containers: each forwards to its
+/// own, and unpublishing in one leaves the other's maps and forwarding alone.
+#[test]
+fn one_lab_cannot_touch_another_labs_maps() {
+    let a = Lab::up(&["--backend", "ebpf"]);
+    let b = Lab::up(&["--backend", "ebpf"]);
+    let _a_web = Server::start(&a, "netns0", Mode::Http, &[80]);
+    let _b_web = Server::start(&b, "netns1", Mode::Http, &[80]);
+    a.netlab_ok(&["publish", "netns0", "7777:80"]);
+    b.netlab_ok(&["publish", "netns1", "7777:80"]);
+    let whoami = |lab: &Lab| curl(lab, "wan", HOST_EXT, 7777, "/whoami");
+    assert_eq!(whoami(&a), "self=172.18.0.10\n");
+    assert_eq!(whoami(&b), "self=172.18.0.20\n");
+    let b_maps = |lab: &Lab| {
+        lab.netlab_ok(&["inspect", "host"])
+            .lines()
+            .filter(|l| l.trim_start().starts_with("publish ") || l.contains("entries"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = b_maps(&b);
+    a.netlab_ok(&["unpublish", "netns0", "7777:80"]);
+    a.netlab_ok(&["down"]);
+    assert_eq!(
+        b_maps(&b),
+        before,
+        "lab B's maps changed with lab A's commands"
+    );
+    assert_eq!(whoami(&b), "self=172.18.0.20\n");
 }
