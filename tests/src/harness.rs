@@ -514,6 +514,23 @@ fn netns_exists(ns: &str) -> bool {
     std::path::Path::new("/run/netns").join(ns).exists()
 }
 
+/// `iptables-save` / `nft list ruleset` output without comments and packet counters
+/// (`:CHAIN POLICY [packets:bytes]`, nft's `counter packets P bytes B`), which move with any
+/// packet (an IGMP report of a new link), one line each.
+pub fn rules_without_counters(rules: &str) -> Vec<String> {
+    rules
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let line = line.split_once(" [").map_or(line, |(head, _)| head);
+            line.split_once("counter packets")
+                .map_or(line, |(head, _)| head)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
 /// The iptables and nftables rules of `node` that translate addresses (DNAT, SNAT,
 /// MASQUERADE, REDIRECT, NETMAP, in any table, as either tool prints them). Both tools must
 /// run: a missing tool or a failing one fails the test rather than reading as "no rule".

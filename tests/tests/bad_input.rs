@@ -7,7 +7,11 @@
 
 use std::{io::Write as _, path::Path, process::Command};
 
-use netlab_e2e::{Lab, harness::TempFile, netlab, unique};
+use netlab_e2e::{
+    Lab,
+    harness::{TempFile, rules_without_counters},
+    netlab, unique,
+};
 
 /// What a case must leave unchanged.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,19 +50,7 @@ fn snapshot(lab: &Lab) -> Snapshot {
         }
     }
     let rules = lab.sh_ok("host", "iptables-save; nft list ruleset");
-    let rules = rules
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .map(|line| {
-            // `:CHAIN POLICY [packets:bytes]` and nft's `counter packets P bytes B` move with
-            // any packet (an IGMP report of a new link).
-            let line = line.split_once(" [").map_or(line, |(head, _)| head);
-            line.split_once("counter packets")
-                .map_or(line, |(head, _)| head)
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let rules = rules_without_counters(&rules).join("\n");
     Snapshot {
         state_file,
         maps,

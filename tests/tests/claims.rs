@@ -1,5 +1,6 @@
 //! README claims that no other suite proves, each with a test that fails when the claim is
 //! false: that each backend configuration really takes its path (attachments and counters),
+//! that a download's GSO segments take the fast path out,
 //! that the cgroup hooks act only in their own lab, the documented conntrack lifetimes and
 //! their expiry, `up --foreground`'s events and counters, live-published ports across `up`,
 //! `NETLAB_LAB`, the eBPF `--explain`, `conntrack` on iptables, a port published on one host
@@ -573,7 +574,49 @@ fn loopback_port_receives_nothing_from_the_wire(backend: &str) {
     );
 }
 
+/// A 10 MB download from a published container port. With the eBPF fast path on, the
+/// container's segments — GSO packets far above the MTU — go straight from its veth to the
+/// external device, so the bridge sees almost none of the bytes; with the fast path off, or
+/// with iptables, every byte crosses the bridge into the host's routing.
+fn a_download_takes_the_fast_path(backend: &str) {
+    const SIZE: u64 = 10 << 20;
+    let lab = default_lab(backend);
+    let _bulk = Server::start(&lab, "netns0", Mode::Bulk, &[5000]);
+    let bridge_rx = || -> u64 {
+        lab.sh_ok("host", "cat /sys/class/net/br0/statistics/rx_bytes")
+            .trim()
+            .parse()
+            .expect("br0's rx_bytes")
+    };
+    let before = bridge_rx();
+    let out =
+        netlab_e2e::harness::client(&lab, "wan", &["get", HOST_EXT, "5000", &SIZE.to_string()]);
+    let crossed = bridge_rx() - before;
+    let client_side = out.lines().find_map(|line| line.strip_prefix("client "));
+    assert!(
+        client_side.is_some_and(|seen| seen.starts_with(&format!("{SIZE} "))),
+        "{backend}: {out}"
+    );
+    assert_eq!(
+        client_side,
+        out.lines().find_map(|line| line.strip_prefix("server ")),
+        "{backend}: {out}"
+    );
+    if is_ebpf(backend) && !backend.contains("--fast-path off") {
+        assert!(
+            crossed < SIZE / 10,
+            "{backend}: {crossed} bytes of a {SIZE}-byte download crossed the bridge: the fast path was not taken"
+        );
+    } else {
+        assert!(
+            crossed >= SIZE,
+            "{backend}: only {crossed} bytes crossed the bridge, yet the host routes every packet"
+        );
+    }
+}
+
 netlab_e2e::backend_tests!(
+    a_download_takes_the_fast_path,
     the_configuration_takes_its_path,
     cgroup_hooks_act_only_in_their_own_lab,
     ports_published_live_stay_across_up,

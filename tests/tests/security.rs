@@ -16,7 +16,7 @@ use std::process::Command;
 
 use netlab_e2e::{
     Lab,
-    harness::{HOST_EXT, Mode, Server, curl},
+    harness::{HOST_EXT, Mode, Server, curl, rules_without_counters},
     netlab_bin, unique,
 };
 
@@ -32,31 +32,16 @@ fn root_rules() -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    without_counters(&String::from_utf8_lossy(&out.stdout))
+    rules_without_counters(&String::from_utf8_lossy(&out.stdout))
         .into_iter()
         .filter(|line| !line.contains("NL-"))
-        .collect()
-}
-
-/// `rules` without comments, chain counters and nft counters: they move with any packet.
-fn without_counters(rules: &str) -> Vec<String> {
-    rules
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .map(|line| {
-            let line = line.split_once(" [").map_or(line, |(head, _)| head);
-            line.split_once("counter packets")
-                .map_or(line, |(head, _)| head)
-                .trim_end()
-                .to_string()
-        })
         .collect()
 }
 
 /// The foreign rules of the host node: those that do not name the lab's `NL-` chains.
 fn foreign_rules(lab: &Lab) -> Vec<String> {
     let chains = format!("NL-{}-", lab.name);
-    without_counters(&lab.sh_ok("host", "iptables-save && nft list ruleset"))
+    rules_without_counters(&lab.sh_ok("host", "iptables-save && nft list ruleset"))
         .into_iter()
         .filter(|line| !line.contains(&chains))
         .filter(|line| {

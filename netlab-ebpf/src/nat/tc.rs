@@ -433,7 +433,9 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
     params.l4_protocol = pkt.key.proto;
     params.sport = entry.src_port;
     params.dport = entry.dst_port;
-    params.__bindgen_anon_1.tot_len = pkt.len;
+    // tot_len stays 0: the kernel then checks the MTU against the skb, exempting GSO
+    // packets (a TCP sender's 64 KB segments), as Cilium does; with the IP length given, a
+    // GSO packet would be "too big" and every bulk reply would take the slow way.
     // SAFETY: ctx wraps the kernel's __sk_buff.
     params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
     params.__bindgen_anon_3.ipv4_src = entry.src_ip;
