@@ -19,6 +19,16 @@ use netlab_e2e::{
     harness::{Mode, PYTHON, Server, Session, WAN, checked, datapath_stat, lab_with, run_in},
 };
 
+/// One case at a time: each floods a lab with tens of thousands of flows, and two at once on
+/// two cores measure the machine's overload rather than the NAT.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn is_ebpf(backend: &str) -> bool {
     backend.contains("ebpf")
 }
@@ -83,6 +93,7 @@ fn wide_port_range(lab: &netlab_e2e::Lab, node: &str) {
 }
 
 fn a_full_conntrack_table_keeps_flows_in_use(backend: &str) {
+    let _serial = one_at_a_time();
     let lab = lab_with(backend, &["--ct-entries", "64"]);
     let _lines = Server::start(&lab, "wan", Mode::Lines, &[7100]);
     let _echo = Server::start(&lab, "wan", Mode::Udp, &[7000]);
@@ -110,11 +121,13 @@ fn a_full_conntrack_table_keeps_flows_in_use(backend: &str) {
     for session in sessions {
         session.close();
     }
-    // New flows succeed, a few at a time.
-    let (answered, wrong, resent) = many_flows(&lab, "netns0", 7000, &["20", "5"]);
+    // New flows succeed, a few at a time. In a table this small the LRU's per-CPU lists may
+    // still evict a new flow's entry before its reply: a datagram sent again is no failure,
+    // a flow never answered is.
+    let (answered, wrong, _) = many_flows(&lab, "netns0", 7000, &["20", "5"]);
     assert_eq!(
-        (answered, wrong, resent),
-        (20, 0, 0),
+        (answered, wrong),
+        (20, 0),
         "{backend}: new flows after the flood"
     );
     if is_ebpf(backend) {
@@ -126,6 +139,7 @@ fn a_full_conntrack_table_keeps_flows_in_use(backend: &str) {
 }
 
 fn masquerade_ports_exhausted_towards_one_destination(backend: &str) {
+    let _serial = one_at_a_time();
     let lab = lab_with(backend, &["--ct-timeouts", "udp=10"]);
     let _lines = Server::start(&lab, "wan", Mode::Lines, &[7100]);
     let echo = Server::start(&lab, "wan", Mode::Udp, &[7000]);
@@ -190,6 +204,7 @@ fn masquerade_ports_exhausted_towards_one_destination(backend: &str) {
 }
 
 fn a_hundred_thousand_udp_flows(backend: &str) {
+    let _serial = one_at_a_time();
     let lab = lab_with(backend, &[]);
     let ports = [7000, 7001, 7002, 7003];
     let _echo = Server::start(&lab, "wan", Mode::Udp, &ports);
