@@ -60,20 +60,15 @@ fn generic(lab_name: &str, name: &str) -> String {
     if lab_name.is_empty() {
         return name.to_owned();
     }
-    name.split_inclusive(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map(|word| {
-            let (body, end) = word.split_at(
-                word.len()
-                    - word
-                        .chars()
-                        .last()
-                        .filter(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
-                        .map_or(0, char::len_utf8),
-            );
-            if body == lab_name {
-                format!("<lab>{end}")
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    // Each piece is a word and the one character that ends it.
+    name.split_inclusive(|c: char| !is_word(c))
+        .map(|piece| {
+            let word = piece.strip_suffix(|c: char| !is_word(c)).unwrap_or(piece);
+            if word == lab_name {
+                format!("<lab>{}", &piece[word.len()..])
             } else {
-                word.to_owned()
+                piece.to_owned()
             }
         })
         .collect()

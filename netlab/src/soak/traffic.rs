@@ -82,6 +82,27 @@ fn payload(tag: u8, seq: u64) -> [u8; REQUEST] {
     buf
 }
 
+/// Sends numbered requests through `ask` (which says whether the echo came back intact),
+/// counting them and the failures, with `pause` between them, until `stop`.
+fn requests(
+    tag: u8,
+    pause: Duration,
+    stop: &AtomicBool,
+    tally: &Tally,
+    mut ask: impl FnMut(&[u8; REQUEST]) -> bool,
+) {
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        seq += 1;
+        let answered = ask(&payload(tag, seq));
+        tally.requests.fetch_add(1, Ordering::Relaxed);
+        if !answered {
+            tally.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        std::thread::sleep(pause);
+    }
+}
+
 /// One TCP connection per request from namespace `ns` to `target`, until `stop`, with
 /// `pause` between requests.
 pub fn tcp_client(
@@ -93,25 +114,18 @@ pub fn tcp_client(
     tally: Arc<Tally>,
 ) -> Result<JoinHandle<Result<()>>> {
     netns::spawn_in(ns, move || {
-        let mut seq = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            seq += 1;
-            let request = payload(tag, seq);
+        requests(tag, pause, &stop, &tally, |request| {
             let answered = (|| -> std::io::Result<bool> {
                 let mut stream = TcpStream::connect_timeout(&target.into(), TIMEOUT)?;
                 stream.set_read_timeout(Some(TIMEOUT))?;
-                stream.write_all(&request)?;
+                stream.write_all(request)?;
                 let mut reply = [0u8; REQUEST];
                 stream.read_exact(&mut reply)?;
                 let _ = stream.shutdown(Shutdown::Both);
-                Ok(reply == request)
+                Ok(reply == *request)
             })();
-            tally.requests.fetch_add(1, Ordering::Relaxed);
-            if !matches!(answered, Ok(true)) {
-                tally.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            std::thread::sleep(pause);
-        }
+            matches!(answered, Ok(true))
+        });
     })
 }
 
@@ -133,27 +147,18 @@ pub fn udp_client(
             tally.failures.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let mut seq = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            seq += 1;
-            let request = payload(tag, seq);
-            let mut answered = false;
-            'tries: for _ in 0..UDP_TRIES {
-                let _ = socket.send(&request);
+        requests(tag, pause, &stop, &tally, |request| {
+            for _ in 0..UDP_TRIES {
+                let _ = socket.send(request);
                 let mut reply = [0u8; 2048];
                 // Echoes of earlier tries may come late: read until ours or the timeout.
                 while let Ok(n) = socket.recv(&mut reply) {
-                    if reply[..n] == request {
-                        answered = true;
-                        break 'tries;
+                    if reply[..n] == *request {
+                        return true;
                     }
                 }
             }
-            tally.requests.fetch_add(1, Ordering::Relaxed);
-            if !answered {
-                tally.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            std::thread::sleep(pause);
-        }
+            false
+        });
     })
 }
