@@ -3,6 +3,8 @@
 //! not a terminal (a pipe, a file), there is no escape sequence at all, so `awk` and `grep`
 //! see plain text.
 
+use std::borrow::Cow;
+
 use comfy_table::{Attribute, Cell, CellAlignment, Table, presets};
 
 /// Where a table is going, which decides whether it may be styled.
@@ -15,25 +17,25 @@ pub enum Destination {
 }
 
 /// A column: its header and whether its values are numbers (right-aligned).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Column {
-    pub header: &'static str,
+    pub header: Cow<'static, str>,
     pub numeric: bool,
 }
 
 impl Column {
     /// A left-aligned text column.
-    pub const fn text(header: &'static str) -> Self {
+    pub fn text(header: impl Into<Cow<'static, str>>) -> Self {
         Column {
-            header,
+            header: header.into(),
             numeric: false,
         }
     }
 
     /// A right-aligned number column.
-    pub const fn number(header: &'static str) -> Self {
+    pub fn number(header: impl Into<Cow<'static, str>>) -> Self {
         Column {
-            header,
+            header: header.into(),
             numeric: true,
         }
     }
@@ -49,7 +51,7 @@ pub fn new(columns: &[Column], destination: Destination) -> Table {
     table.set_header(
         columns
             .iter()
-            .map(|c| Cell::new(c.header).add_attribute(Attribute::Bold)),
+            .map(|c| Cell::new(&c.header).add_attribute(Attribute::Bold)),
     );
     for (index, column) in columns.iter().enumerate() {
         if let Some(col) = table.column_mut(index) {

@@ -78,12 +78,10 @@ pub fn table(records: &[Record]) -> String {
         if sizes.is_empty() {
             continue;
         }
-        let headers: Vec<String> = sizes.iter().map(u64::to_string).collect();
         let columns: Vec<Column> = std::iter::once(Column::text("config \\ N"))
-            .chain(headers.iter().map(|_| Column::number("")))
+            .chain(sizes.iter().map(|n| Column::number(n.to_string())))
             .collect();
         let mut table = text_table::new(&columns, Destination::Stdout);
-        table.set_header(std::iter::once("config \\ N".to_owned()).chain(headers));
         for config in configs_of(records, metric) {
             let cells = sizes.iter().map(|n| {
                 records
