@@ -5,6 +5,7 @@
 pub mod ct_timeouts;
 pub mod ebpf;
 pub mod iptables;
+mod netfilter;
 pub mod none;
 
 use netlab_common::nat::CtTimeouts;

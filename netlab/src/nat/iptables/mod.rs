@@ -11,16 +11,14 @@ mod tools;
 
 use crate::{
     error::Result,
-    lab::{HOST_NODE, Lab, Publish},
-    ports::Proto,
-    sysctl,
+    lab::{HOST_NODE, Publish},
 };
 
 use rules::JUMPS;
 pub use rules::{chain, chain_prefix};
-use tools::{restore, run_in_host, save};
+use tools::{restore, save};
 
-use super::{ConntrackRow, Hook, NatBackend, NatContext, PortCounters};
+use super::{ConntrackRow, Hook, NatBackend, NatContext, PortCounters, netfilter};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Iptables;
@@ -40,18 +38,7 @@ impl Iptables {
 
 impl NatBackend for Iptables {
     fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
-        let lab: &Lab = ctx.lab;
-        // Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
-        // bridged frames must traverse iptables so the hairpin flow can be masqueraded.
-        let host = ctx.host();
-        crate::crash_point::reached(ctx.lab_name, "sysctls and hairpin for iptables");
-        sysctl::write(&host, "net.bridge.bridge-nf-call-iptables", "1")?;
-        sysctl::write(
-            &host,
-            &format!("net.ipv4.conf.{}.route_localnet", lab.bridge),
-            "1",
-        )?;
-        crate::topology::set_hairpin(ctx.lab_name, lab, true)?;
+        netfilter::prepare_host(ctx)?;
         Self::sync(ctx)
     }
 
@@ -70,13 +57,12 @@ impl NatBackend for Iptables {
 
     fn unpublish(&self, ctx: NatContext<'_>, removed: &[Publish]) -> Result<()> {
         Self::sync(ctx)?;
-        forget_udp_flows(ctx, removed);
+        netfilter::conntrack::forget_udp_flows(ctx, removed);
         Ok(())
     }
 
     fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
-        let out = run_in_host(ctx, "conntrack", &["-L"], None)?;
-        Ok(out.lines().filter_map(parse::conntrack_row).collect())
+        netfilter::conntrack::rows(ctx)
     }
 
     fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
@@ -109,19 +95,7 @@ impl NatBackend for Iptables {
 
     fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
         let exec = ctx.host().exec();
-        let mut lines = vec![
-            format!("{exec}sysctl -w net.bridge.bridge-nf-call-iptables=1"),
-            format!(
-                "{exec}sysctl -w net.ipv4.conf.{}.route_localnet=1",
-                ctx.lab.bridge
-            ),
-        ];
-        for container in &ctx.lab.containers {
-            lines.push(format!(
-                "{exec}bridge link set dev {} hairpin on",
-                container.host_device
-            ));
-        }
+        let mut lines = netfilter::explain_prepare_host(ctx);
         let mut table = "";
         for line in rules::chains(ctx).lines() {
             if let Some(name) = line.strip_prefix('*') {
@@ -166,52 +140,6 @@ impl NatBackend for Iptables {
                 runs: chain(ctx.lab_name, suffix),
             })
             .collect()
-    }
-}
-
-/// Docker flushes conntrack for a UDP mapping it removes: otherwise a client that keeps
-/// sending keeps being forwarded by the old entry. Only flows of the removed ports that were
-/// translated to their container are deleted (`--reply-src`), not the host's own flows to
-/// the same port number. Best effort: without the `conntrack` tool they simply time out.
-fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish]) {
-    for publish in removed.iter().filter(|p| p.spec.proto == Proto::Udp) {
-        let Some(container) = ctx.lab.container(&publish.node) else {
-            continue;
-        };
-        let Ok(listing) = run_in_host(
-            ctx,
-            "conntrack",
-            &[
-                "-L",
-                "-p",
-                "udp",
-                "--reply-src",
-                &container.address.to_string(),
-            ],
-            None,
-        ) else {
-            continue;
-        };
-        let ports = parse::original_dports(&listing)
-            .into_iter()
-            .filter(|port| publish.spec.host.contains(*port));
-        for port in ports {
-            // Exit status 1 means "nothing matched": fine.
-            let _ = run_in_host(
-                ctx,
-                "conntrack",
-                &[
-                    "-D",
-                    "-p",
-                    "udp",
-                    "--orig-port-dst",
-                    &port.to_string(),
-                    "--reply-src",
-                    &container.address.to_string(),
-                ],
-                None,
-            );
-        }
     }
 }
 

@@ -1,0 +1,42 @@
+//! What the backends that use the kernel's own NAT (iptables, nftables) share: the host
+//! node's settings they need, the tools they run there, and the kernel's conntrack table.
+
+pub mod conntrack;
+pub mod tool;
+
+use crate::{error::Result, nat::NatContext, sysctl, topology};
+
+/// Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
+/// bridged frames must traverse netfilter's IPv4 hooks (iptables and nftables `ip` tables
+/// alike) so the hairpin flow can be masqueraded. `route_localnet` lets host processes reach
+/// ports published on 127.0.0.1.
+pub(in crate::nat) fn prepare_host(ctx: NatContext<'_>) -> Result<()> {
+    let host = ctx.host();
+    crate::crash_point::reached(ctx.lab_name, "sysctls and hairpin for netfilter");
+    sysctl::write(&host, "net.bridge.bridge-nf-call-iptables", "1")?;
+    sysctl::write(
+        &host,
+        &format!("net.ipv4.conf.{}.route_localnet", ctx.lab.bridge),
+        "1",
+    )?;
+    topology::set_hairpin(ctx.lab_name, ctx.lab, true)
+}
+
+/// The commands that do what [`prepare_host`] does, for `up --explain`.
+pub(in crate::nat) fn explain_prepare_host(ctx: NatContext<'_>) -> Vec<String> {
+    let exec = ctx.host().exec();
+    let mut lines = vec![
+        format!("{exec}sysctl -w net.bridge.bridge-nf-call-iptables=1"),
+        format!(
+            "{exec}sysctl -w net.ipv4.conf.{}.route_localnet=1",
+            ctx.lab.bridge
+        ),
+    ];
+    for container in &ctx.lab.containers {
+        lines.push(format!(
+            "{exec}bridge link set dev {} hairpin on",
+            container.host_device
+        ));
+    }
+    lines
+}
