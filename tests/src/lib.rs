@@ -184,13 +184,15 @@ impl Drop for Lab {
 /// One `#[test]` per case in a module per backend configuration: `backend_tests!(a, b, c);`
 /// in a test file whose cases are `fn a(backend: &str)` ... turns them into `iptables::a`,
 /// `ebpf_tc::a`, ..., each calling its case with the configuration's `netlab up` arguments
-/// (plus [`harness::TX_CSUM_OFF`], a marker [`harness::lab_with`] acts on). The 9
+/// (plus [`harness::TX_CSUM_OFF`], a marker [`harness::lab_with`] acts on). The 11
 /// configurations are listed here once, for every suite that runs on all of them.
 #[macro_export]
 macro_rules! backend_tests {
     ($($case:ident),+ $(,)?) => {
         $crate::backend_tests!(@configs [$($case),+]
             iptables: "--backend iptables";
+            nft_rules: "--backend nftables --nft-shape rules";
+            nft_map: "--backend nftables --nft-shape map";
             ebpf_tc: "--backend ebpf --ingress tc --fast-path on";
             ebpf_tc_no_fast_path: "--backend ebpf --ingress tc --fast-path off";
             ebpf_xdp: "--backend ebpf --ingress xdp --fast-path on";

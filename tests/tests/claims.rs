@@ -61,7 +61,8 @@ fn ping(lab: &Lab, node: &str, ip: &str, count: u32) {
 /// only with `xdp-redirect`), published and masqueraded traffic is translated, by XDP (the
 /// echo replies of a masqueraded ping included) only with `--ingress xdp`, and handed
 /// straight to veths only with the fast path on. iptables: its DNAT and MASQUERADE rules
-/// counted the traffic, and nothing of eBPF's is pinned.
+/// counted the traffic, and nothing of eBPF's is pinned. nftables: its table counted the
+/// connections, and neither iptables chains nor eBPF pins exist.
 fn the_configuration_takes_its_path(backend: &str) {
     let lab = default_lab(backend);
     let _web = Server::start(&lab, "netns0", Mode::Http, &[5000]);
@@ -75,6 +76,22 @@ fn the_configuration_takes_its_path(backend: &str) {
         assert_http(&lab, "netns0", WAN, 7777, 7777, HOST_EXT);
     }
     let pins = std::path::Path::new("/sys/fs/bpf/netlab").join(&lab.name);
+    if backend.contains("nftables") {
+        // The 3 connections to 5000 were DNAT'd by the lab's table (a rule's counter, or the
+        // published map element's), and nothing of iptables' or eBPF's is there.
+        let table = lab.sh_ok("host", &format!("nft list table ip netlab_{}", lab.name));
+        let counted = table
+            .lines()
+            .any(|line| line.contains(" 5000 counter packets 3 ") && line.contains("172.18.0.10"));
+        assert!(counted, "{backend}: 3 connections to 5000 not counted:\n{table}");
+        let iptables = lab.sh_ok("host", "iptables-save");
+        assert!(
+            !iptables.contains(&format!("NL-{}-", lab.name)),
+            "{backend}: iptables chains in an nftables lab:\n{iptables}"
+        );
+        assert!(!pins.exists(), "{backend}: eBPF pins in an nftables lab");
+        return;
+    }
     if !is_ebpf(backend) {
         let counted = lab.sh_ok("host", "iptables-save -c -t nat");
         for target in ["-j DNAT", "-j MASQUERADE"] {

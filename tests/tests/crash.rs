@@ -1,5 +1,6 @@
 //! Crash consistency: netlab is stopped (SIGABRT, as hard as `kill -9`) at every crash point
-//! of `up`, `publish`, `unpublish` and `down`, on both NAT backends. After each crash:
+//! of `up`, `publish`, `unpublish` and `down`, on every NAT backend (both nftables shapes
+//! for the commands where they differ). After each crash:
 //!
 //! - what forwards is exactly what `status` lists (a crashed publish or unpublish is finished
 //!   by the next command, here `status`);
@@ -41,7 +42,10 @@ const SPECS: [&str; 2] = ["8080:80", "8081:81"];
 impl Step {
     fn args(self, backend: &str) -> Vec<&str> {
         match self {
-            Self::Up => vec!["up", "--backend", backend],
+            Self::Up => ["up", "--backend"]
+                .into_iter()
+                .chain(backend.split_whitespace())
+                .collect(),
             Self::Publish => ["publish", "netns1"].into_iter().chain(SPECS).collect(),
             Self::Unpublish => ["unpublish", "netns1"].into_iter().chain(SPECS).collect(),
             Self::Down => vec!["down"],
@@ -53,7 +57,7 @@ impl Step {
         if self == Self::Up {
             return;
         }
-        lab.netlab_ok(&["up", "--backend", backend]);
+        lab.netlab_ok(&Self::Up.args(backend));
         if self != Self::Publish {
             lab.netlab_ok(&Self::Publish.args(backend));
         }
@@ -160,7 +164,7 @@ fn walk(backend: &str, step: Step) -> usize {
 
         step.prepare(&lab, backend);
         crash(&lab, backend, step, point);
-        lab.netlab_ok(&["up", "--backend", backend]);
+        lab.netlab_ok(&Step::Up.args(backend));
         works(&lab);
         if matches!(step, Step::Publish | Step::Unpublish) {
             forwarding_matches_status(&lab, &format!("{why}, then up"));
@@ -220,7 +224,7 @@ fn iptables_down() {
 /// iptables backend's restores), so a step added without one fails here.
 #[test]
 fn every_step_of_up_has_a_crash_point() {
-    for backend in ["ebpf", "iptables"] {
+    for backend in ["ebpf", "iptables", "nftables"] {
         let points = points(backend, Step::Up);
         let name = unique("");
         let explain = netlab_ok(&["--lab", &name, "up", "--backend", backend, "--explain"]);
@@ -246,6 +250,9 @@ fn every_step_of_up_has_a_crash_point() {
         if backend == "iptables" {
             expected.push("iptables-restore chains".into());
             expected.push("iptables-restore jumps".into());
+        } else if backend == "nftables" {
+            // The whole table is one transaction.
+            expected.push("nft table".into());
         } else {
             expected.push("map publish 5000:5000/tcp".into());
         }
@@ -335,9 +342,31 @@ fn a_hundred_random_kills() {
         lab.netlab_ok(&["down"]);
         let left = leftovers(&lab);
         assert!(left.is_empty(), "{why}, then down, left: {left:#?}");
-        lab.netlab_ok(&["up", "--backend", backend]);
+        lab.netlab_ok(&Step::Up.args(backend));
         works(&lab);
         held += 1;
     }
     let _ = writeln!(std::io::stderr(), "random kills: {held} of 100 held");
+}
+
+#[test]
+fn nftables_up() {
+    walk("nftables", Step::Up);
+}
+
+#[test]
+fn nftables_publish() {
+    walk("nftables --nft-shape map", Step::Publish);
+    walk("nftables --nft-shape rules", Step::Publish);
+}
+
+#[test]
+fn nftables_unpublish() {
+    walk("nftables --nft-shape map", Step::Unpublish);
+    walk("nftables --nft-shape rules", Step::Unpublish);
+}
+
+#[test]
+fn nftables_down() {
+    walk("nftables", Step::Down);
 }

@@ -1,6 +1,6 @@
 //! `netlab graph` draws what runs: every program the eBPF backend attached appears on the
 //! device (or namespace) it is attached to and nowhere else, the iptables backend's chains
-//! are the ones jumped to, published ports appear as they are published, a lab file is drawn
+//! are the ones jumped to, the nftables backend's the base chains of its table, published ports appear as they are published, a lab file is drawn
 //! without deploying anything, and README.md's picture is the default lab's.
 //!
 //! All traffic-free; the labs live in their own namespaces.
@@ -73,6 +73,24 @@ fn a_live_lab_is_drawn_as_it_runs(backend: &str) {
             .collect();
         assert!(attached.len() >= 6, "{attached:?}");
         assert_eq!(hooks, attached, "drawn vs attached\n{dot}");
+    } else if backend.contains("nftables") {
+        let table = format!("netlab_{}", lab.name);
+        let listing = lab.sh_ok("host", &format!("nft list table ip {table}"));
+        assert_eq!(hooks.len(), 5, "{hooks:?}");
+        for hook in &hooks {
+            let chain = hook
+                .strip_prefix(&format!("{table} "))
+                .unwrap_or_else(|| panic!("{hook} is not a chain of {table}"));
+            let declaration = listing
+                .split(&format!("chain {chain} {{\n"))
+                .nth(1)
+                .and_then(|rest| rest.lines().next())
+                .unwrap_or_default();
+            assert!(
+                declaration.contains(" hook "),
+                "{chain} is drawn but is no base chain of {table}:\n{listing}"
+            );
+        }
     } else {
         let saved = lab.sh_ok("host", "iptables-save");
         let chains: BTreeSet<String> = hooks.iter().cloned().collect();

@@ -1,7 +1,8 @@
 //! What netlab must never touch: another owner's rules, and a non-root user's expectations.
 //!
 //! - Foreign iptables and nftables rules (filter and nat, chains of their own) in the lab's
-//!   host node survive `up` converging, `publish` and `unpublish` untouched, on both backends;
+//!   host node survive `up` converging, `publish` and `unpublish` untouched, on every backend
+//!   (and the nftables backend's teardown, which deletes its own table only);
 //!   the root namespace's rules are the same before `up` and after `down` (read, never
 //!   written: the machine's own firewall is not the tests' to change).
 //! - A non-root user gets one line naming the command and the need for root, exit 1, and no
@@ -64,9 +65,9 @@ nft add table inet foreign && \
 nft add chain inet foreign input '{ type filter hook input priority 10; policy accept; }' && \
 nft add rule inet foreign input ip saddr 203.0.113.0/24 counter drop";
 
-fn foreign_rules_are_untouched(backend: &str) {
+fn foreign_rules_are_untouched(backend: &[&str]) {
     let root_before = root_rules();
-    let lab = Lab::up(&["--backend", backend]);
+    let lab = Lab::up(backend);
     lab.sh_ok("host", FOREIGN);
     let before = foreign_rules(&lab);
     assert!(
@@ -74,32 +75,63 @@ fn foreign_rules_are_untouched(backend: &str) {
         "the foreign rules are in place: {before:#?}"
     );
     lab.netlab_ok(&["publish", "netns1", "8080:80", "5353:53/udp"]);
-    assert_eq!(foreign_rules(&lab), before, "{backend}: publish");
+    assert_eq!(foreign_rules(&lab), before, "{backend:?}: publish");
     lab.netlab_ok(&["unpublish", "netns1", "8080:80", "5353:53/udp"]);
-    assert_eq!(foreign_rules(&lab), before, "{backend}: unpublish");
-    lab.netlab_ok(&["up", "--backend", backend]);
-    assert_eq!(foreign_rules(&lab), before, "{backend}: up converging");
+    assert_eq!(foreign_rules(&lab), before, "{backend:?}: unpublish");
+    let mut up = vec!["up"];
+    up.extend_from_slice(backend);
+    lab.netlab_ok(&up);
+    assert_eq!(foreign_rules(&lab), before, "{backend:?}: up converging");
     // The lab's own rules went where they belong, beside the foreign ones.
-    if backend == "iptables" {
-        let ours = lab.sh_ok("host", "iptables-save");
-        assert!(ours.contains(&format!("-j NL-{}-DNAT", lab.name)), "{ours}");
+    match backend[1] {
+        "iptables" => {
+            let ours = lab.sh_ok("host", "iptables-save");
+            assert!(ours.contains(&format!("-j NL-{}-DNAT", lab.name)), "{ours}");
+        }
+        "nftables" => {
+            // Teardown deletes the lab's table and nothing else: `down` stopped just
+            // before it deletes the host node leaves the foreign rules to be seen.
+            let table = format!("table ip netlab_{}", lab.name);
+            assert!(lab.sh_ok("host", "nft list tables").contains(&table));
+            let out = Command::new(netlab_bin())
+                .args(["--lab", &lab.name, "down"])
+                .env("NETLAB_CRASH_AT", "ip netns del <lab>-host")
+                .output()
+                .expect("running netlab down");
+            assert!(!out.status.success(), "down was to stop at the host node");
+            assert_eq!(foreign_rules(&lab), before, "{backend:?}: teardown");
+            let tables = lab.sh_ok("host", "nft list tables");
+            assert!(!tables.contains(&table), "{backend:?}: {table} left:\n{tables}");
+            assert!(tables.contains("table inet foreign"), "{tables}");
+        }
+        _ => {}
     }
     drop(lab);
     assert_eq!(
         root_rules(),
         root_before,
-        "{backend}: the root namespace's rules"
+        "{backend:?}: the root namespace's rules"
     );
 }
 
 #[test]
 fn foreign_rules_are_untouched_by_ebpf() {
-    foreign_rules_are_untouched("ebpf");
+    foreign_rules_are_untouched(&["--backend", "ebpf"]);
 }
 
 #[test]
 fn foreign_rules_are_untouched_by_iptables() {
-    foreign_rules_are_untouched("iptables");
+    foreign_rules_are_untouched(&["--backend", "iptables"]);
+}
+
+#[test]
+fn foreign_rules_are_untouched_by_nftables_rules() {
+    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "rules"]);
+}
+
+#[test]
+fn foreign_rules_are_untouched_by_nftables_map() {
+    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "map"]);
 }
 
 /// netlab run by `nobody`: a copy of the binary anyone may run.

@@ -37,7 +37,7 @@ pub fn run(lab_name: &str) -> Result<()> {
     let mut seen = modified();
     let mut events = match saved.backend {
         BackendKind::Ebpf => Some(Events::open(lab_name, &saved.lab.external.device)?),
-        BackendKind::Iptables | BackendKind::None => None,
+        BackendKind::Iptables | BackendKind::Nftables | BackendKind::None => None,
     };
     let mut last = Vec::new();
     let mut tick = 0u32;

@@ -1,4 +1,4 @@
-//! `netlab up [-f FILE] [--backend ebpf|iptables] [--explain]`.
+//! `netlab up [-f FILE] [--backend ebpf|iptables|nftables|none] [--explain]`.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -6,7 +6,7 @@ use crate::{
     error::{Context as _, Result},
     lab::Lab,
     lifecycle,
-    nat::{BackendKind, BackendOptions, FastPath, Ingress, ct_timeouts::CtTimeoutChanges},
+    nat::{BackendKind, BackendOptions, FastPath, Ingress, NftShape, ct_timeouts::CtTimeoutChanges},
     state::LabState,
 };
 
@@ -21,7 +21,7 @@ pub struct Args {
     /// down.
     #[arg(long)]
     pub foreground: bool,
-    /// Print the equivalent iproute2/iptables commands instead of doing anything.
+    /// Print the equivalent iproute2/iptables/nft/bpftool commands instead of doing anything.
     #[arg(long, visible_alias = "dry-run")]
     pub explain: bool,
 }
@@ -51,6 +51,11 @@ pub struct BackendArgs {
     /// 60, 21600, 10, 60, 30].
     #[arg(long, value_name = "NAME=SECONDS,...")]
     pub ct_timeouts: Option<CtTimeoutChanges>,
+    /// nftables backend: one DNAT rule per port as the container engines write them
+    /// (`rules`), or DNAT through maps keyed by address, protocol and port (`map`)
+    /// [default: the running lab's, else map].
+    #[arg(long, value_enum)]
+    pub nft_shape: Option<NftShape>,
 }
 
 /// The largest lab file read (1 MiB, far more than a lab of thousands of containers takes):
@@ -96,6 +101,7 @@ pub fn choose(args: &BackendArgs, running: Option<&LabState>) -> (BackendKind, B
             .map_or(defaults.ct_timeouts, |changes| {
                 changes.apply(defaults.ct_timeouts)
             }),
+        nft_shape: args.nft_shape.unwrap_or(defaults.nft_shape),
     };
     (backend, options)
 }

@@ -6,6 +6,7 @@ pub mod ct_timeouts;
 pub mod ebpf;
 pub mod iptables;
 mod netfilter;
+pub mod nftables;
 pub mod none;
 
 use netlab_common::nat::CtTimeouts;
@@ -26,6 +27,8 @@ pub enum BackendKind {
     Iptables,
     /// eBPF programs (tcx/XDP) keyed by pinned maps.
     Ebpf,
+    /// nftables, in one table netlab owns (`ip netlab_<lab>`), in the shape `--nft-shape` picks.
+    Nftables,
     /// No NAT at all: containers are reached by routing only (the benchmark's floor).
     None,
 }
@@ -35,6 +38,7 @@ impl std::fmt::Display for BackendKind {
         f.write_str(match self {
             Self::Iptables => "iptables",
             Self::Ebpf => "ebpf",
+            Self::Nftables => "nftables",
             Self::None => "none",
         })
     }
@@ -45,6 +49,7 @@ impl BackendKind {
         match self {
             Self::Iptables => Ok(Box::new(iptables::Iptables)),
             Self::Ebpf => Ok(Box::new(ebpf::Ebpf)),
+            Self::Nftables => Ok(Box::new(nftables::Nftables)),
             Self::None => Ok(Box::new(none::NoNat)),
         }
     }
@@ -76,7 +81,22 @@ pub enum FastPath {
     XdpRedirect,
 }
 
-/// Backend tuning (the eBPF backend's; iptables ignores them).
+/// How the nftables backend writes published ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NftShape {
+    /// As Docker 29's and netavark's nftables drivers ship it: one DNAT rule per published
+    /// port, one hairpin masquerade and one forward accept per mapping, Docker's raw-table
+    /// drops; every publish rewrites the rules in one transaction.
+    Rules,
+    /// As nftables is best written: DNAT through maps keyed by address, protocol and port
+    /// (interval keys for ranges), one transaction of element updates per publish.
+    #[default]
+    Map,
+}
+
+/// Backend tuning: the eBPF backend's, and the nftables backend's shape; a backend ignores
+/// the options of the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendOptions {
     pub ingress: Ingress,
@@ -87,6 +107,9 @@ pub struct BackendOptions {
     /// Conntrack lifetimes.
     #[serde(default)]
     pub ct_timeouts: CtTimeouts,
+    /// The nftables backend's shape.
+    #[serde(default)]
+    pub nft_shape: NftShape,
 }
 
 fn default_ct_entries() -> u32 {
@@ -100,6 +123,7 @@ impl Default for BackendOptions {
             fast_path: FastPath::default(),
             ct_entries: default_ct_entries(),
             ct_timeouts: CtTimeouts::default(),
+            nft_shape: NftShape::default(),
         }
     }
 }
@@ -115,6 +139,9 @@ impl BackendOptions {
         }
         if self.ct_entries != other.ct_entries {
             return Some(format!("--ct-entries {}", other.ct_entries));
+        }
+        if self.nft_shape != other.nft_shape {
+            return Some(format!("--nft-shape {}", value_name(&other.nft_shape)));
         }
         (self.ct_timeouts != other.ct_timeouts).then(|| "--ct-timeouts".to_owned())
     }
@@ -218,5 +245,5 @@ pub trait NatBackend {
 
 impl BackendKind {
     /// Every backend, for `down`'s sweep of a crashed run.
-    pub const ALL: [Self; 3] = [Self::Iptables, Self::Ebpf, Self::None];
+    pub const ALL: [Self; 4] = [Self::Iptables, Self::Ebpf, Self::Nftables, Self::None];
 }

@@ -1,0 +1,101 @@
+//! The map shape's elements: what publishing a port adds to the maps of `table.rs`.
+
+use std::borrow::Cow;
+
+use nftables::{
+    expr::{Elem, Expression, NamedExpression},
+    schema::Element,
+    stmt::{AnonymousCounter, Counter},
+    types::NfFamily,
+};
+
+use super::{
+    exprs::{Expr, address, concat, number, ports, word},
+    maps::{PublishedMap, Role},
+    table::{publish_id, table_name},
+};
+use crate::{lab::Publish, nat::NatContext};
+
+/// What the elements are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// Adding: key and value, and on the address maps a comment and a counter.
+    Add,
+    /// Deleting: the keys.
+    Delete,
+}
+
+/// The elements `publishes` put in the maps, one command per map that gets any. The
+/// address maps count per element, which is what `netlab ports` shows: a NAT chain sees
+/// the first packet of a connection only, so these count connections, as iptables' do.
+pub(super) fn of(
+    ctx: NatContext<'_>,
+    publishes: &[Publish],
+    purpose: Purpose,
+) -> Vec<Element<'static>> {
+    let mut per_map: Vec<(PublishedMap, Vec<Expr>)> =
+        PublishedMap::ALL.iter().map(|&map| (map, Vec::new())).collect();
+    for publish in publishes {
+        let Some(container) = ctx.lab.container(&publish.node) else {
+            continue;
+        };
+        let spec = &publish.spec;
+        let map = |role| PublishedMap::new(spec.host_ip.is_some(), role);
+        let shifted = spec.host != spec.container;
+        let addr_map = map(if shifted { Role::Shifted } else { Role::SamePort });
+        let key = |port_part: Expr| {
+            let mut parts = vec![word(spec.proto.name()), port_part];
+            if let Some(ip) = spec.host_ip {
+                parts.insert(0, address(ip));
+            }
+            concat(parts)
+        };
+        let host_ports = key(ports(spec.host.start, spec.host.end));
+        let entry = match purpose {
+            Purpose::Delete => host_ports,
+            Purpose::Add => {
+                let counted = Expression::Named(NamedExpression::Elem(Elem {
+                    val: Box::new(host_ports),
+                    timeout: None,
+                    expires: None,
+                    comment: Some(Cow::Owned(publish_id(publish))),
+                    counter: Some(Counter::Anonymous(Some(AnonymousCounter::default()))),
+                }));
+                Expression::List(vec![counted, address(container.address)])
+            }
+        };
+        push(&mut per_map, addr_map, entry);
+        if !shifted {
+            continue;
+        }
+        for host_port in spec.host.start..=spec.host.end {
+            let Some(container_port) = spec.container_port_for(host_port) else {
+                continue;
+            };
+            let entry = match purpose {
+                Purpose::Delete => key(number(host_port)),
+                Purpose::Add => {
+                    Expression::List(vec![key(number(host_port)), number(container_port)])
+                }
+            };
+            push(&mut per_map, map(Role::ShiftedPort), entry);
+        }
+    }
+    let table = table_name(ctx.lab_name);
+    per_map
+        .into_iter()
+        .filter(|(_, elements)| !elements.is_empty())
+        .map(|(map, elements)| Element {
+            family: NfFamily::IP,
+            table: Cow::Owned(table.clone()),
+            name: Cow::Borrowed(map.name()),
+            elem: Cow::Owned(elements),
+        })
+        .collect()
+}
+
+fn push(per_map: &mut [(PublishedMap, Vec<Expr>)], map: PublishedMap, entry: Expr) {
+    if let Some((_, elements)) = per_map.iter_mut().find(|(m, _)| *m == map) {
+        elements.push(entry);
+    }
+}

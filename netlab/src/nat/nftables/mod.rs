@@ -1,0 +1,187 @@
+//! The nftables backend: the same NAT as the iptables backend (Docker's bridge driver
+//! without the userland proxy), written for nftables in one table netlab owns,
+//! `ip netlab_<lab>`, in one of two shapes (`--nft-shape`):
+//!
+//! - `rules`, as Docker 29's and netavark's nftables drivers ship it: one DNAT rule per
+//!   published port (one per range that maps onto itself), one hairpin masquerade and one
+//!   forward accept per mapping, Docker's raw-table drops for direct access to containers
+//!   and for loopback-published ports reached from a wire. Every publish rewrites the rules.
+//! - `map`, as nftables is best written: DNAT through maps keyed by address, protocol and
+//!   port, O(1) in the number of published ports, guarded by `fib daddr type local`; a
+//!   publish is one transaction of element updates.
+//!
+//! Rules and maps are built with the `nftables` crate (netavark's) and applied as one
+//! JSON transaction of `nft`, run in the lab's host node.
+
+mod elements;
+mod exprs;
+mod maps;
+mod nft;
+mod table;
+mod text;
+
+use nftables::{
+    batch::Batch,
+    schema::{NfCmd, NfListObject},
+};
+
+pub use table::table_name;
+
+use super::{ConntrackRow, Hook, NatBackend, NatContext, NftShape, PortCounters, netfilter};
+use crate::{
+    error::Result,
+    lab::{HOST_NODE, Publish},
+    netlink::Place,
+};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Nftables;
+
+impl NatBackend for Nftables {
+    fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
+        netfilter::prepare_host(ctx)?;
+        nft::apply(ctx, "table", table::sync(ctx))
+    }
+
+    fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
+        delete_table(ctx.host(), ctx.lab_name)
+    }
+
+    fn publish(&self, ctx: NatContext<'_>, added: &[Publish]) -> Result<()> {
+        match ctx.options.nft_shape {
+            NftShape::Rules => nft::apply(ctx, "rules", table::sync(ctx)),
+            NftShape::Map => {
+                let mut batch = Batch::new();
+                for element in elements::of(ctx, added, elements::Purpose::Add) {
+                    batch.add(NfListObject::Element(element));
+                }
+                nft::apply(ctx, "elements", batch)
+            }
+        }
+    }
+
+    fn unpublish(&self, ctx: NatContext<'_>, removed: &[Publish]) -> Result<()> {
+        match ctx.options.nft_shape {
+            NftShape::Rules => nft::apply(ctx, "rules", table::sync(ctx))?,
+            NftShape::Map => {
+                let mut batch = Batch::new();
+                for element in elements::of(ctx, removed, elements::Purpose::Delete) {
+                    batch.delete(NfListObject::Element(element));
+                }
+                // An element already gone (an unpublish finished after a crash) fails the
+                // whole transaction: then the maps are rewritten from the lab.
+                if nft::apply(ctx, "elements", batch).is_err() {
+                    nft::apply(ctx, "table", table::sync(ctx))?;
+                }
+            }
+        }
+        netfilter::conntrack::forget_udp_flows(ctx, removed);
+        Ok(())
+    }
+
+    fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
+        let sums = nft::read(ctx)?
+            .map(|ruleset| nft::counters(&ruleset))
+            .unwrap_or_default();
+        Ok(ctx
+            .lab
+            .publish
+            .iter()
+            .map(|publish| {
+                let (packets, bytes) = sums
+                    .get(&table::publish_id(publish))
+                    .copied()
+                    .unwrap_or_default();
+                // NAT chains see the first packet of each connection only.
+                PortCounters {
+                    node: publish.node.clone(),
+                    spec: publish.spec.to_string(),
+                    unit: "connections",
+                    packets,
+                    bytes,
+                }
+            })
+            .collect())
+    }
+
+    fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
+        let exec = ctx.host().exec();
+        let mut lines = netfilter::explain_prepare_host(ctx);
+        let rules = table::rules(ctx)
+            .into_iter()
+            .map(|rule| NfCmd::Add(NfListObject::Rule(rule)));
+        let elements = match ctx.options.nft_shape {
+            NftShape::Rules => Vec::new(),
+            NftShape::Map => elements::of(ctx, &ctx.lab.publish, elements::Purpose::Add),
+        };
+        let elements = elements
+            .into_iter()
+            .map(|element| NfCmd::Add(NfListObject::Element(element)));
+        for command in table::declarations(ctx)
+            .into_iter()
+            .chain(rules)
+            .chain(elements)
+        {
+            if let Some(text) = text::command(&command) {
+                lines.push(format!("{exec}nft '{text}'"));
+            }
+        }
+        lines
+    }
+
+    fn conntrack(&self, ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
+        netfilter::conntrack::rows(ctx)
+    }
+
+    fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
+        nft::listing(ctx)
+    }
+
+    fn hooks(&self, ctx: NatContext<'_>) -> Vec<Hook> {
+        let table = table_name(ctx.lab_name);
+        table::BASE_CHAINS
+            .iter()
+            .map(|chain| Hook {
+                node: HOST_NODE.to_owned(),
+                device: None,
+                point: format!(
+                    "{} {} {}",
+                    text::name(&chain.kind),
+                    text::name(&chain.hook),
+                    chain.priority_name
+                ),
+                runs: format!("{table} {}", chain.name),
+            })
+            .collect()
+    }
+
+    /// A lab whose host is the root namespace leaves its table there when a run crashes;
+    /// the table's name is the lab's, so it is netlab's to remove.
+    fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
+        delete_table(Place::Root, lab_name)
+    }
+}
+
+/// `nft delete table ip netlab_<lab>` in `place`, when it is there. Without `nft` there
+/// is no table to delete.
+fn delete_table(place: Place, lab_name: &str) -> Result<()> {
+    let name = table_name(lab_name);
+    let tables = place.run(|| {
+        Ok(std::process::Command::new("nft")
+            .args(["list", "tables", "ip"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned()))
+    })?;
+    let present = tables
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.trim() == format!("table ip {name}"));
+    if !present {
+        return Ok(());
+    }
+    let mut batch = Batch::new();
+    batch.delete(NfListObject::Table(table::table_object(&name)));
+    nft::apply_in(&place, lab_name, "delete table", batch)
+}

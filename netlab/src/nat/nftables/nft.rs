@@ -1,0 +1,128 @@
+//! Running `nft` in the lab's host node: applying a transaction, and reading the table back.
+
+use std::collections::BTreeMap;
+
+use nftables::{
+    batch::Batch,
+    expr::{Expression, NamedExpression},
+    helper::{self, NftablesError},
+    schema::{NfListObject, NfObject, Nftables},
+    stmt::{Counter, Statement},
+};
+
+use super::{
+    maps::PublishedMap,
+    table::{DNAT_CHAIN, LOCAL_CHAIN, table_name},
+};
+use crate::{
+    crash_point,
+    error::{Error, Result},
+    nat::{NatContext, netfilter::tool::run_in_host},
+    netlink::Place,
+};
+
+/// `nft -j -f -` of `batch` in the host node: one transaction, all of it or nothing.
+/// `what` names it for the crash point and the error.
+pub(super) fn apply(ctx: NatContext<'_>, what: &str, batch: Batch<'_>) -> Result<()> {
+    apply_in(&ctx.host(), ctx.lab_name, what, batch)
+}
+
+/// [`apply`] in `place`, for lab `lab_name`.
+pub(super) fn apply_in(place: &Place, lab_name: &str, what: &str, batch: Batch<'_>) -> Result<()> {
+    crash_point::reached(lab_name, &format!("nft {what}"));
+    let op = || format!("nft {what}");
+    let mut ruleset =
+        serde_json::to_value(batch.to_nftables()).map_err(|err| Error::json(op(), err))?;
+    super::maps::declare_element_counters(&mut ruleset);
+    let payload = ruleset.to_string();
+    place.run(|| {
+        helper::apply_ruleset_raw(&payload, helper::DEFAULT_NFT, helper::DEFAULT_ARGS)
+            .map(drop)
+            .map_err(|err| command_error(op(), err))
+    })
+}
+
+/// The lab's table as `nft -j list table` gives it, or `None` when there is none.
+pub(super) fn read(ctx: NatContext<'_>) -> Result<Option<Nftables<'static>>> {
+    let table = table_name(ctx.lab_name);
+    ctx.host().run(|| {
+        match helper::get_current_ruleset_with_args(
+            helper::DEFAULT_NFT,
+            ["list", "table", "ip", table.as_str()],
+        ) {
+            Ok(ruleset) => Ok(Some(ruleset)),
+            Err(NftablesError::NftFailed { stderr, .. }) if stderr.contains("No such file") => {
+                Ok(None)
+            }
+            Err(err) => Err(command_error(format!("nft list table ip {table}"), err)),
+        }
+    })
+}
+
+/// The lab's table in `nft`'s own syntax (`nft list table`), empty when there is none.
+pub(super) fn listing(ctx: NatContext<'_>) -> Result<String> {
+    let table = table_name(ctx.lab_name);
+    match run_in_host(ctx, "nft", &["list", "table", "ip", &table], None) {
+        Err(Error::Command { stderr, .. }) if stderr.contains("No such file") => Ok(String::new()),
+        other => other,
+    }
+}
+
+/// Packets and bytes per published port (by the id in rule and element comments): the
+/// counters of the rules shape's DNAT rules, or of the map shape's address elements.
+pub(super) fn counters(ruleset: &Nftables<'_>) -> BTreeMap<String, (u64, u64)> {
+    let mut sums = BTreeMap::<String, (u64, u64)>::new();
+    let mut add = |id: &str, counter: Option<&Counter<'_>>| {
+        if let Some(Counter::Anonymous(Some(counted))) = counter {
+            let sum = sums.entry(id.to_owned()).or_default();
+            sum.0 += counted.packets.unwrap_or(0) as u64;
+            sum.1 += counted.bytes.unwrap_or(0) as u64;
+        }
+    };
+    for object in ruleset.objects.iter() {
+        let NfObject::ListObject(object) = object else {
+            continue;
+        };
+        match object {
+            NfListObject::Rule(rule) if [DNAT_CHAIN, LOCAL_CHAIN].contains(&&*rule.chain) => {
+                let Some(id) = rule.comment.as_deref() else {
+                    continue;
+                };
+                for statement in rule.expr.iter() {
+                    if let Statement::Counter(counter) = statement {
+                        add(id, Some(counter));
+                    }
+                }
+            }
+            NfListObject::Map(map)
+                if PublishedMap::named(&map.name).is_some_and(PublishedMap::counts) =>
+            {
+                for element in map.elem.iter().flat_map(|elements| elements.iter()) {
+                    // A map element is `[KEY, VALUE]`; the key carries comment and counter.
+                    let Expression::List(pair) = element else {
+                        continue;
+                    };
+                    if let Some(Expression::Named(NamedExpression::Elem(elem))) = pair.first() {
+                        if let Some(id) = elem.comment.as_deref() {
+                            add(id, elem.counter.as_ref());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    sums
+}
+
+/// `nft`'s failure as one line: what was run and what it said.
+pub(super) fn command_error(op: String, err: NftablesError) -> Error {
+    let stderr = match err {
+        NftablesError::NftFailed { stderr, .. } => stderr,
+        other => other.to_string(),
+    };
+    Error::Command {
+        op,
+        stderr: stderr.trim().replace('\n', "; "),
+    }
+}
