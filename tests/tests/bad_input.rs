@@ -217,6 +217,8 @@ fn command_cases<'a>(backend: &str, missing: &'a str) -> Vec<(Vec<&'a str>, &'a 
         (vec!["up", "-f", missing], missing, 1),
         (vec!["frobnicate"], "'frobnicate'", 2),
         (vec!["up", "--ingress", "xdp"], "--ingress xdp", 1),
+        (vec!["up", "--nft-shape", "rules"], "--nft-shape rules", 1),
+        (vec!["up", "--nft-shape", "tree"], "'tree'", 2),
     ];
     if backend == "iptables" {
         // The running lab's backend is iptables; asking for eBPF is the switch refused.
@@ -305,4 +307,9 @@ fn ebpf() {
 #[test]
 fn iptables() {
     bad_input_leaves_the_lab_as_it_was("iptables");
+}
+
+#[test]
+fn nftables() {
+    bad_input_leaves_the_lab_as_it_was("nftables");
 }

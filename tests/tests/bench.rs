@@ -38,7 +38,14 @@ fn quick_bench_produces_every_record() {
             .find(|r| r["config"] == config && r["metric"] == metric && r["ports"] == ports)
             .unwrap_or_else(|| panic!("no record {config} {metric} N={ports}"))
     };
-    for config in ["routed", "iptables", "ebpf-tc", "ebpf-xdp"] {
+    for config in [
+        "routed",
+        "iptables",
+        "nft-rules",
+        "nft-map",
+        "ebpf-tc",
+        "ebpf-xdp",
+    ] {
         for metric in ["connections", "rr_p50", "rr_p99", "bulk_tcp", "udp_pps"] {
             for ports in [1, 100] {
                 let record = find(config, metric, ports);
@@ -59,11 +66,18 @@ fn quick_bench_produces_every_record() {
             Some(1)
         );
     }
-    for config in ["ebpf", "iptables-restore", "iptables-per-call"] {
+    for config in [
+        "ebpf",
+        "iptables-restore",
+        "iptables-per-call",
+        "nft-rules",
+        "nft-map",
+    ] {
         find(config, "publish", 100);
         find(config, "unpublish", 100);
     }
     find("ebpf-tc", "lab_up", 10);
+    find("nft-map", "lab_up", 10);
     assert!(
         svg_text.starts_with("<svg") && svg_text.contains("polyline"),
         "an SVG with lines"

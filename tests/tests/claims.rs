@@ -56,6 +56,32 @@ fn ping(lab: &Lab, node: &str, ip: &str, count: u32) {
     );
 }
 
+/// nftables: its table counted the 3 connections to 5000 (a rule's counter, or the published
+/// map element's), and nothing of iptables' or eBPF's is there.
+fn nftables_took_its_path(lab: &Lab, backend: &str, pins: &std::path::Path) {
+    let table = lab.netlab_ok(&["inspect", "host"]);
+    assert!(
+        table.contains(&format!(
+            "== host: NAT (nftables)\ntable ip netlab_{} {{",
+            lab.name
+        )),
+        "{table}"
+    );
+    let counted = table
+        .lines()
+        .any(|line| line.contains(" 5000 counter packets 3 ") && line.contains("172.18.0.10"));
+    assert!(
+        counted,
+        "{backend}: 3 connections to 5000 not counted:\n{table}"
+    );
+    let iptables = lab.sh_ok("host", "iptables-save");
+    assert!(
+        !iptables.contains(&format!("NL-{}-", lab.name)),
+        "{backend}: iptables chains in an nftables lab:\n{iptables}"
+    );
+    assert!(!pins.exists(), "{backend}: eBPF pins in an nftables lab");
+}
+
 /// Each configuration takes the path it names. eBPF: the programs it names are attached
 /// (XDP on the external device only with `--ingress xdp`, the XDP pass-through in containers
 /// only with `xdp-redirect`), published and masqueraded traffic is translated, by XDP (the
@@ -77,19 +103,7 @@ fn the_configuration_takes_its_path(backend: &str) {
     }
     let pins = std::path::Path::new("/sys/fs/bpf/netlab").join(&lab.name);
     if backend.contains("nftables") {
-        // The 3 connections to 5000 were DNAT'd by the lab's table (a rule's counter, or the
-        // published map element's), and nothing of iptables' or eBPF's is there.
-        let table = lab.sh_ok("host", &format!("nft list table ip netlab_{}", lab.name));
-        let counted = table
-            .lines()
-            .any(|line| line.contains(" 5000 counter packets 3 ") && line.contains("172.18.0.10"));
-        assert!(counted, "{backend}: 3 connections to 5000 not counted:\n{table}");
-        let iptables = lab.sh_ok("host", "iptables-save");
-        assert!(
-            !iptables.contains(&format!("NL-{}-", lab.name)),
-            "{backend}: iptables chains in an nftables lab:\n{iptables}"
-        );
-        assert!(!pins.exists(), "{backend}: eBPF pins in an nftables lab");
+        nftables_took_its_path(&lab, backend, &pins);
         return;
     }
     if !is_ebpf(backend) {
@@ -442,6 +456,44 @@ fn ebpf_explain_shows_the_equivalent_commands() {
             .exists(),
         "--explain wrote a state file"
     );
+}
+
+/// `up --explain` with the nftables backend prints `nft` commands that build the very table
+/// `up` builds: run in a namespace of the test's own, they give the same `nft list table`
+/// (counters aside), for both shapes, with ports of every kind published.
+#[test]
+fn nftables_explain_builds_the_same_table() {
+    let file = netlab_e2e::harness::TempFile::new(
+        "toml",
+        "[[container]]\nname = \"a\"\naddress = \"172.18.0.10\"\n\n[[publish]]\nnode = \"a\"\n\
+         ports = [\"8080:80\", \"127.0.0.1:9000:90/udp\", \"7000-7002:8000-8002/udp\", \
+         \"6000-6001:6000-6001\", \"172.18.0.1:5000:5000\"]\n",
+    );
+    let path = file.path();
+    for shape in ["map", "rules"] {
+        let args = ["--backend", "nftables", "--nft-shape", shape, "-f", path];
+        let lab = Lab::up(&args);
+        let table = format!("netlab_{}", lab.name);
+        let listed = |ns: &str| {
+            netlab_e2e::harness::rules_without_counters(&netlab_e2e::sh_in_ok(
+                ns,
+                &format!("nft list table ip {table}"),
+            ))
+        };
+        let built = listed(&lab.ns("host"));
+        let mut explain = vec!["up", "--explain"];
+        explain.extend_from_slice(&args);
+        let scratch = netlab_e2e::Netns::new("nftx");
+        let commands: Vec<String> = lab
+            .netlab_ok(&explain)
+            .lines()
+            .filter(|line| line.contains(" nft '"))
+            .map(|line| line.replace(&lab.ns("host"), &scratch.name))
+            .collect();
+        assert!(commands.len() > 15, "{shape}: {commands:#?}");
+        netlab_e2e::cmd_ok("sh", &["-ec", &commands.join("\n")]);
+        assert_eq!(listed(&scratch.name), built, "{shape}: explained vs built");
+    }
 }
 
 /// `conntrack` on the iptables backend lists the kernel's table: a request to a published

@@ -101,7 +101,10 @@ fn foreign_rules_are_untouched(backend: &[&str]) {
             assert!(!out.status.success(), "down was to stop at the host node");
             assert_eq!(foreign_rules(&lab), before, "{backend:?}: teardown");
             let tables = lab.sh_ok("host", "nft list tables");
-            assert!(!tables.contains(&table), "{backend:?}: {table} left:\n{tables}");
+            assert!(
+                !tables.contains(&table),
+                "{backend:?}: {table} left:\n{tables}"
+            );
             assert!(tables.contains("table inet foreign"), "{tables}");
         }
         _ => {}

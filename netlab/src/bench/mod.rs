@@ -168,13 +168,13 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
     let traffic_steps: usize = (0..plan.runs)
         .map(|run| configs.iter().filter(|c| run == 0 || c.every_run).count() * plan.ports.len())
         .sum();
-    let publish_steps = plan.ports.len() * 2
+    let publish_steps = plan.ports.len() * PUBLISH_TIMING_CONFIGS.len()
         + plan
             .ports
             .iter()
             .filter(|n| **n <= plan.per_call_max)
             .count();
-    let lab_steps = plan.lab_sizes.len() * 3;
+    let lab_steps = plan.lab_sizes.len() * LAB_TIMING_CONFIGS.len();
     let mut progress = Progress {
         done: 0,
         total: traffic_steps + publish_steps + lab_steps * plan.runs,
@@ -201,11 +201,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
         for config in PUBLISH_TIMING_CONFIGS.map(scenario::config) {
             progress.step(&format!("publish N={ports} ({})", config.name));
             for _ in 0..plan.runs {
-                let name = if config.name == "iptables" {
-                    "iptables-restore"
-                } else {
-                    "ebpf"
-                };
+                let name = scenario::publish_record_name(config);
                 let times = scenario::publish_times(config, ports)?;
                 samples.push_timings(name, PUBLISH_METRICS, u64::from(ports), times);
             }

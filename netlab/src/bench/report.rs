@@ -117,7 +117,7 @@ fn cell(record: &Record) -> String {
 }
 
 /// One colour per configuration, in the order of the records.
-const COLORS: [RGBColor; 7] = [
+const COLORS: [RGBColor; 9] = [
     RGBColor(0x44, 0x44, 0x44),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x1f, 0x77, 0xb4),
@@ -125,6 +125,8 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(0x9e, 0xca, 0xe1),
     RGBColor(0x98, 0xdf, 0x8a),
     RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xc5, 0xb0, 0xd5),
 ];
 
 fn color(index: usize) -> RGBColor {

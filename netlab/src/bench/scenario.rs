@@ -12,7 +12,7 @@ use crate::{
     ipv4net::Ipv4Net,
     lab::{Container, Lab, LabError, Publish, WAN_NODE},
     lifecycle, link,
-    nat::{BackendKind, BackendOptions, FastPath, Ingress},
+    nat::{BackendKind, BackendOptions, FastPath, Ingress, NftShape},
     netlink::{self, Place},
     ports::{PortRange, PortSpec, Proto},
     state, sysctl, topology,
@@ -49,6 +49,15 @@ pub fn configs() -> Vec<Config> {
         },
         every_run,
     };
+    let nft = |name, nft_shape| Config {
+        name,
+        backend: BackendKind::Nftables,
+        options: BackendOptions {
+            nft_shape,
+            ..BackendOptions::default()
+        },
+        every_run: true,
+    };
     vec![
         Config {
             name: "routed",
@@ -62,6 +71,8 @@ pub fn configs() -> Vec<Config> {
             options: BackendOptions::default(),
             every_run: true,
         },
+        nft("nft-rules", NftShape::Rules),
+        nft("nft-map", NftShape::Map),
         ebpf("ebpf-tc", Ingress::Tc, FastPath::On, true),
         ebpf("ebpf-xdp", Ingress::Xdp, FastPath::On, true),
         ebpf("ebpf-tc-slow", Ingress::Tc, FastPath::Off, false),
@@ -78,12 +89,21 @@ pub fn config(name: &str) -> Config {
 }
 
 /// The configurations whose lab up/down times are measured: one per backend (XDP and the
-/// slow path attach the same programs as ebpf-tc).
-pub const LAB_TIMING_CONFIGS: [&str; 3] = ["routed", "iptables", "ebpf-tc"];
+/// slow path attach the same programs as ebpf-tc, nft-rules the same table as nft-map).
+pub const LAB_TIMING_CONFIGS: [&str; 4] = ["routed", "iptables", "nft-map", "ebpf-tc"];
 
-/// The configurations whose publish/unpublish times are measured: one per backend that
-/// publishes.
-pub const PUBLISH_TIMING_CONFIGS: [&str; 2] = ["iptables", "ebpf-tc"];
+/// The configurations whose publish/unpublish times are measured: one per way of writing
+/// published ports.
+pub const PUBLISH_TIMING_CONFIGS: [&str; 4] = ["iptables", "nft-rules", "nft-map", "ebpf-tc"];
+
+/// What the publish records of `config` are called: how it writes the ports.
+pub fn publish_record_name(config: Config) -> &'static str {
+    match config.name {
+        "iptables" => "iptables-restore",
+        "ebpf-tc" => "ebpf",
+        other => other,
+    }
+}
 
 /// A unique lab name for this process.
 pub fn lab_name() -> String {
@@ -183,14 +203,19 @@ pub fn publish_times(config: Config, ports: u16) -> Result<(Duration, Duration)>
         ..lab
     };
     let bench_lab = BenchLab::up(config, lab)?;
-    let range = PortRange {
-        start: BASE_PORT,
-        end: BASE_PORT + ports - 1,
-    };
+    // Host ports mapped to other container ports (each one lower), as `-p 8080:80` does:
+    // every backend writes one entry per port (nftables' maps would hold a range that keeps
+    // its port numbers as one interval element).
     let spec = PortSpec {
         host_ip: None,
-        host: range,
-        container: range,
+        host: PortRange {
+            start: BASE_PORT,
+            end: BASE_PORT + ports - 1,
+        },
+        container: PortRange {
+            start: BASE_PORT - 1,
+            end: BASE_PORT + ports - 2,
+        },
         proto: Proto::Tcp,
     };
     let start = Instant::now();

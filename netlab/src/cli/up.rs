@@ -6,7 +6,9 @@ use crate::{
     error::{Context as _, Result},
     lab::Lab,
     lifecycle,
-    nat::{BackendKind, BackendOptions, FastPath, Ingress, NftShape, ct_timeouts::CtTimeoutChanges},
+    nat::{
+        BackendKind, BackendOptions, FastPath, Ingress, NftShape, ct_timeouts::CtTimeoutChanges,
+    },
     state::LabState,
 };
 

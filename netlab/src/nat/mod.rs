@@ -85,9 +85,9 @@ pub enum FastPath {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum NftShape {
-    /// As Docker 29's and netavark's nftables drivers ship it: one DNAT rule per published
-    /// port, one hairpin masquerade and one forward accept per mapping, Docker's raw-table
-    /// drops; every publish rewrites the rules in one transaction.
+    /// As Docker 29's nftables driver ships it: one DNAT rule per published port, one
+    /// hairpin masquerade and one forward accept per mapping, Docker's raw-table drops;
+    /// every publish rewrites the rules in one transaction.
     Rules,
     /// As nftables is best written: DNAT through maps keyed by address, protocol and port
     /// (interval keys for ranges), one transaction of element updates per publish.
@@ -246,4 +246,33 @@ pub trait NatBackend {
 impl BackendKind {
     /// Every backend, for `down`'s sweep of a crashed run.
     pub const ALL: [Self; 4] = [Self::Iptables, Self::Ebpf, Self::Nftables, Self::None];
+}
+
+/// Labs and contexts for the backends' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{BackendOptions, NatContext};
+    use crate::lab::{Lab, Publish};
+
+    /// The default lab with `specs` published to netns0 (172.18.0.10).
+    pub(crate) fn lab_with(specs: &[&str]) -> Lab {
+        let mut lab = Lab::default_lab();
+        lab.publish = specs
+            .iter()
+            .map(|spec| Publish {
+                node: "netns0".into(),
+                spec: spec.parse().expect("spec"),
+            })
+            .collect();
+        lab
+    }
+
+    /// What a backend gets for lab `t`.
+    pub(crate) fn ctx(lab: &Lab, options: BackendOptions) -> NatContext<'_> {
+        NatContext {
+            lab_name: "t",
+            lab,
+            options,
+        }
+    }
 }

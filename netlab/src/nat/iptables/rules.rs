@@ -173,27 +173,12 @@ fn port_match(start: u16, end: u16) -> String {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::lab::{Lab, Publish};
-    use crate::nat::BackendOptions;
+    pub(in crate::nat::iptables) use crate::nat::test_support::lab_with;
+    use crate::{lab::Lab, nat::BackendOptions};
 
-    pub(in crate::nat::iptables) fn lab_with(specs: &[&str]) -> Lab {
-        let mut lab = Lab::default_lab();
-        lab.publish = specs
-            .iter()
-            .map(|spec| Publish {
-                node: "netns0".into(),
-                spec: spec.parse().expect("spec"),
-            })
-            .collect();
-        lab
-    }
-
+    /// The context the backend gets for `lab`, with the default options.
     pub(in crate::nat::iptables) fn ctx(lab: &Lab) -> NatContext<'_> {
-        NatContext {
-            lab_name: "t",
-            lab,
-            options: BackendOptions::default(),
-        }
+        crate::nat::test_support::ctx(lab, BackendOptions::default())
     }
 
     #[test]

@@ -61,7 +61,6 @@ pub(in crate::nat) fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish])
     }
 }
 
-
 /// One line of `conntrack -L`: `tcp 6 431999 ESTABLISHED src=.. dst=.. sport=.. dport=..
 /// src=.. dst=.. sport=.. dport=.. [ASSURED] mark=0 use=1`.
 fn conntrack_row(line: &str) -> Option<ConntrackRow> {
@@ -122,7 +121,6 @@ fn original_dports(listing: &str) -> Vec<u16> {
     ports.dedup();
     ports
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -49,4 +49,3 @@ pub(in crate::nat) fn run_in_host(
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     })
 }
-

@@ -33,8 +33,10 @@ pub(super) fn of(
     publishes: &[Publish],
     purpose: Purpose,
 ) -> Vec<Element<'static>> {
-    let mut per_map: Vec<(PublishedMap, Vec<Expr>)> =
-        PublishedMap::ALL.iter().map(|&map| (map, Vec::new())).collect();
+    let mut per_map: Vec<(PublishedMap, Vec<Expr>)> = PublishedMap::ALL
+        .iter()
+        .map(|&map| (map, Vec::new()))
+        .collect();
     for publish in publishes {
         let Some(container) = ctx.lab.container(&publish.node) else {
             continue;
@@ -42,7 +44,11 @@ pub(super) fn of(
         let spec = &publish.spec;
         let map = |role| PublishedMap::new(spec.host_ip.is_some(), role);
         let shifted = spec.host != spec.container;
-        let addr_map = map(if shifted { Role::Shifted } else { Role::SamePort });
+        let addr_map = map(if shifted {
+            Role::Shifted
+        } else {
+            Role::SamePort
+        });
         let key = |port_part: Expr| {
             let mut parts = vec![word(spec.proto.name()), port_part];
             if let Some(ip) = spec.host_ip {
@@ -97,5 +103,54 @@ pub(super) fn of(
 fn push(per_map: &mut [(PublishedMap, Vec<Expr>)], map: PublishedMap, entry: Expr) {
     if let Some((_, elements)) = per_map.iter_mut().find(|(m, _)| *m == map) {
         elements.push(entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nftables::schema::{NfCmd, NfListObject};
+
+    use super::*;
+    use crate::nat::{
+        BackendOptions,
+        nftables::text,
+        test_support::{ctx, lab_with},
+    };
+
+    fn element_lines(specs: &[&str], purpose: Purpose) -> Vec<String> {
+        let lab = lab_with(specs);
+        of(ctx(&lab, BackendOptions::default()), &lab.publish, purpose)
+            .into_iter()
+            .filter_map(|element| text::command(&NfCmd::Add(NfListObject::Element(element))))
+            .collect()
+    }
+
+    #[test]
+    fn a_range_keeping_its_ports_is_one_interval_element() {
+        assert_eq!(
+            element_lines(&["7000-7999:7000-7999/udp"], Purpose::Add),
+            [
+                "add element ip netlab_t published_any { udp . 7000-7999 counter comment \"netns0 7000-7999:7000-7999/udp\" : 172.18.0.10 }"
+            ]
+        );
+    }
+
+    #[test]
+    fn shifted_ports_take_one_port_element_each() {
+        assert_eq!(
+            element_lines(&["198.18.0.1:8080-8081:80-81"], Purpose::Add),
+            [
+                "add element ip netlab_t published_at_shifted { 198.18.0.1 . tcp . 8080-8081 counter comment \"netns0 198.18.0.1:8080-8081:80-81/tcp\" : 172.18.0.10 }",
+                "add element ip netlab_t published_at_shifted_port { 198.18.0.1 . tcp . 8080 : 80, 198.18.0.1 . tcp . 8081 : 81 }",
+            ]
+        );
+        // Deleting names the keys only.
+        assert_eq!(
+            element_lines(&["8080:80"], Purpose::Delete),
+            [
+                "add element ip netlab_t published_any_shifted { tcp . 8080 }",
+                "add element ip netlab_t published_any_shifted_port { tcp . 8080 }",
+            ]
+        );
     }
 }

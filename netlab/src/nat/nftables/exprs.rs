@@ -17,7 +17,7 @@ pub(super) type Expr = Expression<'static>;
 pub(super) type Stmt = Statement<'static>;
 
 /// A word or an address: `tcp`, `eth0`, `172.18.0.10`, `dnat`.
-pub(super) fn word(text: impl ToString) -> Expr {
+pub(super) fn word(text: &(impl ToString + ?Sized)) -> Expr {
     Expression::String(Cow::Owned(text.to_string()))
 }
 
@@ -56,13 +56,13 @@ pub(super) fn set(items: Vec<Expr>) -> Expr {
 /// `172.18.0.0/16`
 pub(super) fn prefix(net: Ipv4Net) -> Expr {
     Expression::Named(NamedExpression::Prefix(Prefix {
-        addr: Box::new(word(net.network())),
+        addr: Box::new(word(&net.network())),
         len: u32::from(net.prefix_len()),
     }))
 }
 
 pub(super) fn address(ip: Ipv4Addr) -> Expr {
-    word(ip)
+    word(&ip)
 }
 
 /// `ip saddr`, `ip daddr`, `th dport`: a header field.
@@ -101,7 +101,7 @@ pub(super) fn fib_daddr_type() -> Expr {
 pub(super) fn lookup(key: Expr, map: &str) -> Expr {
     Expression::Named(NamedExpression::Map(Box::new(Map {
         key,
-        data: word(format!("@{map}")),
+        data: word(&format!("@{map}")),
     })))
 }
 
@@ -127,7 +127,7 @@ pub(super) fn is_not(left: Expr, right: Expr) -> Stmt {
 pub(super) fn has_any(left: Expr, flags: &[&'static str]) -> Stmt {
     Statement::Match(Match {
         left,
-        right: Expression::List(flags.iter().map(|flag| word(flag)).collect()),
+        right: Expression::List(flags.iter().map(|flag| word(*flag)).collect()),
         op: Operator::IN,
     })
 }

@@ -79,9 +79,7 @@ impl PublishedMap {
         }
         let (value, flags) = match self.role {
             // A range of host ports is one interval key.
-            Role::SamePort | Role::Shifted => {
-                (SetType::Ipv4Addr, Some([SetFlag::Interval].into()))
-            }
+            Role::SamePort | Role::Shifted => (SetType::Ipv4Addr, Some([SetFlag::Interval].into())),
             // One key per port: a container port is a function of the host port.
             Role::ShiftedPort => (SetType::InetService, None),
         };
@@ -129,5 +127,43 @@ pub(super) fn declare_element_counters(ruleset: &mut serde_json::Value) {
         if counted {
             map.insert("stmt".into(), serde_json::json!([{ "counter": null }]));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_address_maps_get_element_counters() {
+        let mut ruleset = serde_json::json!({"nftables": [
+            {"add": {"table": {"family": "ip", "name": "netlab_t"}}},
+            {"add": {"map": {"name": "published_any"}}},
+            {"add": {"map": {"name": "published_any_shifted_port"}}},
+            {"add": {"map": {"name": "someone_elses"}}},
+        ]});
+        declare_element_counters(&mut ruleset);
+        let stmt = |i: usize| ruleset["nftables"][i]["add"]["map"].get("stmt").cloned();
+        assert_eq!(stmt(1), Some(serde_json::json!([{"counter": null}])));
+        assert_eq!(stmt(2), None);
+        assert_eq!(stmt(3), None);
+    }
+
+    #[test]
+    fn a_packet_finds_a_published_port_in_one_counting_map_at_most() {
+        for at_address in [true, false] {
+            let counting: Vec<_> = PublishedMap::ALL
+                .into_iter()
+                .filter(|map| map.at_address == at_address && map.counts())
+                .collect();
+            // The shifted rule looks up `_shifted` first; a miss there goes on to the
+            // same-port map: two maps, each spec in exactly one.
+            assert_eq!(counting.len(), 2);
+        }
+        assert!(
+            PublishedMap::ALL
+                .iter()
+                .all(|m| PublishedMap::named(m.name()) == Some(*m))
+        );
     }
 }

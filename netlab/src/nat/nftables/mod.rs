@@ -3,9 +3,10 @@
 //! `ip netlab_<lab>`, in one of two shapes (`--nft-shape`):
 //!
 //! - `rules`, as Docker 29's and netavark's nftables drivers ship it: one DNAT rule per
-//!   published port (one per range that maps onto itself), one hairpin masquerade and one
+//!   published port (Docker expands a range into its ports), one hairpin masquerade and one
 //!   forward accept per mapping, Docker's raw-table drops for direct access to containers
-//!   and for loopback-published ports reached from a wire. Every publish rewrites the rules.
+//!   and for loopback-published ports reached from a wire. Every publish rewrites the rules
+//!   in one transaction.
 //! - `map`, as nftables is best written: DNAT through maps keyed by address, protocol and
 //!   port, O(1) in the number of published ports, guarded by `fib daddr type local`; a
 //!   publish is one transaction of element updates.
@@ -17,6 +18,7 @@ mod elements;
 mod exprs;
 mod maps;
 mod nft;
+mod rules;
 mod table;
 mod text;
 
@@ -44,7 +46,7 @@ impl NatBackend for Nftables {
     }
 
     fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
-        delete_table(ctx.host(), ctx.lab_name)
+        delete_table(&ctx.host(), ctx.lab_name)
     }
 
     fn publish(&self, ctx: NatContext<'_>, added: &[Publish]) -> Result<()> {
@@ -107,7 +109,7 @@ impl NatBackend for Nftables {
     fn explain(&self, ctx: NatContext<'_>) -> Vec<String> {
         let exec = ctx.host().exec();
         let mut lines = netfilter::explain_prepare_host(ctx);
-        let rules = table::rules(ctx)
+        let rules = rules::rules(ctx)
             .into_iter()
             .map(|rule| NfCmd::Add(NfListObject::Rule(rule)));
         let elements = match ctx.options.nft_shape {
@@ -145,9 +147,9 @@ impl NatBackend for Nftables {
                 node: HOST_NODE.to_owned(),
                 device: None,
                 point: format!(
-                    "{} {} {}",
-                    text::name(&chain.kind),
+                    "{} {} priority {}",
                     text::name(&chain.hook),
+                    text::name(&chain.kind),
                     chain.priority_name
                 ),
                 runs: format!("{table} {}", chain.name),
@@ -158,13 +160,13 @@ impl NatBackend for Nftables {
     /// A lab whose host is the root namespace leaves its table there when a run crashes;
     /// the table's name is the lab's, so it is netlab's to remove.
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
-        delete_table(Place::Root, lab_name)
+        delete_table(&Place::Root, lab_name)
     }
 }
 
 /// `nft delete table ip netlab_<lab>` in `place`, when it is there. Without `nft` there
 /// is no table to delete.
-fn delete_table(place: Place, lab_name: &str) -> Result<()> {
+fn delete_table(place: &Place, lab_name: &str) -> Result<()> {
     let name = table_name(lab_name);
     let tables = place.run(|| {
         Ok(std::process::Command::new("nft")
@@ -183,5 +185,5 @@ fn delete_table(place: Place, lab_name: &str) -> Result<()> {
     }
     let mut batch = Batch::new();
     batch.delete(NfListObject::Table(table::table_object(&name)));
-    nft::apply_in(&place, lab_name, "delete table", batch)
+    nft::apply_in(place, lab_name, "delete table", batch)
 }

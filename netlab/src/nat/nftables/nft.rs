@@ -102,10 +102,10 @@ pub(super) fn counters(ruleset: &Nftables<'_>) -> BTreeMap<String, (u64, u64)> {
                     let Expression::List(pair) = element else {
                         continue;
                     };
-                    if let Some(Expression::Named(NamedExpression::Elem(elem))) = pair.first() {
-                        if let Some(id) = elem.comment.as_deref() {
-                            add(id, elem.counter.as_ref());
-                        }
+                    if let Some(Expression::Named(NamedExpression::Elem(elem))) = pair.first()
+                        && let Some(id) = elem.comment.as_deref()
+                    {
+                        add(id, elem.counter.as_ref());
                     }
                 }
             }
@@ -124,5 +124,36 @@ pub(super) fn command_error(op: String, err: NftablesError) -> Error {
     Error::Command {
         op,
         stderr: stderr.trim().replace('\n', "; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `nft -j list table` of a lab of each shape, cut down to what counts.
+    const LISTING: &str = r#"{"nftables": [
+        {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+        {"map": {"family": "ip", "name": "published_any_shifted", "table": "netlab_t", "type": ["inet_proto", "inet_service"], "handle": 4, "map": "ipv4_addr", "flags": ["interval"], "stmt": [{"counter": null}],
+          "elem": [[{"elem": {"val": {"concat": ["tcp", 8080]}, "counter": {"packets": 3, "bytes": 180}, "comment": "netns0 8080:80/tcp"}}, "172.18.0.10"],
+                   [{"elem": {"val": {"concat": ["udp", {"range": [7000, 7002]}]}, "counter": {"packets": 2, "bytes": 100}, "comment": "netns0 7000-7002:8000-8002/udp"}}, "172.18.0.10"]]}},
+        {"map": {"family": "ip", "name": "published_any_shifted_port", "table": "netlab_t", "type": ["inet_proto", "inet_service"], "handle": 5, "map": "inet_service",
+          "elem": [[{"concat": ["tcp", 8080]}, 80]]}},
+        {"rule": {"family": "ip", "table": "netlab_t", "chain": "published", "handle": 9, "comment": "netns1 9000-9001:90-91/tcp",
+          "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 9000}}, {"counter": {"packets": 4, "bytes": 240}}, {"dnat": {"addr": "172.18.0.20", "port": 90}}]}},
+        {"rule": {"family": "ip", "table": "netlab_t", "chain": "published", "handle": 10, "comment": "netns1 9000-9001:90-91/tcp",
+          "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 9001}}, {"counter": {"packets": 1, "bytes": 60}}, {"dnat": {"addr": "172.18.0.20", "port": 91}}]}},
+        {"rule": {"family": "ip", "table": "netlab_t", "chain": "forward", "handle": 11, "comment": "not a port",
+          "expr": [{"counter": {"packets": 99, "bytes": 99}}, {"accept": null}]}}
+    ]}"#;
+
+    #[test]
+    fn counters_are_summed_per_published_spec() {
+        let ruleset: Nftables<'_> = serde_json::from_str(LISTING).expect("a listing");
+        let sums = counters(&ruleset);
+        assert_eq!(sums.get("netns0 8080:80/tcp"), Some(&(3, 180)));
+        assert_eq!(sums.get("netns0 7000-7002:8000-8002/udp"), Some(&(2, 100)));
+        assert_eq!(sums.get("netns1 9000-9001:90-91/tcp"), Some(&(5, 300)));
+        assert_eq!(sums.len(), 3, "{sums:?}");
     }
 }

@@ -6,18 +6,12 @@ use std::borrow::Cow;
 
 use nftables::{
     batch::Batch,
-    expr::MetaKey,
-    schema::{Chain, FlushObject, NfCmd, NfListObject, Rule, Table},
+    schema::{Chain, FlushObject, NfCmd, NfListObject, Table},
     types::{NfChainPolicy, NfChainType, NfFamily, NfHook},
 };
 
-use super::maps::{PublishedMap, Role};
-use super::exprs::{
-    Stmt, accept, address, counter, ct, dnat, dport, drop, fib_daddr_type, field,
-    has_any, is, is_not, jump, lookup, masquerade, meta, ports, prefix, set, word,
-};
+use super::maps::PublishedMap;
 use crate::{
-    ipv4net::Ipv4Net,
     lab::Publish,
     nat::{NatContext, NftShape},
 };
@@ -104,10 +98,12 @@ pub(super) fn sync(ctx: NatContext<'_>) -> Batch<'static> {
     batch.add_cmd(NfCmd::Flush(FlushObject::Table(table_object(&table))));
     if ctx.options.nft_shape == NftShape::Map {
         for map in PublishedMap::ALL {
-            batch.add_cmd(NfCmd::Flush(FlushObject::Map(Box::new(map.declaration(&table)))));
+            batch.add_cmd(NfCmd::Flush(FlushObject::Map(Box::new(
+                map.declaration(&table),
+            ))));
         }
     }
-    for rule in rules(ctx) {
+    for rule in super::rules::rules(ctx) {
         batch.add(NfListObject::Rule(rule));
     }
     if ctx.options.nft_shape == NftShape::Map {
@@ -163,273 +159,4 @@ pub(super) fn table_object(name: &str) -> Table<'static> {
         name: Cow::Owned(name.to_owned()),
         handle: None,
     }
-}
-
-/// Every rule of the table, chain by chain.
-pub(super) fn rules(ctx: NatContext<'_>) -> Vec<Rule<'static>> {
-    let table = table_name(ctx.lab_name);
-    let shape = ctx.options.nft_shape;
-    let mut rules = Vec::new();
-    let mut add = |chain: &'static str, expr: Vec<Stmt>, comment: Option<String>| {
-        rules.push(Rule {
-            family: FAMILY,
-            table: Cow::Owned(table.clone()),
-            chain: Cow::Borrowed(chain),
-            expr: Cow::Owned(expr),
-            handle: None,
-            index: None,
-            comment: comment.map(Cow::Owned),
-        });
-    };
-    let lab = ctx.lab;
-    let (bridge, subnet) = (lab.bridge.as_str(), lab.subnet);
-    let loopback = Ipv4Net::literal(std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
-    let iif = || meta(MetaKey::Iifname);
-    let oif = || meta(MetaKey::Oifname);
-    let saddr = || field("ip", "saddr");
-    let daddr = || field("ip", "daddr");
-
-    // raw: martians. The container subnet and loopback only ever arrive from the bridge
-    // and `lo`; from the external device they are spoofed.
-    for martian in [subnet, loopback] {
-        add(
-            "raw",
-            vec![
-                is(iif(), word(&lab.external.device)),
-                is(saddr(), prefix(martian)),
-                drop(),
-            ],
-            None,
-        );
-    }
-    if shape == NftShape::Rules {
-        // Docker's "drop direct access" (a container addressed from anywhere but its
-        // bridge) and "drop remote loopback" (a loopback-published port from a wire).
-        if lab.masquerade {
-            for container in &lab.containers {
-                add(
-                    "raw",
-                    vec![
-                        is(daddr(), address(container.address)),
-                        is_not(iif(), word(bridge)),
-                        drop(),
-                    ],
-                    None,
-                );
-            }
-        }
-        for publish in &lab.publish {
-            if let Some(ip) = publish.spec.host_ip.filter(|ip| ip.is_loopback()) {
-                let spec = &publish.spec;
-                add(
-                    "raw",
-                    vec![
-                        is(daddr(), address(ip)),
-                        is_not(iif(), word("lo")),
-                        dport(spec.proto.name(), ports(spec.host.start, spec.host.end)),
-                        drop(),
-                    ],
-                    None,
-                );
-            }
-        }
-    }
-
-    // prerouting and output: DNAT of what is addressed to the host.
-    let local = || is(fib_daddr_type(), word("local"));
-    match shape {
-        NftShape::Rules => {
-            add("prerouting", vec![local(), jump(DNAT_CHAIN)], None);
-            add("output", vec![local(), jump(DNAT_CHAIN)], None);
-            add("output", vec![local(), jump(LOCAL_CHAIN)], None);
-            for publish in &lab.publish {
-                let Some(container) = lab.container(&publish.node) else {
-                    continue;
-                };
-                let spec = &publish.spec;
-                let (chain, destination) = match spec.host_ip {
-                    Some(ip) if ip.is_loopback() => (LOCAL_CHAIN, is(daddr(), address(ip))),
-                    Some(ip) => (DNAT_CHAIN, is(daddr(), address(ip))),
-                    None => (DNAT_CHAIN, is_not(daddr(), address(lab.gateway))),
-                };
-                let proto = spec.proto.name();
-                let id = publish_id(publish);
-                if spec.host == spec.container {
-                    // The ports map 1:1 onto themselves: one rule, the port kept.
-                    add(
-                        chain,
-                        vec![
-                            destination,
-                            dport(proto, ports(spec.host.start, spec.host.end)),
-                            counter(),
-                            dnat(address(container.address), None),
-                        ],
-                        Some(id),
-                    );
-                    continue;
-                }
-                for host_port in spec.host.start..=spec.host.end {
-                    let Some(container_port) = spec.container_port_for(host_port) else {
-                        continue;
-                    };
-                    add(
-                        chain,
-                        vec![
-                            destination.clone(),
-                            dport(proto, ports(host_port, host_port)),
-                            counter(),
-                            dnat(
-                                address(container.address),
-                                Some(ports(container_port, container_port)),
-                            ),
-                        ],
-                        Some(id.clone()),
-                    );
-                }
-            }
-        }
-        NftShape::Map => {
-            let transport = || {
-                is(
-                    meta(MetaKey::L4proto),
-                    set(vec![word("tcp"), word("udp")]),
-                )
-            };
-            for (chain, from_wire) in [("prerouting", true), ("output", false)] {
-                let mut guard = vec![local()];
-                if from_wire {
-                    guard.push(is_not(daddr(), prefix(loopback)));
-                }
-                guard.push(transport());
-                for at_address in [true, false] {
-                    let mut guard = guard.clone();
-                    if !at_address {
-                        guard.push(is_not(daddr(), address(lab.gateway)));
-                    }
-                    let map = |role| PublishedMap::new(at_address, role);
-                    let to = |map: PublishedMap| lookup(map.key(), map.name());
-                    let mut shifted = guard.clone();
-                    shifted.push(dnat(
-                        to(map(Role::Shifted)),
-                        Some(to(map(Role::ShiftedPort))),
-                    ));
-                    add(chain, shifted, None);
-                    let mut same_port = guard;
-                    same_port.push(dnat(to(map(Role::SamePort)), None));
-                    add(chain, same_port, None);
-                }
-            }
-        }
-    }
-
-    // postrouting: masquerade.
-    if lab.masquerade {
-        add(
-            "postrouting",
-            vec![is(saddr(), prefix(subnet)), is_not(oif(), word(bridge)), masquerade()],
-            None,
-        );
-    }
-    // Host processes reaching a port published on 127.0.0.1 (route_localnet is on for the
-    // bridge): the container must answer to an address it can route back to.
-    add(
-        "postrouting",
-        vec![is(saddr(), prefix(loopback)), is(oif(), word(bridge)), masquerade()],
-        None,
-    );
-    // Self-hairpin: a container reaching its own published port through the host address
-    // must see the reply come from the host, not from itself.
-    match shape {
-        NftShape::Rules => {
-            for publish in &lab.publish {
-                let Some(container) = lab.container(&publish.node) else {
-                    continue;
-                };
-                let spec = &publish.spec;
-                add(
-                    "postrouting",
-                    vec![
-                        is(saddr(), address(container.address)),
-                        is(daddr(), address(container.address)),
-                        dport(spec.proto.name(), ports(spec.container.start, spec.container.end)),
-                        masquerade(),
-                    ],
-                    None,
-                );
-            }
-        }
-        NftShape::Map => {
-            for container in &lab.containers {
-                add(
-                    "postrouting",
-                    vec![
-                        has_any(ct("status"), &["dnat"]),
-                        is(saddr(), address(container.address)),
-                        is(daddr(), address(container.address)),
-                        masquerade(),
-                    ],
-                    None,
-                );
-            }
-        }
-    }
-
-    // forward: into the bridge only what was DNAT'd to a published port, and replies.
-    match shape {
-        NftShape::Rules => {
-            for publish in &lab.publish {
-                let Some(container) = lab.container(&publish.node) else {
-                    continue;
-                };
-                let spec = &publish.spec;
-                add(
-                    "forward",
-                    vec![
-                        is(daddr(), address(container.address)),
-                        is(oif(), word(bridge)),
-                        dport(spec.proto.name(), ports(spec.container.start, spec.container.end)),
-                        has_any(ct("status"), &["dnat"]),
-                        accept(),
-                    ],
-                    None,
-                );
-            }
-        }
-        // Only the maps DNAT into the subnet: a DNAT'd connection is a published port's.
-        NftShape::Map => add(
-            "forward",
-            vec![
-                is(daddr(), prefix(subnet)),
-                is(oif(), word(bridge)),
-                has_any(ct("status"), &["dnat"]),
-                accept(),
-            ],
-            None,
-        ),
-    }
-    add(
-        "forward",
-        vec![
-            is(daddr(), prefix(subnet)),
-            is(oif(), word(bridge)),
-            has_any(ct("state"), &["established", "related"]),
-            accept(),
-        ],
-        None,
-    );
-    add(
-        "forward",
-        vec![is(saddr(), prefix(subnet)), is(iif(), word(bridge)), accept()],
-        None,
-    );
-    // As Docker 28 does in NAT mode, nothing else from outside into the bridge; a lab
-    // without masquerade is routed, its containers addressable from outside.
-    if lab.masquerade {
-        add(
-            "forward",
-            vec![is_not(iif(), word(bridge)), is(oif(), word(bridge)), drop()],
-            None,
-        );
-    }
-    rules
 }

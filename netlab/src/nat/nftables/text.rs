@@ -2,6 +2,8 @@
 //! objects, in the syntax people type. Covers the expressions and statements `table.rs`
 //! and `elements.rs` build.
 
+use std::fmt::Write as _;
+
 use nftables::{
     expr::{Expression, MetaKey, NamedExpression, Payload},
     schema::{NfCmd, NfListObject, SetTypeValue},
@@ -138,11 +140,9 @@ fn expression(expression: &Expression<'_>) -> String {
 
 fn named_expression(named: &NamedExpression<'_>) -> String {
     match named {
-        NamedExpression::Concat(parts) => parts
-            .iter()
-            .map(expression)
-            .collect::<Vec<_>>()
-            .join(" . "),
+        NamedExpression::Concat(parts) => {
+            parts.iter().map(expression).collect::<Vec<_>>().join(" . ")
+        }
         NamedExpression::Set(items) => {
             let items: Vec<String> = items
                 .iter()
@@ -175,7 +175,7 @@ fn named_expression(named: &NamedExpression<'_>) -> String {
                 text += " counter";
             }
             if let Some(comment) = &elem.comment {
-                text += &format!(" comment \"{comment}\"");
+                let _ = write!(text, " comment \"{comment}\"");
             }
             text
         }
@@ -194,8 +194,6 @@ pub(super) fn name<T: serde::Serialize>(value: &T) -> String {
 fn set_type(value: &SetTypeValue<'_>) -> String {
     match value {
         SetTypeValue::Single(t) => name(t),
-        SetTypeValue::Concatenated(types) => {
-            types.iter().map(name).collect::<Vec<_>>().join(" . ")
-        }
+        SetTypeValue::Concatenated(types) => types.iter().map(name).collect::<Vec<_>>().join(" . "),
     }
 }
