@@ -1,5 +1,6 @@
 //! `netlab bench --quick` works end to end: every configuration and metric produces records
-//! with their runs, and the JSON and SVG outputs are written. The numbers themselves are not
+//! with their runs (and the eBPF programs' cost per run), and the JSON and SVG outputs are
+//! written; `--versus-routed` records one ratio per round. The numbers themselves are not
 //! asserted (speed is shown by the benchmark, not by tests).
 
 use std::process::Command;
@@ -46,7 +47,15 @@ fn quick_bench_produces_every_record() {
         "ebpf-tc",
         "ebpf-xdp",
     ] {
-        for metric in ["connections", "rr_p50", "rr_p99", "bulk_tcp", "udp_pps"] {
+        for metric in [
+            "connections",
+            "connections_32",
+            "rr_p50",
+            "rr_p99",
+            "bulk_tcp",
+            "bulk_tcp_down",
+            "udp_pps",
+        ] {
             for ports in [1, 100] {
                 let record = find(config, metric, ports);
                 assert_eq!(record["runs"].as_array().map(Vec::len), Some(3), "{record}");
@@ -77,9 +86,86 @@ fn quick_bench_produces_every_record() {
         find(config, "unpublish", 100);
     }
     find("ebpf-tc", "lab_up", 10);
+    programs_are_costed(records);
     find("nft-map", "lab_up", 10);
     assert!(
         svg_text.starts_with("<svg") && svg_text.contains("polyline"),
         "an SVG with lines"
     );
+}
+
+/// The eBPF programs' cost per run, from the kernel's statistics: a few ns to a few µs, for
+/// the eBPF configurations only.
+fn programs_are_costed(records: &[serde_json::Value]) {
+    let find = |config: &str, metric: &str| {
+        records
+            .iter()
+            .find(|r| r["config"] == config && r["metric"] == metric && r["ports"] == 1)
+            .unwrap_or_else(|| panic!("no record {config} {metric}"))
+    };
+    for (config, program) in [
+        ("ebpf-tc", "netlab_nat_ext_ingress"),
+        ("ebpf-tc", "netlab_nat_ctr_ingress"),
+        ("ebpf-tc", "netlab_nat_ext_egress"),
+        ("ebpf-xdp", "netlab_nat_ext_xdp"),
+    ] {
+        let cost = find(config, &format!("ns {program}"))["value"]
+            .as_f64()
+            .expect("a number");
+        assert!(
+            (5.0..20_000.0).contains(&cost),
+            "{config} {program}: {cost} ns"
+        );
+    }
+    assert!(
+        !records.iter().any(|r| r["config"] == "iptables"
+            && r["metric"].as_str().is_some_and(|m| m.starts_with("ns "))),
+        "no eBPF program cost for iptables"
+    );
+}
+
+/// `bench --versus-routed --quick`: routed and ebpf-tc measured in turn, and one ratio per
+/// round for each metric and N, with the verdict on each target printed.
+#[test]
+fn versus_routed_records_a_ratio_per_round() {
+    let json = std::env::temp_dir().join(format!("{}.json", unique("bv")));
+    let out = Command::new(netlab_bin())
+        .args(["bench", "--versus-routed", "--quick", "--json"])
+        .arg(&json)
+        .output()
+        .expect("running netlab bench");
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
+            .expect("valid JSON");
+    let _ = std::fs::remove_file(&json);
+    let records = records.as_array().expect("records");
+    for metric in ["connections", "rr_p50", "udp_pps"] {
+        for ports in [1, 100] {
+            let ratio = records
+                .iter()
+                .find(|r| {
+                    r["config"] == "ebpf-tc ÷ routed"
+                        && r["metric"] == metric
+                        && r["ports"] == ports
+                })
+                .unwrap_or_else(|| panic!("no ratio for {metric} N={ports}"));
+            let runs = ratio["runs"].as_array().expect("runs");
+            assert_eq!(runs.len(), 3, "{ratio}");
+            assert!(
+                runs.iter()
+                    .all(|r| r.as_f64().is_some_and(|v| v > 0.1 && v < 10.0)),
+                "{ratio}"
+            );
+            assert!(
+                text.contains(&format!("{metric:<12} N={ports:<6}")),
+                "no verdict for {metric} N={ports}:\n{text}"
+            );
+        }
+    }
 }

@@ -24,6 +24,7 @@ use crate::{
 /// First byte of a TCP connection: what the client wants.
 const MODE_REQUEST_RESPONSE: u8 = b'r';
 const MODE_BULK: u8 = b'b';
+const MODE_DOWNLOAD: u8 = b'd';
 /// Size of a request and of a response in the connection-rate test.
 const MESSAGE: u8 = 32;
 /// What the bulk client writes, over and over.
@@ -124,8 +125,8 @@ fn request_header(mode: u8, message_len: u8) -> Bytes {
     header.freeze()
 }
 
-/// Serves one connection: request/response messages, or a bulk sink that reports how many
-/// bytes it got.
+/// Serves one connection: request/response messages, a bulk sink that reports how many
+/// bytes it got, or a bulk source that writes until the client goes away.
 fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
@@ -166,6 +167,10 @@ fn serve(mut stream: TcpStream) {
             let mut reply = BytesMut::with_capacity(8);
             reply.put_u64(total);
             let _ = stream.write_all(&reply);
+        }
+        MODE_DOWNLOAD => {
+            let chunk = Bytes::from(vec![0xa5u8; BULK_CHUNK]);
+            while stream.write_all(&chunk).is_ok() {}
         }
         _ => {}
     }
@@ -275,6 +280,30 @@ pub fn bulk(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
         Ok((&total[..]).get_u64() as f64 * 8.0 / elapsed / 1e9)
     })?)?
     .map_err(|err| Error::io(format!("bulk transfer to {target}"), err))
+}
+
+/// Bulk TCP download in Gbit/s: the container's server writes for `duration` on one
+/// connection; the client's count of bytes received decides. This is the direction of a
+/// container's replies, which the fast path sends out without the host's routing.
+pub fn download(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
+    join(netns::spawn_in(ns, move || -> std::io::Result<f64> {
+        let mut stream = connect(target)?;
+        stream.write_all(&request_header(MODE_DOWNLOAD, 0))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            match stream.read(&mut buf)? {
+                0 => break,
+                n => total += n as u64,
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        // Closing makes the server's next write fail, which ends it.
+        stream.shutdown(Shutdown::Both)?;
+        Ok(total as f64 * 8.0 / elapsed / 1e9)
+    })?)?
+    .map_err(|err| Error::io(format!("bulk download from {target}"), err))
 }
 
 /// Small-packet UDP: `threads` senders send 64-byte datagrams for `duration`; returns the

@@ -9,8 +9,10 @@
 )]
 
 pub mod load;
+pub mod prog_cost;
 pub mod report;
 pub mod scenario;
+pub mod versus;
 
 use std::{io::Write as _, time::Duration};
 
@@ -73,19 +75,12 @@ const PUBLISH_METRICS: [&str; 2] = ["publish", "unpublish"];
 
 /// Raw samples, grouped into records at the end.
 #[derive(Debug, Default)]
-struct Samples(Vec<(String, &'static str, u64, &'static str, f64)>);
+struct Samples(Vec<(String, String, u64, &'static str, f64)>);
 
 impl Samples {
-    fn push(
-        &mut self,
-        config: &str,
-        metric: &'static str,
-        ports: u64,
-        unit: &'static str,
-        value: f64,
-    ) {
+    fn push(&mut self, config: &str, metric: &str, ports: u64, unit: &'static str, value: f64) {
         self.0
-            .push((config.to_string(), metric, ports, unit, value));
+            .push((config.to_string(), metric.to_string(), ports, unit, value));
     }
 
     /// Two timings in milliseconds, e.g. publish then unpublish.
@@ -100,6 +95,15 @@ impl Samples {
         self.push(config, metrics[1], n, "ms", times.1.as_secs_f64() * 1e3);
     }
 
+    /// The value last pushed for `config`, `metric` and `ports`.
+    fn value(&self, config: &str, metric: &str, ports: u64) -> Option<f64> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(c, m, n, ..)| c == config && m == metric && *n == ports)
+            .map(|sample| sample.4)
+    }
+
     fn records(&self) -> Vec<Record> {
         let mut records: Vec<Record> = Vec::new();
         for (config, metric, ports, unit, value) in &self.0 {
@@ -110,7 +114,7 @@ impl Samples {
                 Some(record) => record.runs.push(*value),
                 None => records.push(Record {
                     config: config.clone(),
-                    metric: (*metric).to_string(),
+                    metric: metric.clone(),
                     ports: *ports,
                     value: 0.0,
                     unit: (*unit).to_string(),
@@ -180,12 +184,13 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
         total: traffic_steps + publish_steps + lab_steps * plan.runs,
     };
     let mut samples = Samples::default();
+    let _stats = prog_cost::StatsEnabled::new()?;
 
     for run in 0..plan.runs {
         for &ports in &plan.ports {
             for config in configs.iter().filter(|c| run == 0 || c.every_run) {
                 progress.step(&format!("run {} {} N={ports}", run + 1, config.name));
-                measure_traffic(*config, ports, plan.duration, &mut samples)?;
+                measure_traffic(*config, ports, plan.duration, Traffic::All, &mut samples)?;
             }
         }
         for &size in &plan.lab_sizes {
@@ -220,21 +225,39 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
     Ok(samples.records())
 }
 
-/// The four traffic metrics through one fresh lab.
+/// Which traffic metrics a measurement takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Traffic {
+    /// Every one, and the eBPF programs' cost.
+    All,
+    /// New connections/s (2 clients), latency and UDP packets/s: the NAT-versus-routing
+    /// comparison.
+    VersusRouted,
+}
+
+/// The traffic metrics through one fresh lab.
 fn measure_traffic(
     config: Config,
     ports: u16,
     duration: Duration,
+    traffic: Traffic,
     samples: &mut Samples,
 ) -> Result<()> {
+    let all = traffic == Traffic::All;
     let lab = BenchLab::up(config, lab_for(config, ports))?;
     let port = BASE_PORT + ports - 1;
     let server = load::Server::start(&lab.ns("netns0"), port)?;
     let wan = lab.ns("wan");
     let target = lab.target(config, port);
     let n = u64::from(ports);
+    let ebpf = all && config.backend == crate::nat::BackendKind::Ebpf;
     // Warm-up: caches, neighbour entries, conntrack, JIT'd code paths.
     load::connection_rate(&wan, target, 2, duration / 4)?;
+    let programs_before = if ebpf {
+        prog_cost::snapshot(&lab.name)?
+    } else {
+        prog_cost::Snapshot::new()
+    };
     let (rate, failures) = load::connection_rate(&wan, target, 2, duration)?;
     if failures > 0 && rate == 0.0 {
         return Err(crate::Error::invalid(format!(
@@ -243,6 +266,11 @@ fn measure_traffic(
         )));
     }
     samples.push(config.name, "connections", n, "conn/s", rate);
+    if all {
+        // Many at once, as Cilium's TCP_CRR runs: 32 client flows.
+        let (rate, _) = load::connection_rate(&wan, target, 32, duration)?;
+        samples.push(config.name, "connections_32", n, "conn/s", rate);
+    }
     let rtts = load::request_response(&wan, target, duration)?;
     let pct = |p: f64| {
         rtts.get(((rtts.len() as f64 - 1.0) * p) as usize)
@@ -250,14 +278,23 @@ fn measure_traffic(
             .unwrap_or(f64::NAN)
     };
     samples.push(config.name, "rr_p50", n, "us", pct(0.50));
-    samples.push(config.name, "rr_p99", n, "us", pct(0.99));
-    samples.push(
-        config.name,
-        "bulk_tcp",
-        n,
-        "Gbit/s",
-        load::bulk(&wan, target, duration)?,
-    );
+    if all {
+        samples.push(config.name, "rr_p99", n, "us", pct(0.99));
+        samples.push(
+            config.name,
+            "bulk_tcp",
+            n,
+            "Gbit/s",
+            load::bulk(&wan, target, duration)?,
+        );
+        samples.push(
+            config.name,
+            "bulk_tcp_down",
+            n,
+            "Gbit/s",
+            load::download(&wan, target, duration)?,
+        );
+    }
     samples.push(
         config.name,
         "udp_pps",
@@ -265,6 +302,12 @@ fn measure_traffic(
         "pps",
         load::udp_rate(&wan, target, &server, 2, duration)?,
     );
+    if ebpf {
+        let after = prog_cost::snapshot(&lab.name)?;
+        for (program, ns) in prog_cost::per_packet(&programs_before, &after) {
+            samples.push(config.name, &report::program_metric(&program), n, "ns", ns);
+        }
+    }
     Ok(())
 }
 

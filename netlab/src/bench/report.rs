@@ -17,17 +17,25 @@ use super::Record;
 use crate::error::{Error, Result};
 use crate::text_table::{self, Column, Destination};
 
-const METRICS: [(&str, &str); 9] = [
+const METRICS: [(&str, &str); 11] = [
     (
         "connections",
         "new TCP connections/s (connect, 32-byte request/response, close)",
+    ),
+    (
+        "connections_32",
+        "new TCP connections/s with 32 concurrent client flows (TCP_CRR-like)",
     ),
     (
         "rr_p50",
         "request/response latency p50, µs (1 byte, established connection)",
     ),
     ("rr_p99", "request/response latency p99, µs"),
-    ("bulk_tcp", "bulk TCP throughput, Gbit/s"),
+    ("bulk_tcp", "bulk TCP upload (client → container), Gbit/s"),
+    (
+        "bulk_tcp_down",
+        "bulk TCP download (container → client), Gbit/s",
+    ),
     ("udp_pps", "64-byte UDP packets/s delivered"),
     ("publish", "time to publish N ports, ms"),
     ("unpublish", "time to unpublish N ports, ms"),
@@ -70,10 +78,37 @@ fn format_value(value: f64) -> String {
     }
 }
 
+/// What a program's per-packet cost is recorded as: `ns <program>`.
+pub fn program_metric(program: &str) -> String {
+    format!("ns {program}")
+}
+
+/// Every metric of `records` with its title: the fixed ones, then each eBPF program's cost.
+fn metrics_of(records: &[Record]) -> Vec<(String, String)> {
+    let mut metrics: Vec<(String, String)> = METRICS
+        .iter()
+        .map(|(metric, title)| ((*metric).to_owned(), (*title).to_owned()))
+        .collect();
+    let mut programs: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.metric.strip_prefix("ns "))
+        .collect();
+    programs.sort_unstable();
+    programs.dedup();
+    metrics.extend(programs.into_iter().map(|program| {
+        (
+            program_metric(program),
+            format!("{program}: ns per run (bpf_stats over each measurement's traffic)"),
+        )
+    }));
+    metrics
+}
+
 /// One table per metric: a row per configuration, a column per N, `median (min-max)`.
 pub fn table(records: &[Record]) -> String {
     let mut out = String::new();
-    for (metric, title) in METRICS {
+    for (metric, title) in metrics_of(records) {
+        let (metric, title) = (metric.as_str(), title.as_str());
         let sizes = sizes_of(records, metric);
         if sizes.is_empty() {
             continue;
@@ -289,8 +324,8 @@ fn bar_chart(area: &Area<'_>, records: &[Record], metric: &str, title: &str) -> 
     Ok(())
 }
 
-/// The plots: connections/s against N; publish time against N; bulk TCP and UDP packet
-/// rate as bars.
+/// The plots: connections/s (one client flow at a time and 32) and publish time against N;
+/// bulk TCP both ways and UDP packet rate as bars.
 pub fn svg(records: &[Record]) -> Result<String> {
     let mut out = String::new();
     draw_all(&mut out, records).map_err(|err| Error::Drawing {
@@ -301,9 +336,9 @@ pub fn svg(records: &[Record]) -> Result<String> {
 }
 
 fn draw_all(out: &mut String, records: &[Record]) -> DrawResult {
-    let root = SVGBackend::with_string(out, (800, 1080)).into_drawing_area();
+    let root = SVGBackend::with_string(out, (800, 1620)).into_drawing_area();
     root.fill(&WHITE)?;
-    let areas = root.split_evenly((4, 1));
+    let areas = root.split_evenly((6, 1));
     line_chart(
         &areas[0],
         records,
@@ -322,14 +357,28 @@ fn draw_all(out: &mut String, records: &[Record]) -> DrawResult {
         // Publishing one port is fast on every backend.
         SeriesLabelPosition::UpperLeft,
     )?;
-    bar_chart(
+    line_chart(
         &areas[2],
         records,
-        "bulk_tcp",
-        "Bulk TCP throughput (Gbit/s)",
+        "connections_32",
+        "New TCP connections per second, 32 concurrent clients",
+        Axis::Linear,
+        SeriesLabelPosition::LowerLeft,
     )?;
     bar_chart(
         &areas[3],
+        records,
+        "bulk_tcp",
+        "Bulk TCP upload, client to container (Gbit/s)",
+    )?;
+    bar_chart(
+        &areas[4],
+        records,
+        "bulk_tcp_down",
+        "Bulk TCP download, container to client (Gbit/s)",
+    )?;
+    bar_chart(
+        &areas[5],
         records,
         "udp_pps",
         "64-byte UDP packets per second delivered",

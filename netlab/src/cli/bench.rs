@@ -27,6 +27,14 @@ pub struct Args {
     /// Seconds per traffic metric and measurement.
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Only NAT (ebpf-tc, fast path) against routing without NAT, in interleaved rounds at
+    /// N=1 and 10,000: the median ratio and its spread for connections/s, latency and UDP
+    /// packets/s.
+    #[arg(long)]
+    pub versus_routed: bool,
+    /// Rounds of --versus-routed (at least 10 for the record; quick: 3).
+    #[arg(long, requires = "versus_routed")]
+    pub rounds: Option<usize>,
     /// Measure nothing: redraw the table (and --svg) from a previous run's --json output.
     #[arg(long, value_name = "FILE")]
     pub from_json: Option<PathBuf>,
@@ -67,9 +75,27 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                 Error::json(format!("{} is not netlab bench JSON", path.display()), err)
             })?
         }
+        None if args.versus_routed => {
+            let mut versus = if args.quick {
+                bench::versus::Plan::quick()
+            } else {
+                bench::versus::Plan::full()
+            };
+            if let Some(ports) = &args.ports {
+                versus.ports.clone_from(ports);
+            }
+            if let Some(rounds) = args.rounds {
+                versus.rounds = rounds.max(1);
+            }
+            versus.duration = plan.duration;
+            bench::versus::run(&versus)?
+        }
         None => bench::run(&plan)?,
     };
     print!("{}", bench::report::table(&records));
+    if records.iter().any(|r| r.config == bench::versus::RATIO) {
+        print!("{}", bench::versus::verdicts(&records));
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&records)
             .map_err(|err| Error::json("serializing JSON", err))?;
