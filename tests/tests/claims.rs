@@ -496,27 +496,34 @@ fn nftables_explain_builds_the_same_table() {
     }
 }
 
-/// `conntrack` on the iptables backend lists the kernel's table: a request to a published
-/// port shows up with its original and translated tuples.
+/// `conntrack` on the netfilter backends (iptables, nftables) lists the kernel's table: a
+/// request to a published port shows up with its original and translated tuples.
 #[test]
-fn conntrack_on_iptables_lists_the_kernels_table() {
-    let lab = default_lab("--backend iptables");
-    let _web = Server::start(&lab, "netns0", Mode::Http, &[5000]);
-    assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
-    let rows = conntrack(&lab);
-    // The client's side keeps its address and port; the destination becomes the container.
-    let translated_as_expected = |row: &Value| {
-        let (Some(original), Some(translated)) =
-            (row["original"].as_str(), row["translated"].as_str())
-        else {
-            return false;
+fn conntrack_on_the_netfilter_backends_lists_the_kernels_table() {
+    for backend in ["--backend iptables", "--backend nftables"] {
+        let lab = default_lab(backend);
+        let _web = Server::start(&lab, "netns0", Mode::Http, &[5000]);
+        assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
+        let rows = conntrack(&lab);
+        // The client's side keeps its address and port; the destination becomes the
+        // container.
+        let translated_as_expected = |row: &Value| {
+            let (Some(original), Some(translated)) =
+                (row["original"].as_str(), row["translated"].as_str())
+            else {
+                return false;
+            };
+            let Some(client) = original.strip_suffix(" -> 198.18.0.1:5000") else {
+                return false;
+            };
+            client.starts_with("198.18.0.2:")
+                && translated == format!("{client} -> 172.18.0.10:5000")
         };
-        let Some(client) = original.strip_suffix(" -> 198.18.0.1:5000") else {
-            return false;
-        };
-        client.starts_with("198.18.0.2:") && translated == format!("{client} -> 172.18.0.10:5000")
-    };
-    assert!(rows.iter().any(translated_as_expected), "{rows:#?}");
+        assert!(
+            rows.iter().any(translated_as_expected),
+            "{backend}: {rows:#?}"
+        );
+    }
 }
 
 /// A port published on one host address (not loopback) is reachable there only: from `wan`

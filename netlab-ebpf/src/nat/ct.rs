@@ -119,6 +119,9 @@ fn expired(proto: u8, entry: &CtEntry, now: u64) -> bool {
 /// The shortest lifetime `--ct-timeouts` accepts (one second).
 const MIN_LIFETIME_NS: u64 = 1_000_000_000;
 
+/// How stale `last_seen_ns` may get on a live flow (about a millisecond).
+const LAST_SEEN_GRANULARITY_NS: u64 = 1 << 20;
+
 /// Whether the flow of `entry` at `key` is over: both directions idle past their lifetime
 /// (a direction counts as live while either is: a flow idle one way — one-way UDP, a
 /// half-closed TCP connection — keeps both its mappings).
@@ -171,10 +174,15 @@ pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
             }
         }
     }
-    if now.saturating_sub(entry.last_seen_ns) >= CT_RESTORE_INTERVAL_NS {
+    let idle = now.saturating_sub(entry.last_seen_ns);
+    if idle >= CT_RESTORE_INTERVAL_NS {
         restore_partner(key, entry, now);
     }
-    entry.last_seen_ns = now;
+    // Lifetimes are seconds: a write per millisecond at most spares every packet of a busy
+    // flow a store to a line other CPUs read.
+    if idle >= LAST_SEEN_GRANULARITY_NS {
+        entry.last_seen_ns = now;
+    }
     Some(*entry)
 }
 

@@ -90,6 +90,10 @@ pub fn count_untranslated<C: EbpfContext>(ctx: &C, stat: Stat) -> bool {
 /// are not counted (and do not bring stale counters back).
 #[inline(always)]
 pub fn count_port(publish: &PublishKey, bytes: u64) {
+    // Masqueraded and host flows have no published port (port 0 is never published).
+    if publish.port == 0 {
+        return;
+    }
     if let Some(counters) = PORT_STATS.get_ptr_mut(publish) {
         // SAFETY: per-CPU value, no concurrent writer.
         unsafe {

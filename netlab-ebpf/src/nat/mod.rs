@@ -11,6 +11,7 @@
 //! - cgroup `connect4`/`sendmsg4`/`recvmsg4`, scoped to the host node's namespace by its
 //!   cookie: host processes reaching published ports.
 
+pub mod csum;
 pub mod ct;
 pub mod frag;
 pub mod host_sockets;

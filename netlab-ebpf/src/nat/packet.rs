@@ -1,9 +1,11 @@
-//! Header layouts and parsing for tc programs (through `bpf_skb_load_bytes`, which works on
-//! non-linear skbs too). Anything that is not an IPv4 TCP/UDP/ICMP packet (or a fragment of
-//! one) is reported as such and left alone by the callers.
+//! Header layouts and parsing, by direct packet access (tc pulls the headers into the linear
+//! part first when they are not there). Anything that is not an IPv4 TCP/UDP/ICMP packet (or
+//! a fragment of one) is reported as such and left alone by the callers.
 
 use aya_ebpf::programs::TcContext;
-use netlab_common::nat::{FlowKey, FragKey, NatConfig, Stat};
+use netlab_common::nat::{CtEntry, FlowKey, FragKey, NatConfig, Stat};
+
+use super::csum;
 
 pub const ETH_HLEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
@@ -15,7 +17,6 @@ pub const ICMP_ECHO_REQUEST: u8 = 8;
 
 /// Offsets inside the IPv4 header.
 pub mod ip {
-    pub const TTL: usize = 8;
     pub const CHECK: usize = 10;
     pub const SADDR: usize = 12;
     pub const DADDR: usize = 16;
@@ -127,18 +128,47 @@ pub fn is_loopback(ip: u32) -> bool {
 /// Why a packet was not parsed.
 pub type Skip = Stat;
 
+/// A pointer to a `T` at `offset` in the packet `data..data_end`, if it is long enough.
+#[inline(always)]
+pub fn ptr_at<T>(data: usize, data_end: usize, offset: usize) -> Option<*mut T> {
+    if data + offset + size_of::<T>() > data_end {
+        return None;
+    }
+    Some((data + offset) as *mut T)
+}
+
+/// [`ptr_at`] in an skb's linear data.
+#[inline(always)]
+pub fn skb_ptr_at<T>(ctx: &TcContext, offset: usize) -> Option<*mut T> {
+    ptr_at(ctx.data(), ctx.data_end(), offset)
+}
+
+/// The most the parser reads: Ethernet, an IPv4 header with options, 16 bytes of L4.
+const HEADERS_MAX: usize = ETH_HLEN + 60 + 16;
+
 /// Parses an Ethernet + IPv4 + L4 header at the start of the skb. With `wire`, the packet
 /// came in from the external link, where a source in the container subnet or in loopback is
 /// a martian.
 #[inline(always)]
 pub fn parse(ctx: &TcContext, wire: Option<&NatConfig>) -> Result<Packet, Skip> {
-    let ethertype: u16 = ctx.load(12).map_err(|_| Stat::Truncated)?;
-    if u16::from_be(ethertype) != ETH_P_IP {
+    // The headers are in the linear part on veth; when they are not, one pull puts them
+    // there (never more than the packet has).
+    if ctx.data() + HEADERS_MAX > ctx.data_end() {
+        let want = core::cmp::min(HEADERS_MAX as u32, ctx.len());
+        if ctx.data() + want as usize > ctx.data_end() {
+            ctx.pull_data(want).map_err(|_| Stat::Truncated)?;
+        }
+    }
+    let ethertype: *const u16 = skb_ptr_at(ctx, 12).ok_or(Stat::Truncated)?;
+    // SAFETY: bounds checked by skb_ptr_at.
+    if u16::from_be(unsafe { *ethertype }) != ETH_P_IP {
         return Err(Stat::Skipped);
     }
-    let ip: Ipv4Hdr = ctx.load(ETH_HLEN).map_err(|_| Stat::Truncated)?;
-    parse_ip(ip, ETH_HLEN, wire, |offset| {
-        ctx.load::<[u8; 8]>(offset).ok()
+    let iph: *const Ipv4Hdr = skb_ptr_at(ctx, ETH_HLEN).ok_or(Stat::Truncated)?;
+    // SAFETY: bounds checked by skb_ptr_at.
+    parse_ip(unsafe { *iph }, ETH_HLEN, wire, |offset| {
+        // SAFETY: bounds checked by skb_ptr_at.
+        skb_ptr_at::<[u8; 8]>(ctx, offset).map(|p| unsafe { *p })
     })
 }
 
@@ -215,4 +245,26 @@ pub fn parse_ip(
         frag,
         id: ip.id,
     })
+}
+
+/// Rewrites the IPv4 addresses of a packet showing `k` to `to`'s, with the header checksum.
+#[inline(always)]
+pub fn rewrite_addresses(iph: &mut Ipv4Hdr, k: &FlowKey, to: &CtEntry) {
+    for (field, old, new) in [
+        (&mut iph.saddr, k.src_ip, to.src_ip),
+        (&mut iph.daddr, k.dst_ip, to.dst_ip),
+    ] {
+        if old != new {
+            iph.check = csum::update(iph.check, &old.to_ne_bytes(), &new.to_ne_bytes());
+            *field = new;
+        }
+    }
+}
+
+/// Decrements the TTL in place, with the header checksum (TTL and protocol share a word).
+#[inline(always)]
+pub fn decrement_ttl(iph: &mut Ipv4Hdr) {
+    let old = [iph.ttl, iph.proto];
+    iph.ttl -= 1;
+    iph.check = csum::update(iph.check, &old, &[iph.ttl, iph.proto]);
 }

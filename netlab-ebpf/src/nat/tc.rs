@@ -1,6 +1,7 @@
 //! The tcx programs: the external device's ingress and egress, and each container's
-//! host-side veth ingress. Headers are read with `bpf_skb_load_bytes` and rewritten with
-//! `bpf_skb_store_bytes` plus incremental checksum helpers, which keep a partial (offloaded)
+//! host-side veth ingress. Headers are read and rewritten in place (direct packet access);
+//! the IPv4 checksum is updated by hand and the L4 one by `bpf_l4_csum_replace`, given one
+//! difference for the addresses and one for the ports, which keeps a partial (offloaded)
 //! checksum partial and a full one correct.
 #![expect(
     clippy::needless_pass_by_value,
@@ -21,11 +22,11 @@ use netlab_common::nat::{
 };
 
 use super::{
-    ct, frag, host_sockets, icmp, log,
+    csum, ct, frag, host_sockets, icmp, log,
     maps::{CONTAINERS, config, count, count_port, count_untranslated, published},
     packet::{
-        Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet, in_subnet, ip,
-        parse, to_container,
+        self, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Packet,
+        in_subnet, parse, rewrite_addresses, skb_ptr_at, to_container,
     },
 };
 
@@ -317,42 +318,22 @@ fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     if ct::unchanged(k, to) {
         return Ok(());
     }
-    let csum = pkt.l4_csum_offset();
     // A later fragment has no L4 header: its addresses only (the checksum is in the first).
     let l4 = matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) && pkt.frag != Frag::Later;
-    let mangled = if k.proto == IPPROTO_UDP {
-        u64::from(BPF_F_MARK_MANGLED_0)
-    } else {
-        0
-    };
-    let failed = |_| Stat::RewriteFailed;
-    for (offset, old, new) in [
-        (ip::SADDR, k.src_ip, to.src_ip),
-        (ip::DADDR, k.dst_ip, to.dst_ip),
-    ] {
-        if old == new {
-            continue;
-        }
-        if l4 {
-            ctx.l4_csum_replace(
-                csum,
-                u64::from(old),
-                u64::from(new),
-                u64::from(BPF_F_PSEUDO_HDR) | mangled | 4,
-            )
-            .map_err(failed)?;
-        }
-        ctx.l3_csum_replace(pkt.l3 + ip::CHECK, u64::from(old), u64::from(new), 4)
-            .map_err(failed)?;
-        ctx.store(pkt.l3 + offset, &new, 0).map_err(failed)?;
-    }
+    let iph: *mut Ipv4Hdr = skb_ptr_at(ctx, pkt.l3).ok_or(Stat::RewriteFailed)?;
+    // SAFETY: bounds checked by skb_ptr_at; tc programs may write the packet.
+    rewrite_addresses(unsafe { &mut *iph }, k, to);
+    // What the L4 checksum must take in for the ports (or the echo identifier), which the
+    // pseudo header does not hold.
+    let mut ports_diff = None;
     if l4 {
-        for (offset, old, new) in [(0, k.src_port, to.src_port), (2, k.dst_port, to.dst_port)] {
-            if old != new {
-                ctx.l4_csum_replace(csum, u64::from(old), u64::from(new), mangled | 2)
-                    .map_err(failed)?;
-                ctx.store(pkt.l4 + offset, &new, 0).map_err(failed)?;
-            }
+        let word = |src: u16, dst: u16| u32::from(src) | u32::from(dst) << 16;
+        let (old, new) = (word(k.src_port, k.dst_port), word(to.src_port, to.dst_port));
+        if old != new {
+            let ports: *mut [u16; 2] = skb_ptr_at(ctx, pkt.l4).ok_or(Stat::RewriteFailed)?;
+            // SAFETY: bounds checked by skb_ptr_at.
+            unsafe { *ports = [to.src_port, to.dst_port] };
+            ports_diff = Some(csum::diff32(old, new));
         }
     } else if k.proto == IPPROTO_ICMP && pkt.has_ports() {
         // Echo: the identifier is the "port"; a request carries our source's, a reply our
@@ -363,10 +344,38 @@ fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
             to.dst_port
         };
         if new != k.src_port {
-            ctx.l4_csum_replace(csum, u64::from(k.src_port), u64::from(new), 2)
-                .map_err(failed)?;
-            ctx.store(pkt.l4 + 4, &new, 0).map_err(failed)?;
+            let id: *mut u16 = skb_ptr_at(ctx, pkt.l4 + 4).ok_or(Stat::RewriteFailed)?;
+            // SAFETY: bounds checked by skb_ptr_at.
+            unsafe { *id = new };
+            ports_diff = Some(csum::diff16(k.src_port, new));
         }
+    }
+    // The checksum helper last: it may move the packet data. UDP's "no checksum" (0) stays
+    // so, and a sum that comes out 0 is sent as 0xffff.
+    let csum_at = pkt.l4_csum_offset();
+    let mangled = if k.proto == IPPROTO_UDP {
+        u64::from(BPF_F_MARK_MANGLED_0)
+    } else {
+        0
+    };
+    let failed = |_| Stat::RewriteFailed;
+    if l4 && (k.src_ip != to.src_ip || k.dst_ip != to.dst_ip) {
+        let addresses = csum::add(
+            csum::diff32(k.src_ip, to.src_ip),
+            csum::diff32(k.dst_ip, to.dst_ip),
+        );
+        // Size 0: `to` is a difference.
+        ctx.l4_csum_replace(
+            csum_at,
+            0,
+            u64::from(addresses),
+            u64::from(BPF_F_PSEUDO_HDR) | mangled,
+        )
+        .map_err(failed)?;
+    }
+    if let Some(diff) = ports_diff {
+        ctx.l4_csum_replace(csum_at, 0, u64::from(diff), mangled)
+            .map_err(failed)?;
     }
     count(if pkt.frag == Frag::Later {
         Stat::Fragments
@@ -379,14 +388,19 @@ fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
 /// Decrements the TTL (the fast path skips the host's forwarding, which would).
 #[inline(always)]
 fn decrement_ttl(ctx: &TcContext, pkt: &Packet) -> Result<(), Stat> {
-    let failed = |_| Stat::RewriteFailed;
-    // TTL and protocol share a 16-bit word of the header checksum.
-    let old = u16::from_be_bytes([pkt.ttl, pkt.key.proto]).to_be();
-    let new = u16::from_be_bytes([pkt.ttl - 1, pkt.key.proto]).to_be();
-    ctx.l3_csum_replace(pkt.l3 + ip::CHECK, u64::from(old), u64::from(new), 2)
-        .map_err(failed)?;
-    ctx.store(pkt.l3 + ip::TTL, &(pkt.ttl - 1), 0)
-        .map_err(failed)
+    let iph: *mut Ipv4Hdr = skb_ptr_at(ctx, pkt.l3).ok_or(Stat::RewriteFailed)?;
+    // SAFETY: bounds checked by skb_ptr_at.
+    packet::decrement_ttl(unsafe { &mut *iph });
+    Ok(())
+}
+
+/// Sets the Ethernet destination and source.
+#[inline(always)]
+fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Stat> {
+    let eth: *mut [[u8; 6]; 2] = skb_ptr_at(ctx, 0).ok_or(Stat::RewriteFailed)?;
+    // SAFETY: bounds checked by skb_ptr_at.
+    unsafe { *eth = [*dst, *src] };
+    Ok(())
 }
 
 /// Fast path into a container: straight to the peer of its host-side veth, skipping the
@@ -400,7 +414,7 @@ fn to_container_peer(ctx: &TcContext, pkt: &Packet, dst_ip: u32, config: &NatCon
     if pkt.ttl <= 1 || decrement_ttl(ctx, pkt).is_err() {
         return Verdict::Pass;
     }
-    if ctx.store(0, &info.mac, 0).is_err() || ctx.store(6, &config.bridge_mac, 0).is_err() {
+    if set_macs(ctx, &info.mac, &config.bridge_mac).is_err() {
         return Verdict::Drop;
     }
     count(Stat::FastPath);
@@ -415,7 +429,7 @@ fn to_container_egress(ctx: &TcContext, dst_ip: u32, config: &NatConfig) -> Verd
     let Some(info) = (unsafe { CONTAINERS.get(dst_ip) }).copied() else {
         return Verdict::Pass;
     };
-    if ctx.store(0, &info.mac, 0).is_err() || ctx.store(6, &config.bridge_mac, 0).is_err() {
+    if set_macs(ctx, &info.mac, &config.bridge_mac).is_err() {
         return Verdict::Drop;
     }
     // SAFETY: a helper taking plain integers.
@@ -465,9 +479,7 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
             bpf_redirect_neigh(params.ifindex, core::ptr::null_mut(), 0, 0)
         } as i32));
     }
-    if ctx.store(0, &params.dmac, 0).is_err() || ctx.store(6, &params.smac, 0).is_err() {
-        return Err(Stat::RewriteFailed);
-    }
+    set_macs(ctx, &params.dmac, &params.smac)?;
     // SAFETY: a helper taking plain integers.
     Ok(Verdict::Redirect(
         unsafe { bpf_redirect(params.ifindex, 0) } as i32,

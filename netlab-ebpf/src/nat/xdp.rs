@@ -10,11 +10,11 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, ct_flags, flags};
 
 use super::{
-    ct, frag, log,
+    csum, ct, frag, log,
     maps::{CONTAINERS, DEVMAP, config, count, count_port, count_untranslated},
     packet::{
-        ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
-        Ipv4Hdr, Packet, parse_ip, to_container,
+        self, ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP,
+        IPPROTO_UDP, Ipv4Hdr, Packet, parse_ip, rewrite_addresses, to_container,
     },
 };
 
@@ -41,15 +41,10 @@ pub fn netlab_xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// A pointer to a `T` at `offset`, if the packet is long enough.
+/// A pointer to a `T` at `offset` in the frame, if it is long enough.
 #[inline(always)]
 fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + offset + size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *mut T)
+    packet::ptr_at(ctx.data(), ctx.data_end(), offset)
 }
 
 fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
@@ -120,45 +115,6 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
     Ok(xdp_action::XDP_PASS)
 }
 
-/// One's-complement sum of the 16-bit words of `value` as laid out in memory.
-#[inline(always)]
-fn words(value: &[u8]) -> u32 {
-    let mut sum = 0u32;
-    let mut i = 0;
-    while i + 1 < value.len() {
-        sum += u32::from(u16::from_be_bytes([value[i], value[i + 1]]));
-        i += 2;
-    }
-    sum
-}
-
-/// Incremental checksum update (RFC 1624: HC' = ~(~HC + ~m + m')) of a checksum field as
-/// stored in the packet, for a field whose bytes change from `old` to `new`.
-#[inline(always)]
-fn csum_update(check: u16, old: &[u8], new: &[u8]) -> u16 {
-    let check = u16::from_be(check);
-    // ~m summed word by word equals (0xffff * words) - m; add the complement per word.
-    let old_words = (old.len() / 2) as u32;
-    let mut sum = u32::from(!check) + old_words * 0xffff - words(old) + words(new);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    (!(sum as u16)).to_be()
-}
-
-/// Rewrites the IPv4 addresses of a packet showing `k` to `to`'s, with the header checksum.
-#[inline(always)]
-fn rewrite_addresses(iph: &mut Ipv4Hdr, k: &FlowKey, to: &CtEntry) {
-    for (field, old, new) in [
-        (&mut iph.saddr, k.src_ip, to.src_ip),
-        (&mut iph.daddr, k.dst_ip, to.dst_ip),
-    ] {
-        if old != new {
-            iph.check = csum_update(iph.check, &old.to_ne_bytes(), &new.to_ne_bytes());
-            *field = new;
-        }
-    }
-}
-
 fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
     if ct::unchanged(k, to) {
@@ -188,7 +144,7 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
         // The pseudo header holds the addresses.
         for (old, new) in [(k.src_ip, to.src_ip), (k.dst_ip, to.dst_ip)] {
             if old != new {
-                csum = csum_update(csum, &old.to_ne_bytes(), &new.to_ne_bytes());
+                csum = csum::update(csum, &old.to_ne_bytes(), &new.to_ne_bytes());
             }
         }
     }
@@ -200,7 +156,7 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
         for (i, old, new) in [(0, k.src_port, to.src_port), (1, k.dst_port, to.dst_port)] {
             if old != new {
                 if !udp_none {
-                    csum = csum_update(csum, &old.to_ne_bytes(), &new.to_ne_bytes());
+                    csum = csum::update(csum, &old.to_ne_bytes(), &new.to_ne_bytes());
                 }
                 ports[i] = new;
             }
@@ -213,7 +169,7 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
         };
         if new != k.src_port {
             let id: *mut u16 = ptr_at(ctx, pkt.l4 + 4).ok_or(Stat::Truncated)?;
-            csum = csum_update(csum, &k.src_port.to_ne_bytes(), &new.to_ne_bytes());
+            csum = csum::update(csum, &k.src_port.to_ne_bytes(), &new.to_ne_bytes());
             // SAFETY: bounds checked by ptr_at.
             unsafe { *id = new };
         }
@@ -249,10 +205,7 @@ fn fast_path(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) ->
     };
     // SAFETY: bounds checked by ptr_at.
     unsafe {
-        let iph = &mut *iph;
-        let old = [iph.ttl, iph.proto];
-        iph.ttl -= 1;
-        iph.check = csum_update(iph.check, &old, &[iph.ttl, iph.proto]);
+        packet::decrement_ttl(&mut *iph);
         let eth = &mut *eth;
         eth[..6].copy_from_slice(&info.mac);
         eth[6..].copy_from_slice(&config.bridge_mac);
