@@ -283,6 +283,33 @@ fn up_removes_ports_that_forward_but_are_not_published() {
     );
 }
 
+/// Unpublishing a range whose entries are partly gone already (a crash in the middle of a
+/// batched delete) removes the rest: the batch skips the missing entries, it does not stop
+/// at them.
+#[test]
+fn unpublishing_a_range_partly_gone_removes_the_rest() {
+    let lab = Lab::up(&["--backend", "ebpf"]);
+    lab.netlab_ok(&["publish", "netns1", "9000-9009:9000-9009"]);
+    let map = pins(&lab.name).join(netlab_common::nat::maps::PUBLISH);
+    let map = map.to_str().expect("UTF-8 path");
+    // 0.0.0.0:9000/tcp and 0.0.0.0:9005/tcp, deleted behind netlab's back.
+    for port in ["0x28", "0x2d"] {
+        cmd_ok(
+            "bpftool",
+            &[
+                "map", "delete", "pinned", map, "key", "0", "0", "0", "0", "0x23", port, "6", "0",
+            ],
+        );
+    }
+    lab.netlab_ok(&["unpublish", "netns1", "9000-9009:9000-9009"]);
+    let entries = bpftool_json(&["map", "dump", "pinned", map, "-j"]);
+    assert_eq!(
+        entries.as_array().map(Vec::len),
+        Some(1),
+        "only 5000:5000 is left: {entries}"
+    );
+}
+
 /// Containers may all call their device eth0: with `--fast-path xdp-redirect`, each gets an
 /// XDP pass-through program pinned under its own name, and `up` again attaches nothing twice.
 #[test]

@@ -13,8 +13,8 @@ use super::{
     csum, ct, frag, log,
     maps::{CONTAINERS, DEVMAP, config, count, count_port, count_untranslated},
     packet::{
-        self, ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP,
-        IPPROTO_UDP, Ipv4Hdr, Packet, parse_ip, rewrite_addresses, to_container,
+        self, ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+        Ipv4Hdr, Packet, parse_ip, rewrite_addresses, to_container,
     },
 };
 

@@ -3,6 +3,7 @@
 //! datapath outlives the CLI; `publish`/`unpublish` are map updates on the pinned maps.
 
 mod attach;
+mod batch;
 pub mod events;
 mod tables;
 

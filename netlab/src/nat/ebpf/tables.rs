@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, fmt::Write as _, net::Ipv4Addr, path::PathBuf};
 
-use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use netlab_common::nat::{
     CtEntry, FlowKey, PublishKey, PublishValue, Stat, TrafficCounters, maps as map_names,
 };
@@ -16,10 +16,7 @@ use crate::{
     ports::Proto,
 };
 
-use super::pin_dir;
-
-/// `BPF_NOEXIST`: create, never replace.
-const BPF_NOEXIST: u64 = 1;
+use super::{batch, pin_dir};
 
 /// The pinned maps of one lab.
 #[derive(Debug)]
@@ -86,35 +83,33 @@ impl Tables {
             .map_err(|err| Error::ebpf("opening the conntrack map", err))
     }
 
-    /// One map update per host port: a range of 10,000 ports is 10,000 updates of a hash
-    /// map, not a single program change.
+    /// One map entry per host port, written in batches: a range of 10,000 ports is a few
+    /// system calls, not a program change.
     pub fn publish(&self, lab: &Lab, added: &[Publish]) -> Result<()> {
-        let mut map = self.publish_map()?;
-        let mut stats = self.port_stats()?;
+        let map = self.data(map_names::PUBLISH)?;
+        let stats = self.data(map_names::PORT_STATS)?;
         let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
+        // A per-CPU value is one slot per possible CPU, each rounded up to 8 bytes.
+        let zeros = vec![0u8; size_of::<TrafficCounters>().next_multiple_of(8) * cpus];
         for publish in added {
             crash_point::reached("", &format!("map publish {}", publish.spec));
             let container = lab.require_container(&publish.node)?;
-            for (key, container_port) in publish_keys(publish) {
-                let value = PublishValue {
-                    ip: u32::from(container.address).to_be(),
-                    port: container_port.to_be(),
-                    pad: 0,
-                };
-                // Counters first: the datapath counts only ports that have them. A port
-                // published again (by `up`) keeps its counts: BPF_NOEXIST, and "exists" is fine.
-                let zero = PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])
-                    .map_err(|err| Error::io("sizing per-CPU counters", err))?;
-                let _ = stats.insert(key, zero, BPF_NOEXIST);
-                // A port already forwarding as asked (published again by `up`) is left alone;
-                // one forwarding elsewhere (a crashed command's) is set to what the lab says.
-                if map.insert(key, value, BPF_NOEXIST).is_err()
-                    && map.get(&key, 0).ok() != Some(value)
-                {
-                    map.insert(key, value, 0)
-                        .map_err(|err| Error::ebpf(format!("publishing {}", publish.spec), err))?;
-                }
-            }
+            let ip = u32::from(container.address).to_be();
+            let (keys, values): (Vec<PublishKey>, Vec<PublishValue>) = publish_keys(publish)
+                .map(|(key, container_port)| {
+                    let port = container_port.to_be();
+                    (key, PublishValue { ip, port, pad: 0 })
+                })
+                .unzip();
+            // Counters first: the datapath counts only ports that have them. A port
+            // published again (by `up`) keeps its counts: created only where missing.
+            batch::create_missing(&stats, &keys, &zeros).map_err(|err| {
+                Error::io(format!("adding the counters of {}", publish.spec), err)
+            })?;
+            // Every port as the lab says: one a crashed command left forwarding elsewhere
+            // is set right, one already right is written the same.
+            batch::update(&map, &keys, &values)
+                .map_err(|err| Error::io(format!("publishing {}", publish.spec), err))?;
         }
         Ok(())
     }
@@ -123,24 +118,20 @@ impl Tables {
     /// flows of those ports are forgotten so their next datagram is not forwarded (as
     /// Docker flushes conntrack for UDP).
     pub fn unpublish(&self, _lab: &Lab, removed: &[Publish]) -> Result<()> {
-        let mut map = self.publish_map()?;
-        let mut stats = self.port_stats()?;
+        let map = self.data(map_names::PUBLISH)?;
+        let stats = self.data(map_names::PORT_STATS)?;
         let mut gone = HashSet::new();
         for publish in removed {
             crash_point::reached("", &format!("map unpublish {}", publish.spec));
-            for (key, _) in publish_keys(publish) {
-                match map.remove(&key) {
-                    Ok(()) => {}
-                    // Not there: unpublished already (a crashed command finished twice).
-                    Err(err) if is_missing(&err) => {}
-                    Err(err) => {
-                        return Err(Error::ebpf(format!("unpublishing {}", publish.spec), err));
-                    }
-                }
-                let _ = stats.remove(&key);
-                if publish.spec.proto == Proto::Udp {
-                    gone.insert(key);
-                }
+            let keys: Vec<PublishKey> = publish_keys(publish).map(|(key, _)| key).collect();
+            // A port not there was unpublished already (a crashed command finished twice).
+            batch::delete(&map, &keys)
+                .map_err(|err| Error::io(format!("unpublishing {}", publish.spec), err))?;
+            batch::delete(&stats, &keys).map_err(|err| {
+                Error::io(format!("removing the counters of {}", publish.spec), err)
+            })?;
+            if publish.spec.proto == Proto::Udp {
+                gone.extend(keys);
             }
         }
         if !gone.is_empty() {
@@ -286,16 +277,4 @@ pub(super) fn endpoint(ip: u32, port: u16) -> String {
         Ipv4Addr::from(u32::from_be(ip)),
         u16::from_be(port)
     )
-}
-
-/// Whether a map operation failed because the key is not in the map (aya reports a delete's
-/// ENOENT as a failed syscall, a lookup's as `KeyNotFound`).
-fn is_missing(err: &aya::maps::MapError) -> bool {
-    match err {
-        aya::maps::MapError::KeyNotFound => true,
-        aya::maps::MapError::SyscallError(syscall) => {
-            syscall.io_error.raw_os_error() == Some(libc::ENOENT)
-        }
-        _ => false,
-    }
 }
