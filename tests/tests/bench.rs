@@ -6,33 +6,47 @@
 use std::process::Command;
 
 use netlab_e2e::{netlab_bin, unique};
+use serde_json::Value;
+
+/// Runs `netlab bench ARGS --json FILE` (and `--svg FILE` with `svg`); returns what it
+/// printed, its records, and the SVG.
+fn bench(args: &[&str], svg: bool) -> (String, Vec<Value>, Option<String>) {
+    let dir = std::env::temp_dir();
+    let json = dir.join(format!("{}.json", unique("bj")));
+    let svg = svg.then(|| dir.join(format!("{}.svg", unique("bs"))));
+    let mut command = Command::new(netlab_bin());
+    command.arg("bench").args(args).arg("--json").arg(&json);
+    if let Some(svg) = &svg {
+        command.arg("--svg").arg(svg);
+    }
+    let out = command.output().expect("running netlab bench");
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
+            .expect("valid JSON");
+    let _ = std::fs::remove_file(&json);
+    let svg_text = svg.map(|svg| {
+        let text = std::fs::read_to_string(&svg).expect("SVG written");
+        let _ = std::fs::remove_file(&svg);
+        text
+    });
+    let records = records.as_array().expect("records").clone();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        records,
+        svg_text,
+    )
+}
 
 #[test]
 fn quick_bench_produces_every_record() {
-    let dir = std::env::temp_dir();
-    let json = dir.join(format!("{}.json", unique("bj")));
-    let svg = dir.join(format!("{}.svg", unique("bs")));
-    let out = Command::new(netlab_bin())
-        .args(["bench", "--quick", "--json"])
-        .arg(&json)
-        .arg("--svg")
-        .arg(&svg)
-        .output()
-        .expect("running netlab bench");
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    let (table, records, svg_text) = bench(&["--quick"], true);
     assert!(table.contains("new TCP connections/s"), "{table}");
-    let records: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
-            .expect("valid JSON");
-    let svg_text = std::fs::read_to_string(&svg).expect("SVG written");
-    let _ = std::fs::remove_file(&json);
-    let _ = std::fs::remove_file(&svg);
-    let records = records.as_array().expect("records");
+    let svg_text = svg_text.unwrap_or_default();
     let find = |config: &str, metric: &str, ports: u64| {
         records
             .iter()
@@ -86,7 +100,7 @@ fn quick_bench_produces_every_record() {
         find(config, "unpublish", 100);
     }
     find("ebpf-tc", "lab_up", 10);
-    programs_are_costed(records);
+    programs_are_costed(&records);
     find("nft-map", "lab_up", 10);
     assert!(
         svg_text.starts_with("<svg") && svg_text.contains("polyline"),
@@ -96,7 +110,7 @@ fn quick_bench_produces_every_record() {
 
 /// The eBPF programs' cost per run, from the kernel's statistics: a few ns to a few µs, for
 /// the eBPF configurations only.
-fn programs_are_costed(records: &[serde_json::Value]) {
+fn programs_are_costed(records: &[Value]) {
     let find = |config: &str, metric: &str| {
         records
             .iter()
@@ -128,23 +142,7 @@ fn programs_are_costed(records: &[serde_json::Value]) {
 /// round for each metric and N, with the verdict on each target printed.
 #[test]
 fn versus_routed_records_a_ratio_per_round() {
-    let json = std::env::temp_dir().join(format!("{}.json", unique("bv")));
-    let out = Command::new(netlab_bin())
-        .args(["bench", "--versus-routed", "--quick", "--json"])
-        .arg(&json)
-        .output()
-        .expect("running netlab bench");
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let records: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
-            .expect("valid JSON");
-    let _ = std::fs::remove_file(&json);
-    let records = records.as_array().expect("records");
+    let (text, records, _) = bench(&["--versus-routed", "--quick"], false);
     for metric in ["connections", "rr_p50", "udp_pps"] {
         for ports in [1, 100] {
             let ratio = records

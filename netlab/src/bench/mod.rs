@@ -71,6 +71,15 @@ pub struct Record {
     pub runs: Vec<f64>,
 }
 
+impl Record {
+    /// The smallest and the largest of the runs.
+    pub fn spread(&self) -> (f64, f64) {
+        let min = self.runs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (min, max)
+    }
+}
+
 const PUBLISH_METRICS: [&str; 2] = ["publish", "unpublish"];
 
 /// Raw samples, grouped into records at the end.

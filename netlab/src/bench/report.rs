@@ -133,12 +133,7 @@ pub fn table(records: &[Record]) -> String {
 
 /// `median (min-max)` of a record's runs, or the median alone for one run.
 fn cell(record: &Record) -> String {
-    let min = record.runs.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = record
-        .runs
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
+    let (min, max) = record.spread();
     if record.runs.len() > 1 {
         format!(
             "{} ({}-{})",

@@ -109,12 +109,7 @@ pub fn verdicts(records: &[Record]) -> String {
             Better::Higher => (record.value >= 1.05, "≥ 1.05"),
             Better::Lower => (record.value <= 0.95, "≤ 0.95"),
         };
-        let min = record.runs.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = record
-            .runs
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
+        let (min, max) = record.spread();
         let _ = writeln!(
             out,
             "  {:<12} N={:<6} {:.3} (spread {:.3}-{:.3} over {} rounds), target {target}: {}",

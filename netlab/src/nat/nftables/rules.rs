@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     ipv4net::Ipv4Net,
+    lab::{Container, Lab, Publish},
     nat::{NatContext, NftShape},
 };
 
@@ -76,6 +77,25 @@ fn daddr() -> Expr {
     field("ip", "daddr")
 }
 
+/// The lab's published specs with the container each leads to.
+fn published(lab: &Lab) -> impl Iterator<Item = (&Publish, &Container)> {
+    lab.publish
+        .iter()
+        .filter_map(|publish| Some((publish, lab.container(&publish.node)?)))
+}
+
+/// `ip daddr CONTAINER PROTO dport PORTS`: a spec's traffic once DNAT'd, or hairpinned.
+fn to_published_container(publish: &Publish, container: &Container) -> [Stmt; 2] {
+    let spec = &publish.spec;
+    [
+        is(daddr(), address(container.address)),
+        dport(
+            spec.proto.name(),
+            ports(spec.container.start, spec.container.end),
+        ),
+    ]
+}
+
 /// `fib daddr type local`: addressed to the host.
 fn to_the_host() -> Stmt {
     is(fib_daddr_type(), word("local"))
@@ -134,10 +154,7 @@ fn dnat_per_port(ctx: NatContext<'_>, rules: &mut Rules) {
     rules.add("prerouting", vec![to_the_host(), jump(DNAT_CHAIN)]);
     rules.add("output", vec![to_the_host(), jump(DNAT_CHAIN)]);
     rules.add("output", vec![to_the_host(), jump(LOCAL_CHAIN)]);
-    for publish in &lab.publish {
-        let Some(container) = lab.container(&publish.node) else {
-            continue;
-        };
+    for (publish, container) in published(lab) {
         let spec = &publish.spec;
         let (chain, destination) = match spec.host_ip {
             Some(ip) if ip.is_loopback() => (LOCAL_CHAIN, is(daddr(), address(ip))),
@@ -226,23 +243,11 @@ fn postrouting(ctx: NatContext<'_>, rules: &mut Rules) {
     );
     match ctx.options.nft_shape {
         NftShape::Rules => {
-            for publish in &lab.publish {
-                let Some(container) = lab.container(&publish.node) else {
-                    continue;
-                };
-                let spec = &publish.spec;
-                rules.add(
-                    "postrouting",
-                    vec![
-                        is(saddr(), address(container.address)),
-                        is(daddr(), address(container.address)),
-                        dport(
-                            spec.proto.name(),
-                            ports(spec.container.start, spec.container.end),
-                        ),
-                        masquerade(),
-                    ],
-                );
+            for (publish, container) in published(lab) {
+                let mut rule = vec![is(saddr(), address(container.address))];
+                rule.extend(to_published_container(publish, container));
+                rule.push(masquerade());
+                rules.add("postrouting", rule);
             }
         }
         NftShape::Map => {
@@ -269,24 +274,12 @@ fn forward(ctx: NatContext<'_>, rules: &mut Rules) {
     let bridge = &lab.bridge;
     match ctx.options.nft_shape {
         NftShape::Rules => {
-            for publish in &lab.publish {
-                let Some(container) = lab.container(&publish.node) else {
-                    continue;
-                };
-                let spec = &publish.spec;
-                rules.add(
-                    "forward",
-                    vec![
-                        is(daddr(), address(container.address)),
-                        is(oif(), word(bridge)),
-                        dport(
-                            spec.proto.name(),
-                            ports(spec.container.start, spec.container.end),
-                        ),
-                        has_any(ct("status"), &["dnat"]),
-                        accept(),
-                    ],
-                );
+            for (publish, container) in published(lab) {
+                let mut rule = to_published_container(publish, container).to_vec();
+                rule.push(is(oif(), word(bridge)));
+                rule.push(has_any(ct("status"), &["dnat"]));
+                rule.push(accept());
+                rules.add("forward", rule);
             }
         }
         // Only the maps DNAT into the subnet: a DNAT'd connection is a published port's.
@@ -388,7 +381,7 @@ mod tests {
         );
         // Hairpin and forward accept per mapping, on the container's ports.
         assert!(lines.contains(&"postrouting ip saddr 172.18.0.10 ip daddr 172.18.0.10 udp dport 8000-8002 masquerade".to_owned()), "{lines:#?}");
-        assert!(lines.contains(&"forward ip daddr 172.18.0.10 oifname br0 udp dport 8000-8002 ct status dnat accept".to_owned()), "{lines:#?}");
+        assert!(lines.contains(&"forward ip daddr 172.18.0.10 udp dport 8000-8002 oifname br0 ct status dnat accept".to_owned()), "{lines:#?}");
         // Docker's "drop direct access", per container.
         assert!(lines.contains(&"raw ip daddr 172.18.0.20 iifname != br0 drop".to_owned()));
     }
