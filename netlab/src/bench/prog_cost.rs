@@ -3,15 +3,12 @@
 //! and after a measurement's traffic. Enabled through a file descriptor, not the
 //! `kernel.bpf_stats_enabled` sysctl, so they stop when the benchmark does.
 
-use std::{collections::BTreeMap, os::fd::OwnedFd, path::Path};
+use std::{collections::BTreeMap, os::fd::OwnedFd};
 
-use aya::programs::{
-    ProgramInfo,
-    links::{FdLink, PinnedLink},
-    loaded_programs,
-};
+use aya::programs::{ProgramInfo, loaded_programs};
 
 use crate::{
+    bpf_loader,
     error::{Error, Result},
     nat::ebpf::pin_dir,
 };
@@ -47,7 +44,7 @@ pub fn snapshot(lab_name: &str) -> Result<Snapshot> {
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
         let program = file.split('@').next().unwrap_or(&file).to_owned();
-        ids.insert(program_id(&entry.path())?, program);
+        ids.insert(bpf_loader::pinned_link_program(&entry.path())?, program);
     }
     let mut stats = Snapshot::new();
     for info in loaded_programs().flatten() {
@@ -59,15 +56,6 @@ pub fn snapshot(lab_name: &str) -> Result<Snapshot> {
         }
     }
     Ok(stats)
-}
-
-fn program_id(link: &Path) -> Result<u32> {
-    let op = || format!("reading the link pinned at {}", link.display());
-    let link = FdLink::from(PinnedLink::from_pin(link).map_err(|err| Error::ebpf(op(), err))?);
-    Ok(link
-        .info()
-        .map_err(|err| Error::ebpf(op(), err))?
-        .program_id())
 }
 
 fn totals(info: &ProgramInfo) -> (u64, u64) {

@@ -41,6 +41,17 @@ where
         .map_err(|err| Error::ebpf(format!("program {name} has an unexpected type"), err))
 }
 
+/// The id of the program behind the link pinned at `path`.
+pub fn pinned_link_program(path: &std::path::Path) -> Result<u32> {
+    use aya::programs::links::{FdLink, PinnedLink};
+    let op = || format!("reading the link pinned at {}", path.display());
+    let link = FdLink::from(PinnedLink::from_pin(path).map_err(|err| Error::ebpf(op(), err))?);
+    Ok(link
+        .info()
+        .map_err(|err| Error::ebpf(op(), err))?
+        .program_id())
+}
+
 /// Pins a link (taken from its program) at `path`, so it stays attached after we exit.
 pub fn pin_link<E>(
     link: std::result::Result<aya::programs::links::FdLink, E>,

@@ -13,7 +13,7 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, MapData},
     programs::{
         CgroupAttachMode, CgroupSockAddr, SchedClassifier, TcAttachType, Xdp, XdpMode,
-        links::{FdLink, PinnedLink},
+        links::FdLink,
     },
 };
 use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, programs};
@@ -306,14 +306,11 @@ fn load(result: std::result::Result<(), aya::programs::ProgramError>, name: &str
 /// Whether the link pinned at `pin` still runs its program on `device` (a link outlives the
 /// device it was attached to, as a defunct link).
 fn tcx_link_is_live(pin: &Path, device: &str, attach_type: TcAttachType) -> bool {
-    let Ok(link) = PinnedLink::from_pin(pin) else {
-        return false;
-    };
-    let Ok(info) = FdLink::from(link).info() else {
+    let Ok(program) = bpf_loader::pinned_link_program(pin) else {
         return false;
     };
     SchedClassifier::query_tcx(device, attach_type)
-        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.id() == info.program_id()))
+        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.id() == program))
 }
 
 fn attach_tc(

@@ -18,8 +18,14 @@ pub(in crate::nat) fn run_in_host(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Result<String> {
+    ctx.host().run(|| run(program, args, stdin))
+}
+
+/// Runs a command in the calling thread's namespace; its output, or an error naming the
+/// command and what it said.
+pub(in crate::nat) fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let op = format!("{program} {}", args.join(" "));
-    ctx.host().run(|| {
+    {
         let mut child = Command::new(program)
             .args(args)
             .stdin(if stdin.is_some() {
@@ -47,5 +53,5 @@ pub(in crate::nat) fn run_in_host(
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    })
+    }
 }

@@ -168,14 +168,8 @@ impl NatBackend for Nftables {
 /// is no table to delete.
 fn delete_table(place: &Place, lab_name: &str) -> Result<()> {
     let name = table_name(lab_name);
-    let tables = place.run(|| {
-        Ok(std::process::Command::new("nft")
-            .args(["list", "tables", "ip"])
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned()))
-    })?;
+    let tables =
+        place.run(|| Ok(netfilter::tool::run("nft", &["list", "tables", "ip"], None).ok()))?;
     let present = tables
         .unwrap_or_default()
         .lines()
