@@ -137,6 +137,23 @@ pub struct PublishValue {
     pub port: u16,
     /// Explicit padding, always 0.
     pub pad: u16,
+    /// Who published it (host order): 0 for a lab's ports, the [`owner_id`] of the
+    /// container's CNI attachment for `netlab-cni`'s, so that `DEL` removes exactly its own.
+    pub owner: u64,
+}
+
+/// The owner of `netlab-cni`'s map entries for one CNI attachment: FNV-1a (64 bits) of
+/// `container_id/ifname`, never 0 (0 marks a lab's entries). Stable across runs and builds,
+/// since DEL and GC of a later plugin process must find what ADD wrote.
+pub const fn owner_id(attachment: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < attachment.len() {
+        hash ^= attachment[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    if hash == 0 { 1 } else { hash }
 }
 
 /// A connection's 5-tuple as it appears in one packet (ICMP echo: both ports hold the
@@ -246,7 +263,9 @@ pub struct ContainerInfo {
     /// MAC address of the container's own interface.
     pub mac: [u8; 6],
     /// Explicit padding, always 0.
-    pub pad: [u8; 2],
+    pub pad: [u8; 6],
+    /// The CNI attachment that added it (host order; see [`PublishValue::owner`]).
+    pub owner: u64,
 }
 
 /// Packet and byte counters.
@@ -435,10 +454,10 @@ pub const CT_RESTORE_INTERVAL_NS: u64 = 1_000_000_000;
 const _: () = assert!(size_of::<NatConfig>() == 64);
 const _: () = assert!(size_of::<CtTimeouts>() == 24);
 const _: () = assert!(size_of::<PublishKey>() == 8);
-const _: () = assert!(size_of::<PublishValue>() == 8);
+const _: () = assert!(size_of::<PublishValue>() == 16);
 const _: () = assert!(size_of::<FlowKey>() == 16);
 const _: () = assert!(size_of::<CtEntry>() == 32);
-const _: () = assert!(size_of::<ContainerInfo>() == 12);
+const _: () = assert!(size_of::<ContainerInfo>() == 24);
 const _: () = assert!(size_of::<FragKey>() == 12);
 const _: () = assert!(size_of::<FragEntry>() == 12);
 const _: () = assert!(size_of::<TrafficCounters>() == 16);

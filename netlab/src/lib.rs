@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bpf_loader;
 pub mod cli;
+pub mod cni;
 pub mod crash_point;
 pub mod error;
 pub mod graph;

@@ -119,16 +119,42 @@ pub fn open(name: &str) -> Result<File> {
 /// Runs `f` on a thread inside namespace `name`, so sockets, interface-name lookups and
 /// `/proc/sys/net` all refer to that namespace; the calling thread is never moved.
 pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let file = open(name)?;
+    run_in_file(&open(name)?, &format!("{name:?}"), f)
+}
+
+/// Like [`run_in`], for the namespace whose file is at `path` (a bind mount, or
+/// `/proc/PID/ns/net`), as container runtimes name them.
+pub fn run_in_path<T: Send>(path: &Path, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let file = File::open(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            Error::invalid(format!("namespace {} does not exist", path.display()))
+        } else {
+            Error::io(format!("opening namespace {}", path.display()), err)
+        }
+    })?;
+    if !is_netns(&file) {
+        return Err(Error::invalid(format!(
+            "{} is not a network namespace",
+            path.display()
+        )));
+    }
+    run_in_file(&file, &path.display().to_string(), f)
+}
+
+fn run_in_file<T: Send>(
+    file: &File,
+    name: &str,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
     std::thread::scope(|scope| {
         let joined = scope
             .spawn(|| {
-                setns(&file, CloneFlags::CLONE_NEWNET)
-                    .op(|| format!("entering namespace {name:?}"))?;
+                setns(file, CloneFlags::CLONE_NEWNET)
+                    .op(|| format!("entering namespace {name}"))?;
                 f()
             })
             .join();
-        Error::joined(joined, format!("in namespace {name:?}"))
+        Error::joined(joined, format!("in namespace {name}"))
     })
 }
 

@@ -98,7 +98,8 @@ impl Datapath {
         let info = ContainerInfo {
             host_ifindex,
             mac: [2, 0, 0, 0, 0, 0x10],
-            pad: [0; 2],
+            pad: [0; 6],
+            owner: 0,
         };
         containers
             .insert(u32::from(ip).to_be(), info, 0)
@@ -120,6 +121,7 @@ impl Datapath {
             ip: u32::from(target).to_be(),
             port: target_port.to_be(),
             pad: 0,
+            owner: 0,
         };
         publish.insert(key, value, 0).expect("publishing");
     }

@@ -98,7 +98,7 @@ fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
 }
 
 /// The cookie of the calling thread's network namespace (`SO_NETNS_COOKIE`).
-fn netns_cookie() -> Result<u64> {
+pub(crate) fn netns_cookie() -> Result<u64> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")
         .map_err(|err| Error::io("opening a socket to read the namespace cookie", err))?;
     let mut cookie = 0u64;
@@ -123,7 +123,7 @@ fn netns_cookie() -> Result<u64> {
 }
 
 /// The cgroup v2 mount point (the root of the unified hierarchy).
-fn cgroup2_root() -> Result<PathBuf> {
+pub(crate) fn cgroup2_root() -> Result<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts")
         .map_err(|err| Error::io("reading /proc/self/mounts", err))?;
     mounts
@@ -155,27 +155,16 @@ fn attach_all(
     }
     // With XDP translating, tcx ingress still translates ICMP errors and is where the fast
     // path hands packets on.
-    attach_tc(
-        &mut bpf,
-        programs::TC_EXTERNAL_INGRESS,
-        ext,
-        TcAttachType::Ingress,
-        &links,
-    )?;
-    attach_tc(
-        &mut bpf,
-        programs::TC_EXTERNAL_EGRESS,
-        ext,
-        TcAttachType::Egress,
-        &links,
-    )?;
+    attach_external(&mut bpf, ext, &links)?;
     for container in &interfaces.containers {
+        let name = programs::TC_CONTAINER_INGRESS;
+        let pin = links.join(format!("{name}@{}", container.host_device));
         attach_tc(
             &mut bpf,
-            programs::TC_CONTAINER_INGRESS,
+            name,
             &container.host_device,
             TcAttachType::Ingress,
-            &links,
+            &pin,
         )?;
         if ctx.options.ingress == Ingress::Xdp && ctx.options.fast_path == FastPath::XdpRedirect {
             // veth drops frames redirected to it by XDP unless its peer runs XDP too.
@@ -194,6 +183,24 @@ fn attach_all(
             })?;
         }
     }
+    attach_cgroup_hooks(&mut bpf, &links, cgroup)
+}
+
+/// Attaches the external device's tcx programs (ingress and egress), pinned in `links`.
+pub(crate) fn attach_external(bpf: &mut Ebpf, device: &str, links: &Path) -> Result<()> {
+    for (name, attach_type) in [
+        (programs::TC_EXTERNAL_INGRESS, TcAttachType::Ingress),
+        (programs::TC_EXTERNAL_EGRESS, TcAttachType::Egress),
+    ] {
+        let pin = links.join(format!("{name}@{device}"));
+        attach_tc(bpf, name, device, attach_type, &pin)?;
+    }
+    Ok(())
+}
+
+/// Attaches the host-process hooks (`connect4`, `sendmsg4`, `recvmsg4`) to the cgroup v2
+/// root `cgroup`, pinned in `links`; hooks pinned already stay as they are.
+pub(crate) fn attach_cgroup_hooks(bpf: &mut Ebpf, links: &Path, cgroup: &Path) -> Result<()> {
     let cgroup_file = File::open(cgroup)
         .map_err(|err| Error::io(format!("opening {}", cgroup.display()), err))?;
     for name in [
@@ -205,7 +212,7 @@ fn attach_all(
         if pin.exists() {
             continue;
         }
-        let program: &mut CgroupSockAddr = program(&mut bpf, name)?;
+        let program: &mut CgroupSockAddr = program(bpf, name)?;
         load(program.load(), name)?;
         crash_point::reached("", &format!("attach {name}"));
         let id = program
@@ -262,7 +269,8 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
         let info = ContainerInfo {
             host_ifindex: *host_ifindex,
             mac: *mac,
-            pad: [0; 2],
+            pad: [0; 6],
+            owner: 0,
         };
         containers
             .insert(u32::from(*address).to_be(), info, 0)
@@ -283,7 +291,7 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
         .map_err(|err| Error::ebpf("writing the NAT config", err))
 }
 
-fn map<'a, M>(bpf: &'a mut Ebpf, name: &str) -> Result<M>
+pub(crate) fn map<'a, M>(bpf: &'a mut Ebpf, name: &str) -> Result<M>
 where
     M: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
 {
@@ -305,7 +313,7 @@ fn load(result: std::result::Result<(), aya::programs::ProgramError>, name: &str
 
 /// Whether the link pinned at `pin` still runs its program on `device` (a link outlives the
 /// device it was attached to, as a defunct link).
-fn tcx_link_is_live(pin: &Path, device: &str, attach_type: TcAttachType) -> bool {
+pub(crate) fn tcx_link_is_live(pin: &Path, device: &str, attach_type: TcAttachType) -> bool {
     let Ok(program) = bpf_loader::pinned_link_program(pin) else {
         return false;
     };
@@ -313,26 +321,27 @@ fn tcx_link_is_live(pin: &Path, device: &str, attach_type: TcAttachType) -> bool
         .is_ok_and(|(_, programs)| programs.iter().any(|p| p.id() == program))
 }
 
-fn attach_tc(
+/// Attaches tc program `name` to `device` (tcx) and pins the link at `pin`, unless the link
+/// pinned there runs on `device` already.
+pub(crate) fn attach_tc(
     bpf: &mut Ebpf,
     name: &str,
     device: &str,
     attach_type: TcAttachType,
-    links: &Path,
+    pin: &Path,
 ) -> Result<()> {
     let direction = if attach_type == TcAttachType::Ingress {
         "ingress"
     } else {
         "egress"
     };
-    let pin = links.join(format!("{name}@{device}"));
     if pin.exists() {
-        if tcx_link_is_live(&pin, device, attach_type) {
+        if tcx_link_is_live(pin, device, attach_type) {
             return Ok(());
         }
         // The device was re-created under the pin (its namespace deleted and `up` run
         // again): the old link is defunct, attach anew.
-        let _ = std::fs::remove_file(&pin);
+        let _ = std::fs::remove_file(pin);
     }
     let program: &mut SchedClassifier = program(bpf, name)?;
     load(program.load(), name)?;
@@ -347,7 +356,7 @@ fn attach_tc(
         .take_link(id)
         .map_err(|err| Error::ebpf("taking a tcx link", err))?;
     crash_point::reached("", &format!("pin {name}@{device}"));
-    pin_link(FdLink::try_from(link), &pin)
+    pin_link(FdLink::try_from(link), pin)
 }
 
 /// Attaches XDP program `name` to `device` (native mode, else generic) and pins the link

@@ -2,10 +2,10 @@
 //! attaches the programs and pins everything under `/sys/fs/bpf/netlab/<lab>/`, so the
 //! datapath outlives the CLI; `publish`/`unpublish` are map updates on the pinned maps.
 
-mod attach;
+pub(crate) mod attach;
 mod batch;
 pub mod events;
-mod tables;
+pub(crate) mod tables;
 
 use netlab_common::nat::{CtEntry, FlowKey, ct_flags, ct_state, maps as map_names, programs};
 

@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     lab::{Lab, Publish},
     nat::{NatContext, PortCounters},
-    ports::Proto,
+    ports::{PortSpec, Proto},
 };
 
 use super::{batch, pin_dir};
@@ -37,7 +37,11 @@ pub fn monotonic_ns() -> u64 {
 
 /// The host-side keys of a published spec: one per host port.
 fn publish_keys(publish: &Publish) -> impl Iterator<Item = (PublishKey, u16)> + '_ {
-    let spec = &publish.spec;
+    spec_keys(&publish.spec)
+}
+
+/// The host-side keys of `spec`, each with its container port: one per host port.
+pub(crate) fn spec_keys(spec: &PortSpec) -> impl Iterator<Item = (PublishKey, u16)> + '_ {
     let ip = spec.host_ip.map_or(0, |ip| u32::from(ip).to_be());
     (spec.host.start..=spec.host.end).filter_map(move |host_port| {
         let container_port = spec.container_port_for(host_port)?;
@@ -62,13 +66,18 @@ impl Tables {
         Ok(Self { dir })
     }
 
+    /// The maps pinned in `dir`, which must hold a datapath.
+    pub(crate) fn at(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
     fn data(&self, name: &str) -> Result<MapData> {
         let path = self.dir.join(name);
         MapData::from_pin(&path)
             .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))
     }
 
-    fn publish_map(&self) -> Result<HashMap<MapData, PublishKey, PublishValue>> {
+    pub(crate) fn publish_map(&self) -> Result<HashMap<MapData, PublishKey, PublishValue>> {
         HashMap::try_from(Map::HashMap(self.data(map_names::PUBLISH)?))
             .map_err(|err| Error::ebpf("opening the publish map", err))
     }
@@ -86,65 +95,90 @@ impl Tables {
     /// One map entry per host port, written in batches: a range of 10,000 ports is a few
     /// system calls, not a program change.
     pub fn publish(&self, lab: &Lab, added: &[Publish]) -> Result<()> {
+        for publish in added {
+            crash_point::reached("", &format!("map publish {}", publish.spec));
+            let container = lab.require_container(&publish.node)?;
+            self.write_ports(&publish.spec, container.address, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Forwards the host ports of `spec` to `container`, marked as `owner`'s.
+    pub(crate) fn write_ports(
+        &self,
+        spec: &PortSpec,
+        container: Ipv4Addr,
+        owner: u64,
+    ) -> Result<()> {
         let map = self.data(map_names::PUBLISH)?;
         let stats = self.data(map_names::PORT_STATS)?;
         let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
         // A per-CPU value is one slot per possible CPU, each rounded up to 8 bytes.
         let zeros = vec![0u8; size_of::<TrafficCounters>().next_multiple_of(8) * cpus];
-        for publish in added {
-            crash_point::reached("", &format!("map publish {}", publish.spec));
-            let container = lab.require_container(&publish.node)?;
-            let ip = u32::from(container.address).to_be();
-            let (keys, values): (Vec<PublishKey>, Vec<PublishValue>) = publish_keys(publish)
-                .map(|(key, container_port)| {
-                    let port = container_port.to_be();
-                    (key, PublishValue { ip, port, pad: 0 })
-                })
-                .unzip();
-            // Counters first: the datapath counts only ports that have them. A port
-            // published again (by `up`) keeps its counts: created only where missing.
-            batch::create_missing(&stats, &keys, &zeros).map_err(|err| {
-                Error::io(format!("adding the counters of {}", publish.spec), err)
-            })?;
-            // Every port as the lab says: one a crashed command left forwarding elsewhere
-            // is set right, one already right is written the same.
-            batch::update(&map, &keys, &values)
-                .map_err(|err| Error::io(format!("publishing {}", publish.spec), err))?;
-        }
-        Ok(())
+        let ip = u32::from(container).to_be();
+        let (keys, values): (Vec<PublishKey>, Vec<PublishValue>) = spec_keys(spec)
+            .map(|(key, container_port)| {
+                let port = container_port.to_be();
+                let value = PublishValue {
+                    ip,
+                    port,
+                    pad: 0,
+                    owner,
+                };
+                (key, value)
+            })
+            .unzip();
+        // Counters first: the datapath counts only ports that have them. A port
+        // published again (by `up`) keeps its counts: created only where missing.
+        batch::create_missing(&stats, &keys, &zeros)
+            .map_err(|err| Error::io(format!("adding the counters of {spec}"), err))?;
+        // Every port as the caller says: one a crashed command left forwarding elsewhere
+        // is set right, one already right is written the same.
+        batch::update(&map, &keys, &values)
+            .map_err(|err| Error::io(format!("publishing {spec}"), err))
     }
 
     /// Removes the ports; established TCP flows finish (as with iptables' conntrack), UDP
     /// flows of those ports are forgotten so their next datagram is not forwarded (as
     /// Docker flushes conntrack for UDP).
     pub fn unpublish(&self, _lab: &Lab, removed: &[Publish]) -> Result<()> {
-        let map = self.data(map_names::PUBLISH)?;
-        let stats = self.data(map_names::PORT_STATS)?;
         let mut gone = HashSet::new();
         for publish in removed {
             crash_point::reached("", &format!("map unpublish {}", publish.spec));
             let keys: Vec<PublishKey> = publish_keys(publish).map(|(key, _)| key).collect();
-            // A port not there was unpublished already (a crashed command finished twice).
-            batch::delete(&map, &keys)
-                .map_err(|err| Error::io(format!("unpublishing {}", publish.spec), err))?;
-            batch::delete(&stats, &keys).map_err(|err| {
-                Error::io(format!("removing the counters of {}", publish.spec), err)
-            })?;
+            self.remove_ports(&keys, &publish.spec.to_string())?;
             if publish.spec.proto == Proto::Udp {
                 gone.extend(keys);
             }
         }
-        if !gone.is_empty() {
-            let mut conntrack = self.conntrack_map()?;
-            let stale: Vec<FlowKey> = conntrack
-                .iter()
-                .filter_map(std::result::Result::ok)
-                .filter(|(_, entry)| gone.contains(&entry.publish))
-                .map(|(key, _)| key)
-                .collect();
-            for key in stale {
-                let _ = conntrack.remove(&key);
-            }
+        self.forget_flows(&gone)
+    }
+
+    /// Stops forwarding `keys` (`what` names them in errors) and drops their counters. A
+    /// port not there was unpublished already (a crashed command finished twice).
+    pub(crate) fn remove_ports(&self, keys: &[PublishKey], what: &str) -> Result<()> {
+        let map = self.data(map_names::PUBLISH)?;
+        let stats = self.data(map_names::PORT_STATS)?;
+        batch::delete(&map, keys).map_err(|err| Error::io(format!("unpublishing {what}"), err))?;
+        batch::delete(&stats, keys)
+            .map_err(|err| Error::io(format!("removing the counters of {what}"), err))
+    }
+
+    /// Forgets the tracked flows of the published ports `gone`, so their next packet is
+    /// not forwarded by a stale entry.
+    pub(crate) fn forget_flows(&self, gone: &HashSet<PublishKey>) -> Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut conntrack = self.conntrack_map()?;
+        let stale: Vec<FlowKey> = conntrack
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .filter(|(_, entry)| gone.contains(&entry.publish))
+            .map(|(key, _)| key)
+            .collect();
+        for key in stale {
+            let _ = conntrack.remove(&key);
         }
         Ok(())
     }

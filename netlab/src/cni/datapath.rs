@@ -1,0 +1,399 @@
+//! One host namespace's datapath for netlab-cni: the programs of `--backend ebpf`, attached
+//! once per host namespace and shared by the containers of one network, pinned under
+//! `/sys/fs/bpf/netlab/cni/<network>@<netns cookie>/`. Every container and port entry
+//! carries its attachment's owner id, so that DEL and GC remove exactly their own; the last
+//! container out unpins everything, which detaches the programs.
+
+use std::{
+    collections::{HashMap as StdHashMap, HashSet},
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData},
+    programs::TcAttachType,
+};
+use netlab_common::nat::{
+    CONNTRACK_MAX_ENTRIES, ContainerInfo, CtTimeouts, NatConfig, PublishKey, PublishValue, flags,
+    maps as map_names, programs,
+};
+
+use super::host::{ContainerLink, External};
+use crate::{
+    bpf_loader::{self, bpffs},
+    crash_point,
+    error::{Error, Result},
+    ipv4net::Ipv4Net,
+    nat::ebpf::{
+        attach::{self, attach_tc, map},
+        tables::{Tables, spec_keys},
+    },
+    ports::PortSpec,
+    shared_dirs,
+};
+
+/// Where netlab-cni pins its datapaths, one folder per host namespace.
+pub fn root() -> PathBuf {
+    Path::new(bpffs::PIN_ROOT).join("cni")
+}
+
+/// What the datapath needs to know about the network, from the host and the container's
+/// previous result.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub external: External,
+    pub subnet: Ipv4Net,
+    /// The bridge's address, the containers' gateway.
+    pub gateway: Ipv4Addr,
+    pub bridge_mac: [u8; 6],
+    pub masquerade: bool,
+    pub netns_cookie: u64,
+}
+
+/// One container attachment, as ADD and CHECK see it.
+#[derive(Debug, Clone)]
+pub struct Attachment<'a> {
+    pub owner: u64,
+    pub address: Ipv4Addr,
+    pub link: &'a ContainerLink,
+    pub specs: &'a [PortSpec],
+}
+
+/// The pinned datapath of network `name` in the host namespace with cookie `cookie`.
+#[derive(Debug)]
+pub struct Datapath {
+    dir: PathBuf,
+}
+
+/// The pin of a container's `ctr_ingress` link, named by owner so that DEL finds it without
+/// the previous result (the veth may be gone).
+fn container_pin(dir: &Path, owner: u64) -> PathBuf {
+    dir.join("links")
+        .join(format!("{}@{owner:016x}", programs::TC_CONTAINER_INGRESS))
+}
+
+impl Datapath {
+    pub fn of(network: &str, netns_cookie: u64) -> Self {
+        Self {
+            dir: root().join(format!("{network}@{netns_cookie}")),
+        }
+    }
+
+    /// The network another datapath of this namespace serves, if any: one host namespace
+    /// runs one network's datapath (its programs own the external device's hooks).
+    pub fn other_network(network: &str, netns_cookie: u64) -> Option<String> {
+        let suffix = format!("@{netns_cookie}");
+        std::fs::read_dir(root())
+            .ok()?
+            .filter_map(std::result::Result::ok)
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .find_map(|name| {
+                name.strip_suffix(&suffix)
+                    .filter(|other| *other != network)
+                    .map(str::to_owned)
+            })
+    }
+
+    fn exists(&self) -> bool {
+        self.dir.join(map_names::PUBLISH).exists()
+    }
+
+    fn tables(&self) -> Tables {
+        Tables::at(self.dir.clone())
+    }
+
+    fn containers(&self) -> Result<HashMap<MapData, u32, ContainerInfo>> {
+        let path = self.dir.join(map_names::CONTAINERS);
+        let data = MapData::from_pin(&path)
+            .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))?;
+        HashMap::try_from(Map::HashMap(data))
+            .map_err(|err| Error::ebpf("opening the containers map", err))
+    }
+
+    /// Loads the programs (reusing the pinned maps), writes the network's config and
+    /// attaches the external device's and the host processes' hooks where they are not
+    /// attached yet.
+    fn load(&self, network: &Network) -> Result<Ebpf> {
+        bpffs::create_dir(&self.dir.join("links"))?;
+        crash_point::reached("", "cni: load the eBPF object, pin its maps");
+        let mut bpf =
+            bpf_loader::load(&self.dir, &[(map_names::CONNTRACK, CONNTRACK_MAX_ENTRIES)])?;
+        let config = NatConfig {
+            external_ip: u32::from(network.external.address).to_be(),
+            gateway_ip: u32::from(network.gateway).to_be(),
+            subnet: u32::from(network.subnet.network()).to_be(),
+            subnet_mask: u32::from(network.subnet.netmask()).to_be(),
+            flags: flags::READY
+                | flags::FAST_PATH
+                | if network.masquerade {
+                    flags::MASQUERADE
+                } else {
+                    0
+                },
+            pad: 0,
+            host_netns_cookie: network.netns_cookie,
+            bridge_mac: network.bridge_mac,
+            pad2: [0; 2],
+            timeouts: CtTimeouts::default(),
+        };
+        let mut array: Array<&mut MapData, NatConfig> = map(&mut bpf, map_names::CONFIG)?;
+        array
+            .set(0, config, 0)
+            .map_err(|err| Error::ebpf("writing the NAT config", err))?;
+        let links = self.dir.join("links");
+        attach::attach_external(&mut bpf, &network.external.device, &links)?;
+        attach::attach_cgroup_hooks(&mut bpf, &links, &attach::cgroup2_root()?)?;
+        Ok(bpf)
+    }
+
+    /// The first port of `specs` that another attachment publishes already, described.
+    pub fn taken(&self, owner: u64, specs: &[PortSpec]) -> Result<Option<String>> {
+        if !self.exists() {
+            return Ok(None);
+        }
+        let mut by_port: StdHashMap<(u16, u8), Vec<(PublishKey, PublishValue)>> = StdHashMap::new();
+        for (key, value) in self
+            .tables()
+            .publish_map()?
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .filter(|(_, value)| value.owner != owner)
+        {
+            by_port
+                .entry((key.port, key.proto))
+                .or_default()
+                .push((key, value));
+        }
+        for spec in specs {
+            for (key, _) in spec_keys(spec) {
+                let holders = by_port.get(&(key.port, key.proto)).into_iter().flatten();
+                for (theirs, value) in holders {
+                    if theirs.ip == key.ip || theirs.ip == 0 || key.ip == 0 {
+                        return Ok(Some(format!(
+                            "host port {} ({spec}) is published already, to {}:{} by another container",
+                            u16::from_be(key.port),
+                            Ipv4Addr::from(u32::from_be(value.ip)),
+                            u16::from_be(value.port),
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds a container: its entry, its veth's hook, its ports. Ports it published before
+    /// (an ADD repeated) and no longer asks for are removed; an earlier owner of its
+    /// address is gone (the IPAM gave the address out again), so its leftovers go too.
+    pub fn add(&self, network: &Network, attachment: &Attachment<'_>) -> Result<()> {
+        let mut bpf = self.load(network)?;
+        let key = u32::from(attachment.address).to_be();
+        let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
+            map(&mut bpf, map_names::CONTAINERS)?;
+        if let Ok(earlier) = containers.get(&key, 0)
+            && earlier.owner != attachment.owner
+        {
+            self.remove(earlier.owner)?;
+        }
+        let info = ContainerInfo {
+            host_ifindex: attachment.link.host_ifindex,
+            mac: attachment.link.mac,
+            pad: [0; 6],
+            owner: attachment.owner,
+        };
+        containers.insert(key, info, 0).map_err(|err| {
+            Error::ebpf(
+                format!("adding container {} to the datapath", attachment.address),
+                err,
+            )
+        })?;
+        attach_tc(
+            &mut bpf,
+            programs::TC_CONTAINER_INGRESS,
+            &attachment.link.host_device,
+            TcAttachType::Ingress,
+            &container_pin(&self.dir, attachment.owner),
+        )?;
+        let wanted: HashSet<PublishKey> = attachment
+            .specs
+            .iter()
+            .flat_map(|spec| spec_keys(spec).map(|(key, _)| key))
+            .collect();
+        let dropped: Vec<PublishKey> = self
+            .owned_ports(attachment.owner)?
+            .into_iter()
+            .filter(|key| !wanted.contains(key))
+            .collect();
+        self.forget_ports(&dropped)?;
+        let tables = self.tables();
+        for spec in attachment.specs {
+            tables.write_ports(spec, attachment.address, attachment.owner)?;
+            crash_point::reached("", &format!("cni: published {spec}"));
+        }
+        // A new container on a UDP port must not get the datagrams of the previous one's
+        // flows (as portmap deletes the port's UDP conntrack entries on ADD).
+        tables.forget_flows(&wanted)
+    }
+
+    fn owned_ports(&self, owner: u64) -> Result<Vec<PublishKey>> {
+        Ok(self
+            .tables()
+            .publish_map()?
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .filter(|(_, value)| value.owner == owner)
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    fn forget_ports(&self, keys: &[PublishKey]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let tables = self.tables();
+        tables.remove_ports(keys, &format!("{} ports", keys.len()))?;
+        tables.forget_flows(&keys.iter().copied().collect())
+    }
+
+    /// Removes everything of attachment `owner`: its ports (and their tracked flows), its
+    /// container entry, its veth's hook. Nothing of it left is success.
+    pub fn remove(&self, owner: u64) -> Result<()> {
+        if !self.exists() {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        errors.extend(
+            self.owned_ports(owner)
+                .and_then(|keys| self.forget_ports(&keys))
+                .err(),
+        );
+        match self.containers() {
+            Ok(mut containers) => {
+                let mine: Vec<u32> = containers
+                    .iter()
+                    .filter_map(std::result::Result::ok)
+                    .filter(|(_, info)| info.owner == owner)
+                    .map(|(ip, _)| ip)
+                    .collect();
+                for ip in mine {
+                    let _ = containers.remove(&ip);
+                }
+            }
+            Err(err) => errors.push(err),
+        }
+        // Unpinning the link detaches the program from the veth (if the veth still exists).
+        match std::fs::remove_file(container_pin(&self.dir, owner)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                errors.push(Error::io("unpinning the container's link", err));
+            }
+            _ => {}
+        }
+        Error::collect(errors)
+    }
+
+    /// Removes the attachments not in `valid` (GC).
+    pub fn keep_only(&self, valid: &HashSet<u64>) -> Result<()> {
+        if !self.exists() {
+            return Ok(());
+        }
+        let mut owners: HashSet<u64> = self
+            .containers()?
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .map(|(_, info)| info.owner)
+            .collect();
+        owners.extend(
+            self.tables()
+                .publish_map()?
+                .iter()
+                .filter_map(std::result::Result::ok)
+                .map(|(_, value)| value.owner),
+        );
+        owners.extend(self.pinned_owners());
+        let mut errors = Vec::new();
+        for owner in owners.difference(valid) {
+            errors.extend(self.remove(*owner).err());
+        }
+        Error::collect(errors)
+    }
+
+    /// Owners of the container links pinned (one may outlive its entries after a crash).
+    fn pinned_owners(&self) -> Vec<u64> {
+        let prefix = format!("{}@", programs::TC_CONTAINER_INGRESS);
+        std::fs::read_dir(self.dir.join("links"))
+            .into_iter()
+            .flatten()
+            .filter_map(std::result::Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                u64::from_str_radix(name.strip_prefix(&prefix)?, 16).ok()
+            })
+            .collect()
+    }
+
+    /// Unpins the whole datapath (detaching its programs) once no container uses it.
+    pub fn remove_if_unused(&self) -> Result<()> {
+        if self.exists() {
+            let in_use = self.containers()?.keys().next().is_some()
+                || self.tables().publish_map()?.keys().next().is_some()
+                || !self.pinned_owners().is_empty();
+            if in_use {
+                return Ok(());
+            }
+        }
+        crash_point::reached("", "cni: unpin the datapath");
+        bpffs::remove_dir(&self.dir)?;
+        shared_dirs::remove_if_empty(&[&root(), Path::new(bpffs::PIN_ROOT)]);
+        Ok(())
+    }
+
+    /// What CHECK verifies: the container's entry, its hook and each of its ports as ADD
+    /// wrote them. The first difference, described.
+    pub fn check(&self, attachment: &Attachment<'_>) -> Result<Option<String>> {
+        if !self.exists() {
+            return Ok(Some(format!(
+                "the datapath is not pinned at {}",
+                self.dir.display()
+            )));
+        }
+        let info = self
+            .containers()?
+            .get(&u32::from(attachment.address).to_be(), 0)
+            .ok();
+        if info.is_none_or(|info| {
+            info.owner != attachment.owner || info.host_ifindex != attachment.link.host_ifindex
+        }) {
+            return Ok(Some(format!(
+                "container {} is not in the datapath",
+                attachment.address
+            )));
+        }
+        let pin = container_pin(&self.dir, attachment.owner);
+        if !attach::tcx_link_is_live(&pin, &attachment.link.host_device, TcAttachType::Ingress) {
+            return Ok(Some(format!(
+                "no netlab program runs on {}",
+                attachment.link.host_device
+            )));
+        }
+        let publish = self.tables().publish_map()?;
+        let ip = u32::from(attachment.address).to_be();
+        for spec in attachment.specs {
+            for (key, container_port) in spec_keys(spec) {
+                let right = publish.get(&key, 0).is_ok_and(|value| {
+                    value.owner == attachment.owner
+                        && value.ip == ip
+                        && value.port == container_port.to_be()
+                });
+                if !right {
+                    return Ok(Some(format!(
+                        "{spec} does not forward to {}",
+                        attachment.address
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
