@@ -19,6 +19,8 @@ pub fn find(prefix: &str) -> Vec<String> {
         "/run/netlab",
         "/sys/fs/bpf/netlab",
         "/sys/fs/bpf/netlab/counters",
+        // netlab-cni's datapaths, `<network>@<netns cookie>`.
+        "/sys/fs/bpf/netlab/cni",
     ] {
         for entry in read_dir_names(dir, &mut leaks) {
             if entry.starts_with(prefix) {
@@ -39,6 +41,7 @@ pub fn find(prefix: &str) -> Vec<String> {
     for dir in [
         "/run/netlab",
         "/sys/fs/bpf/netlab/counters",
+        "/sys/fs/bpf/netlab/cni",
         "/sys/fs/bpf/netlab",
     ] {
         if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()) {

@@ -2,6 +2,7 @@
 //! with unique names under [`PREFIX`], held by RAII guards that tear them down even when the
 //! test fails or panics; `leak-check` then proves nothing was left behind.
 
+pub mod cni;
 pub mod fixtures;
 pub mod frames;
 pub mod harness;

@@ -85,8 +85,8 @@ pub fn run(options: &Options) -> Result<()> {
     if let Err(err) = unit {
         failures.push(format!("unit tests: {err:#}"));
     }
-    step("building the netlab binary for the end-to-end suites");
-    let built = run_command(cargo().args(["build", "--package", "netlab", "--bin", "netlab"]));
+    step("building the netlab binaries (netlab, netlab-cni) for the end-to-end suites");
+    let built = run_command(cargo().args(["build", "--package", "netlab", "--bins"]));
     if let Err(err) = built {
         failures.push(format!("the end-to-end suites did not run: {err:#}"));
     } else {
