@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod frames;
 pub mod harness;
 pub mod leaks;
+pub mod podman;
 
 use std::{
     process::{Command, Output},

@@ -17,7 +17,7 @@ fn udp(host: u16, container: u16) -> Value {
     json!({"hostPort": host, "containerPort": container, "protocol": "udp", "hostIP": ""})
 }
 
-/// The port's owner refuses nothing, `matched=N/N` datagrams echoed, and the echo server saw
+/// Datagrams to `port` from `from` all echoed (`matched=20/20`), and the echo server saw
 /// `peer`.
 #[track_caller]
 fn assert_udp(host: &CniHost, from: &str, port: u16, peer: &str) {
@@ -74,7 +74,7 @@ fn publishes_and_removes(version: &str) {
     for port in 9000..=9002 {
         assert_http(&host.lab, "wan", HOST_EXT, port, 80, WAN);
     }
-    assert_udp(&host, "wan", 5353, &format!("{WAN}"));
+    assert_udp(&host, "wan", 5353, WAN);
     // The host's own connections: from its external address to it, from the bridge's
     // address to 127.0.0.1 (as the lab's eBPF and iptables backends do).
     assert_http(&host.lab, "host", HOST_EXT, 8080, 80, HOST_EXT);
