@@ -227,13 +227,28 @@ pub async fn index_and_mac(handle: &Handle, name: &str) -> Result<(u32, [u8; 6])
         .await
         .op(|| format!("looking up link {name}"))?
         .ok_or_else(|| Error::invalid(format!("link {name} does not exist")))?;
-    let mac = link
-        .attributes
-        .iter()
-        .find_map(|attr| match attr {
-            LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
-            _ => None,
-        })
+    let mac = mac_address(&link)
         .ok_or_else(|| Error::invalid(format!("link {name} has no MAC address")))?;
     Ok((link.header.index, mac))
+}
+
+/// The MAC address of a dumped link.
+pub fn mac_address(link: &LinkMessage) -> Option<[u8; 6]> {
+    link.attributes.iter().find_map(|attr| match attr {
+        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+        _ => None,
+    })
+}
+
+/// Link number `index`, which must exist. `ip link show` of that index.
+pub async fn by_index(handle: &Handle, index: u32) -> Result<LinkMessage> {
+    handle
+        .link()
+        .get()
+        .match_index(index)
+        .execute()
+        .try_next()
+        .await
+        .op(|| format!("looking up link {index}"))?
+        .ok_or_else(|| Error::invalid(format!("link {index} does not exist")))
 }

@@ -154,6 +154,26 @@ impl CniHost {
         (out.status.success(), value)
     }
 
+    /// GC (spec 1.1) with the attachments `valid` (container ids, each on `eth0`).
+    pub fn gc(&self, valid: &[&str]) -> (bool, Value) {
+        let valid: Vec<Value> = valid
+            .iter()
+            .map(|id| json!({"containerID": id, "ifname": "eth0"}))
+            .collect();
+        self.netlab_cni(&Call {
+            command: "GC",
+            container: "",
+            netns: None,
+            conf: json!({
+                "cniVersion": "1.1.0",
+                "name": self.network,
+                "type": "netlab-cni",
+                "cni.dev/valid-attachments": valid,
+            }),
+            env: &[],
+        })
+    }
+
     /// Creates container `name` (a namespace) and runs the chain's ADD with `mappings`;
     /// returns netlab-cni's result, or its error when it refused.
     pub fn add(&self, name: &str, mappings: &Value) -> Result<Value, Value> {

@@ -1,7 +1,8 @@
 //! `netlab bench --quick` works end to end: every configuration and metric produces records
 //! with their runs (and the eBPF programs' cost per run), and the JSON and SVG outputs are
-//! written; `--versus-routed` records one ratio per round. The numbers themselves are not
-//! asserted (speed is shown by the benchmark, not by tests).
+//! written; `--versus-routed` records one ratio per round; `--cni` measures both CNI
+//! plugins. The numbers themselves are not asserted (speed is shown by the benchmark, not by
+//! tests).
 
 use std::process::Command;
 
@@ -164,6 +165,37 @@ fn versus_routed_records_a_ratio_per_round() {
                 text.contains(&format!("{metric:<12} N={ports:<6}")),
                 "no verdict for {metric} N={ports}:\n{text}"
             );
+        }
+    }
+}
+
+/// `--cni` measures netlab-cni and portmap, driven as a runtime drives them: every metric
+/// for both plugins at every N, three runs each, and connections went through both.
+#[test]
+fn cni_bench_measures_both_plugins() {
+    let (table, records, _) = bench(&["--cni", "--quick", "--ports", "1,3"], false);
+    assert!(table.contains("CNI: the port plugin's ADD"), "{table}");
+    for config in ["netlab-cni", "portmap"] {
+        for metric in [
+            "cni_add",
+            "cni_add_next",
+            "cni_del",
+            "cni_del_last",
+            "connections",
+            "rr_p50",
+        ] {
+            for ports in [1, 3] {
+                let record = records
+                    .iter()
+                    .find(|r| r["config"] == config && r["metric"] == metric && r["ports"] == ports)
+                    .unwrap_or_else(|| panic!("no record {config} {metric} N={ports}"));
+                let runs = record["runs"].as_array().expect("runs");
+                assert_eq!(runs.len(), 3, "{record}");
+                assert!(
+                    runs.iter().all(|r| r.as_f64().is_some_and(|v| v > 0.0)),
+                    "{record}"
+                );
+            }
         }
     }
 }

@@ -237,18 +237,7 @@ fn a_crash_in_add_is_recovered_by_del_and_by_gc() {
                 conf: host.plugin_conf(&json!([]), None),
                 env: &[],
             }),
-            _ => host.netlab_cni(&Call {
-                command: "GC",
-                container: "",
-                netns: None,
-                conf: json!({
-                    "cniVersion": "1.1.0",
-                    "name": host.network,
-                    "type": "netlab-cni",
-                    "cni.dev/valid-attachments": [{"containerID": "someone-else", "ifname": "eth0"}],
-                }),
-                env: &[],
-            }),
+            _ => host.gc(&["someone-else"]),
         };
         assert!(ok, "{recovery}: {out}");
         assert_eq!(host.pins(), None, "{recovery} after the crash left pins");
@@ -276,18 +265,7 @@ fn gc_keeps_valid_attachments_and_check_sees_the_difference() {
         .expect("ADD of dropped");
     let _kept = Server::start(&host.lab, "kept", Mode::Http, &[80]);
     let _dropped = Server::start(&host.lab, "dropped", Mode::Http, &[80]);
-    let (ok, out) = host.netlab_cni(&Call {
-        command: "GC",
-        container: "",
-        netns: None,
-        conf: json!({
-            "cniVersion": "1.1.0",
-            "name": host.network,
-            "type": "netlab-cni",
-            "cni.dev/valid-attachments": [{"containerID": "kept", "ifname": "eth0"}],
-        }),
-        env: &[],
-    });
+    let (ok, out) = host.gc(&["kept"]);
     assert!(ok, "GC: {out}");
     assert_http(&host.lab, "wan", HOST_EXT, 8080, 80, WAN);
     assert_refused(

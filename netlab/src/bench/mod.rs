@@ -8,6 +8,7 @@
     reason = "statistics and plot coordinates: counts far below 2^52 become floats, and percentile indices come back from floats"
 )]
 
+pub mod cni;
 pub mod load;
 pub mod prog_cost;
 pub mod report;

@@ -17,7 +17,7 @@ use super::Record;
 use crate::error::{Error, Result};
 use crate::text_table::{self, Column, Destination};
 
-const METRICS: [(&str, &str); 11] = [
+const METRICS: [(&str, &str); 15] = [
     (
         "connections",
         "new TCP connections/s (connect, 32-byte request/response, close)",
@@ -41,6 +41,22 @@ const METRICS: [(&str, &str); 11] = [
     ("unpublish", "time to unpublish N ports, ms"),
     ("lab_up", "time to bring a lab of N containers up, ms"),
     ("lab_down", "time to take a lab of N containers down, ms"),
+    (
+        "cni_add",
+        "CNI: the port plugin's ADD for a container publishing N ports, ms",
+    ),
+    (
+        "cni_add_next",
+        "CNI: ADD of a second container (one port) after one with N ports, ms",
+    ),
+    (
+        "cni_del",
+        "CNI: DEL of the container with N ports (another one stays), ms",
+    ),
+    (
+        "cni_del_last",
+        "CNI: DEL of the last container (netlab-cni unpins its datapath), ms",
+    ),
 ];
 
 fn configs_of<'a>(records: &'a [Record], metric: &str) -> Vec<&'a str> {

@@ -1,4 +1,4 @@
-//! `netlab bench [--quick] [--json FILE] [--svg FILE]`.
+//! `netlab bench [--quick] [--versus-routed | --cni] [--json FILE] [--svg FILE]`.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -32,6 +32,11 @@ pub struct Args {
     /// packets/s.
     #[arg(long)]
     pub versus_routed: bool,
+    /// Only the CNI plugins: netlab-cni against the reference portmap (iptables), driven as a
+    /// runtime drives them, for a container publishing N ports (default 1,100,1000; quick:
+    /// 1,10): ADD and DEL times, connections/s and latency.
+    #[arg(long, conflicts_with = "versus_routed")]
+    pub cni: bool,
     /// Rounds of --versus-routed (at least 10 for the record; quick: 3).
     #[arg(long, requires = "versus_routed")]
     pub rounds: Option<usize>,
@@ -89,6 +94,19 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             }
             versus.duration = plan.duration;
             bench::versus::run(&versus)?
+        }
+        None if args.cni => {
+            let mut cni = if args.quick {
+                bench::cni::Plan::quick()
+            } else {
+                bench::cni::Plan::full()
+            };
+            if let Some(ports) = &args.ports {
+                cni.ports.clone_from(ports);
+            }
+            cni.runs = plan.runs;
+            cni.duration = plan.duration;
+            bench::cni::run(&cni)?
         }
         None => bench::run(&plan)?,
     };

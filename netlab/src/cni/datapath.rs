@@ -11,9 +11,8 @@ use std::{
 };
 
 use aya::{
-    Ebpf,
     maps::{Array, HashMap, Map, MapData},
-    programs::TcAttachType,
+    programs::{SchedClassifier, TcAttachType},
 };
 use netlab_common::nat::{
     CONNTRACK_MAX_ENTRIES, ContainerInfo, CtTimeouts, NatConfig, PublishKey, PublishValue, flags,
@@ -27,10 +26,10 @@ use crate::{
     error::{Error, Result},
     ipv4net::Ipv4Net,
     nat::ebpf::{
-        attach::{self, attach_tc, map},
+        attach,
         tables::{Tables, spec_keys},
     },
-    ports::PortSpec,
+    ports::{PortSpec, Proto},
     shared_dirs,
 };
 
@@ -112,14 +111,57 @@ impl Datapath {
             .map_err(|err| Error::ebpf("opening the containers map", err))
     }
 
-    /// Loads the programs (reusing the pinned maps), writes the network's config and
-    /// attaches the external device's and the host processes' hooks where they are not
-    /// attached yet.
-    fn load(&self, network: &Network) -> Result<Ebpf> {
-        bpffs::create_dir(&self.dir.join("links"))?;
-        crash_point::reached("", "cni: load the eBPF object, pin its maps");
-        let mut bpf =
-            bpf_loader::load(&self.dir, &[(map_names::CONNTRACK, CONNTRACK_MAX_ENTRIES)])?;
+    /// Where the container program is pinned once loaded, so that later ADDs attach it
+    /// without loading (and verifying) the object again.
+    fn program_pin(&self) -> PathBuf {
+        self.dir.join("progs").join(programs::TC_CONTAINER_INGRESS)
+    }
+
+    /// Makes the datapath ready for one more container and returns the container program.
+    /// The first ADD (or one that finds a hook gone with its device) loads the object,
+    /// reusing the pinned maps, attaches the external device's and the host processes'
+    /// hooks, and pins the container program; later ADDs only write the network's config.
+    fn prepare(&self, network: &Network) -> Result<SchedClassifier> {
+        let links = self.dir.join("links");
+        let external = &network.external.device;
+        let ready = self.program_pin().exists()
+            && [
+                (programs::TC_EXTERNAL_INGRESS, TcAttachType::Ingress),
+                (programs::TC_EXTERNAL_EGRESS, TcAttachType::Egress),
+            ]
+            .into_iter()
+            .all(|(name, attach_type)| {
+                let pin = links.join(format!("{name}@{external}"));
+                attach::tc_pin_is_live(&pin, external, attach_type)
+            })
+            && attach::CGROUP_HOOKS
+                .iter()
+                .all(|name| links.join(name).exists());
+        if ready {
+            self.write_config(network)?;
+        } else {
+            bpffs::create_dir(&links)?;
+            bpffs::create_dir(&self.dir.join("progs"))?;
+            crash_point::reached("", "cni: load the eBPF object, pin its maps");
+            let mut bpf =
+                bpf_loader::load(&self.dir, &[(map_names::CONNTRACK, CONNTRACK_MAX_ENTRIES)])?;
+            self.write_config(network)?;
+            attach::attach_external(&mut bpf, external, &links)?;
+            attach::attach_cgroup_hooks(&mut bpf, &links, &attach::cgroup2_root()?)?;
+            let name = programs::TC_CONTAINER_INGRESS;
+            let program: &mut SchedClassifier = bpf_loader::program(&mut bpf, name)?;
+            attach::load(program.load(), name)?;
+            let _ = std::fs::remove_file(self.program_pin());
+            program.pin(self.program_pin()).map_err(|err| {
+                Error::ebpf(format!("pinning {}", self.program_pin().display()), err)
+            })?;
+        }
+        SchedClassifier::from_pin(self.program_pin())
+            .map_err(|err| Error::ebpf(format!("opening {}", self.program_pin().display()), err))
+    }
+
+    /// The network's addresses and switches, where the programs read them.
+    fn write_config(&self, network: &Network) -> Result<()> {
         let config = NatConfig {
             external_ip: u32::from(network.external.address).to_be(),
             gateway_ip: u32::from(network.gateway).to_be(),
@@ -138,14 +180,14 @@ impl Datapath {
             pad2: [0; 2],
             timeouts: CtTimeouts::default(),
         };
-        let mut array: Array<&mut MapData, NatConfig> = map(&mut bpf, map_names::CONFIG)?;
+        let path = self.dir.join(map_names::CONFIG);
+        let data = MapData::from_pin(&path)
+            .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))?;
+        let mut array: Array<MapData, NatConfig> = Array::try_from(Map::Array(data))
+            .map_err(|err| Error::ebpf("opening the config map", err))?;
         array
             .set(0, config, 0)
-            .map_err(|err| Error::ebpf("writing the NAT config", err))?;
-        let links = self.dir.join("links");
-        attach::attach_external(&mut bpf, &network.external.device, &links)?;
-        attach::attach_cgroup_hooks(&mut bpf, &links, &attach::cgroup2_root()?)?;
-        Ok(bpf)
+            .map_err(|err| Error::ebpf("writing the NAT config", err))
     }
 
     /// The first port of `specs` that another attachment publishes already, described.
@@ -188,10 +230,9 @@ impl Datapath {
     /// (an ADD repeated) and no longer asks for are removed; an earlier owner of its
     /// address is gone (the IPAM gave the address out again), so its leftovers go too.
     pub fn add(&self, network: &Network, attachment: &Attachment<'_>) -> Result<()> {
-        let mut bpf = self.load(network)?;
+        let mut program = self.prepare(network)?;
         let key = u32::from(attachment.address).to_be();
-        let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
-            map(&mut bpf, map_names::CONTAINERS)?;
+        let mut containers = self.containers()?;
         if let Ok(earlier) = containers.get(&key, 0)
             && earlier.owner != attachment.owner
         {
@@ -209,13 +250,14 @@ impl Datapath {
                 err,
             )
         })?;
-        attach_tc(
-            &mut bpf,
-            programs::TC_CONTAINER_INGRESS,
+        let (device, pin) = (
             &attachment.link.host_device,
-            TcAttachType::Ingress,
-            &container_pin(&self.dir, attachment.owner),
-        )?;
+            container_pin(&self.dir, attachment.owner),
+        );
+        if !attach::tc_pin_is_live(&pin, device, TcAttachType::Ingress) {
+            let name = programs::TC_CONTAINER_INGRESS;
+            attach::attach_tc_program(&mut program, name, device, TcAttachType::Ingress, &pin)?;
+        }
         let wanted: HashSet<PublishKey> = attachment
             .specs
             .iter()
@@ -234,7 +276,7 @@ impl Datapath {
         }
         // A new container on a UDP port must not get the datagrams of the previous one's
         // flows (as portmap deletes the port's UDP conntrack entries on ADD).
-        tables.forget_flows(&wanted)
+        tables.forget_flows(&udp_only(wanted.iter()))
     }
 
     fn owned_ports(&self, owner: u64) -> Result<Vec<PublishKey>> {
@@ -248,16 +290,18 @@ impl Datapath {
             .collect())
     }
 
+    /// Stops forwarding `keys`. Their UDP flows are forgotten, so that their next datagram
+    /// is not forwarded; TCP connections end on their own, as with the kernel's conntrack.
     fn forget_ports(&self, keys: &[PublishKey]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
         let tables = self.tables();
         tables.remove_ports(keys, &format!("{} ports", keys.len()))?;
-        tables.forget_flows(&keys.iter().copied().collect())
+        tables.forget_flows(&udp_only(keys.iter()))
     }
 
-    /// Removes everything of attachment `owner`: its ports (and their tracked flows), its
+    /// Removes everything of attachment `owner`: its ports (and their UDP flows), its
     /// container entry, its veth's hook. Nothing of it left is success.
     pub fn remove(&self, owner: u64) -> Result<()> {
         if !self.exists() {
@@ -396,4 +440,12 @@ impl Datapath {
         }
         Ok(None)
     }
+}
+
+/// The UDP ports of `keys` (walking the conntrack table for TCP ports would cost a system
+/// call per entry for nothing).
+fn udp_only<'a>(keys: impl Iterator<Item = &'a PublishKey>) -> HashSet<PublishKey> {
+    keys.filter(|key| key.proto == Proto::Udp.number())
+        .copied()
+        .collect()
 }

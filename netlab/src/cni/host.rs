@@ -7,7 +7,7 @@ use std::{net::Ipv4Addr, path::Path};
 use futures::TryStreamExt as _;
 use netlink_packet_route::{
     address::AddressAttribute,
-    link::{LinkAttribute, LinkMessage},
+    link::LinkAttribute,
     route::{RouteAddress, RouteAttribute},
 };
 use rtnetlink::Handle;
@@ -38,25 +38,6 @@ pub struct External {
     pub address: Ipv4Addr,
 }
 
-fn mac_of(link: &LinkMessage) -> Option<[u8; 6]> {
-    link.attributes.iter().find_map(|attr| match attr {
-        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
-        _ => None,
-    })
-}
-
-async fn link_by_index(handle: &Handle, index: u32) -> Result<LinkMessage> {
-    handle
-        .link()
-        .get()
-        .match_index(index)
-        .execute()
-        .try_next()
-        .await
-        .op(|| format!("looking up link {index}"))?
-        .ok_or_else(|| Error::invalid(format!("link {index} does not exist")))
-}
-
 /// Interface `ifname` in the container namespace at `netns` (a path, as `CNI_NETNS` gives
 /// it), its veth peer in the host namespace and that peer's bridge. `ip -d link show`.
 pub fn container_link(netns: &Path, ifname: &str) -> Result<ContainerLink> {
@@ -77,8 +58,8 @@ pub fn container_link(netns: &Path, ifname: &str) -> Result<ContainerLink> {
             Ok::<_, Error>(link)
         })
     })?;
-    let mac =
-        mac_of(&inside).ok_or_else(|| Error::invalid(format!("{ifname} has no MAC address")))?;
+    let mac = link::mac_address(&inside)
+        .ok_or_else(|| Error::invalid(format!("{ifname} has no MAC address")))?;
     let peer = inside
         .attributes
         .iter()
@@ -94,7 +75,7 @@ pub fn container_link(netns: &Path, ifname: &str) -> Result<ContainerLink> {
         })?;
     netlink::runtime()?.block_on(async {
         let handle = netlink::connect(&Place::Root)?;
-        let host_side = link_by_index(&handle, peer).await?;
+        let host_side = link::by_index(&handle, peer).await?;
         let host_device = link::link_name(&host_side)
             .ok_or_else(|| Error::invalid(format!("link {peer} has no name")))?
             .to_owned();
@@ -110,7 +91,7 @@ pub fn container_link(netns: &Path, ifname: &str) -> Result<ContainerLink> {
                     "{host_device}, the host side of {ifname}, is on no bridge (netlab-cni chains after the bridge plugin)"
                 ))
             })?;
-        let bridge_mac = mac_of(&link_by_index(&handle, bridge).await?)
+        let bridge_mac = link::mac_address(&link::by_index(&handle, bridge).await?)
             .ok_or_else(|| Error::invalid(format!("the bridge of {host_device} has no MAC address")))?;
         Ok(ContainerLink {
             mac,
@@ -136,7 +117,7 @@ pub fn external(device: Option<&str>) -> Result<External> {
                 )
             })?,
         };
-        let name = link::link_name(&link_by_index(&handle, index).await?)
+        let name = link::link_name(&link::by_index(&handle, index).await?)
             .unwrap_or_default()
             .to_owned();
         let address = link::dump_addresses(&handle)

@@ -198,16 +198,19 @@ pub(crate) fn attach_external(bpf: &mut Ebpf, device: &str, links: &Path) -> Res
     Ok(())
 }
 
+/// The host-process hooks, pinned by their names.
+pub(crate) const CGROUP_HOOKS: [&str; 3] = [
+    programs::SOCK_CONNECT4,
+    programs::SOCK_SENDMSG4,
+    programs::SOCK_RECVMSG4,
+];
+
 /// Attaches the host-process hooks (`connect4`, `sendmsg4`, `recvmsg4`) to the cgroup v2
 /// root `cgroup`, pinned in `links`; hooks pinned already stay as they are.
 pub(crate) fn attach_cgroup_hooks(bpf: &mut Ebpf, links: &Path, cgroup: &Path) -> Result<()> {
     let cgroup_file = File::open(cgroup)
         .map_err(|err| Error::io(format!("opening {}", cgroup.display()), err))?;
-    for name in [
-        programs::SOCK_CONNECT4,
-        programs::SOCK_SENDMSG4,
-        programs::SOCK_RECVMSG4,
-    ] {
+    for name in CGROUP_HOOKS {
         let pin = links.join(name);
         if pin.exists() {
             continue;
@@ -304,7 +307,10 @@ where
 
 /// Loads a program into the kernel unless it is loaded already (one program serves every
 /// interface it is attached to).
-fn load(result: std::result::Result<(), aya::programs::ProgramError>, name: &str) -> Result<()> {
+pub(crate) fn load(
+    result: std::result::Result<(), aya::programs::ProgramError>,
+    name: &str,
+) -> Result<()> {
     match result {
         Ok(()) | Err(aya::programs::ProgramError::AlreadyLoaded) => Ok(()),
         Err(err) => Err(Error::ebpf(format!("loading {name} (verifier)"), err)),
@@ -330,21 +336,42 @@ pub(crate) fn attach_tc(
     attach_type: TcAttachType,
     pin: &Path,
 ) -> Result<()> {
+    if tc_pin_is_live(pin, device, attach_type) {
+        return Ok(());
+    }
+    let program: &mut SchedClassifier = program(bpf, name)?;
+    load(program.load(), name)?;
+    attach_tc_program(program, name, device, attach_type, pin)
+}
+
+/// Whether the link pinned at `pin` runs on `device`; a defunct one is unpinned.
+pub(crate) fn tc_pin_is_live(pin: &Path, device: &str, attach_type: TcAttachType) -> bool {
+    if !pin.exists() {
+        return false;
+    }
+    if tcx_link_is_live(pin, device, attach_type) {
+        return true;
+    }
+    // The device was re-created under the pin (its namespace deleted and `up` run again):
+    // the old link is defunct, attach anew.
+    let _ = std::fs::remove_file(pin);
+    false
+}
+
+/// Attaches the loaded tc program `program` (called `name`) to `device` and pins the link
+/// at `pin`.
+pub(crate) fn attach_tc_program(
+    program: &mut SchedClassifier,
+    name: &str,
+    device: &str,
+    attach_type: TcAttachType,
+    pin: &Path,
+) -> Result<()> {
     let direction = if attach_type == TcAttachType::Ingress {
         "ingress"
     } else {
         "egress"
     };
-    if pin.exists() {
-        if tcx_link_is_live(pin, device, attach_type) {
-            return Ok(());
-        }
-        // The device was re-created under the pin (its namespace deleted and `up` run
-        // again): the old link is defunct, attach anew.
-        let _ = std::fs::remove_file(pin);
-    }
-    let program: &mut SchedClassifier = program(bpf, name)?;
-    load(program.load(), name)?;
     crash_point::reached("", &format!("attach {name}@{device}"));
     let id = program.attach(device, attach_type).map_err(|err| {
         Error::ebpf(
