@@ -85,6 +85,9 @@ pub mod flags {
     pub const LOG_FLOWS: u32 = 16;
     /// The external device's ingress runs XDP before tc: a packet may reach tc translated.
     pub const XDP_INGRESS: u32 = 32;
+    /// Connections to published ports reach the container from the bridge's address, not
+    /// the client's (netlab-cni's `masqAll`, as `portmap` has it).
+    pub const MASQ_ALL: u32 = 64;
 }
 
 /// The lab's addresses and switches; index 0 of [`maps::CONFIG`].

@@ -398,3 +398,23 @@ fn concurrent_adds_and_dels_lose_nothing() {
     });
     assert_eq!(host.pins(), None, "the last DEL unpins the datapath");
 }
+
+/// `masqAll: true`, as `portmap` has it: every connection to a published port (from outside,
+/// TCP and UDP, and hairpinned from another container) reaches the container from the
+/// bridge's address, and the replies still find their way back.
+#[test]
+fn masq_all_shows_every_client_as_the_bridge() {
+    let mut host = CniHost::new("1.0.0");
+    host.options = json!({"masqAll": true});
+    host.add("web", &json!([tcp(8080, 80), udp(5353, 53)]))
+        .expect("ADD of web");
+    host.add("other", &json!([])).expect("ADD of other");
+    let _http = Server::start(&host.lab, "web", Mode::Http, &[80]);
+    let _echo = Server::start(&host.lab, "web", Mode::Udp, &[53]);
+    assert_http(&host.lab, "wan", HOST_EXT, 8080, 80, CNI_GATEWAY);
+    assert_udp(&host, "wan", 5353, CNI_GATEWAY);
+    assert_http(&host.lab, "other", HOST_EXT, 8080, 80, CNI_GATEWAY);
+    assert!(host.del("web"));
+    assert!(host.del("other"));
+    assert_eq!(host.pins(), None);
+}

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use netlab_common::nat::{
     CT_RESTORE_INTERVAL_NS, CtEntry, CtTimeouts, FlowKey, NatConfig, PublishKey, SNAT_PORT_MIN,
-    SNAT_RETRIES, Stat, ct_flags, ct_state,
+    SNAT_RETRIES, Stat, ct_flags, ct_state, flags,
 };
 
 use super::{
@@ -309,7 +309,9 @@ pub fn reversed(key: &FlowKey) -> FlowKey {
 }
 
 /// A new flow for a packet to a published port (DNAT, the source kept unless its reply
-/// tuple clashes with another flow's), or `None` when the packet is not for a published port.
+/// tuple clashes with another flow's; with [`flags::MASQ_ALL`], the source becomes the
+/// bridge's address and a port of its own), or `None` when the packet is not for a published
+/// port.
 #[inline(always)]
 pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>, Stat> {
     if !matches!(key.proto, IPPROTO_TCP | IPPROTO_UDP) {
@@ -319,7 +321,13 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
     else {
         return Ok(None);
     };
+    let src_ip = if config.flags & flags::MASQ_ALL != 0 {
+        config.gateway_ip
+    } else {
+        key.src_ip
+    };
     let new = FlowKey {
+        src_ip,
         dst_ip: target.ip,
         dst_port: target.port,
         ..*key

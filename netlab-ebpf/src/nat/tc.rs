@@ -273,9 +273,14 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             return Ok(Verdict::Pass);
         }
         // Its own port: the reply must come back through us, so the source becomes the
-        // gateway (a packet from its own address would be dropped as martian).
+        // gateway (a packet from its own address would be dropped as martian). With
+        // `MASQ_ALL`, every client is shown as the gateway.
         let own = k.src_ip == target.ip;
-        let src_ip = if own { config.gateway_ip } else { k.src_ip };
+        let src_ip = if own || config.flags & flags::MASQ_ALL != 0 {
+            config.gateway_ip
+        } else {
+            k.src_ip
+        };
         let new = FlowKey {
             src_ip,
             dst_ip: target.ip,

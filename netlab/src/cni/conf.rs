@@ -40,9 +40,10 @@ pub struct NetConf {
     /// `portmap`'s: masquerade hairpin and host-originated connections (default true).
     #[serde(default)]
     pub snat: Option<bool>,
-    /// `portmap`'s: masquerade every connection to a published port.
+    /// `portmap`'s: connections to published ports reach the container from the bridge's
+    /// address instead of the client's.
     #[serde(default)]
-    pub masq_all: Option<bool>,
+    pub masq_all: bool,
     /// netlab-cni's own: masquerade the container subnet's outgoing traffic in eBPF (the
     /// bridge plugin's `ipMasq`, without iptables).
     #[serde(default)]
@@ -144,12 +145,6 @@ impl NetConf {
             return Err(CniError::new(
                 code::UNSUPPORTED_FIELD,
                 "snat: false is not supported: netlab-cni always masquerades hairpin connections (their replies would otherwise bypass the NAT)",
-            ));
-        }
-        if self.masq_all == Some(true) {
-            return Err(CniError::new(
-                code::UNSUPPORTED_FIELD,
-                "masqAll: true is not supported: netlab-cni keeps the client's address on every published port",
             ));
         }
         Ok(())
@@ -404,14 +399,13 @@ mod tests {
                 "backend",
             ),
             (r#", "snat": false"#, code::UNSUPPORTED_FIELD, "snat: false"),
-            (r#", "masqAll": true"#, code::UNSUPPORTED_FIELD, "masqAll"),
         ] {
             let err = conf(extra).validate().expect_err(extra);
             assert_eq!(err.code, code, "{extra}: {err}");
             assert!(err.msg.contains(words), "{extra}: {err}");
         }
         assert!(
-            conf(r#", "snat": true, "masqAll": false, "masquerade": true"#)
+            conf(r#", "snat": true, "masqAll": true, "masquerade": true"#)
                 .validate()
                 .is_ok()
         );

@@ -48,6 +48,8 @@ pub struct Network {
     pub gateway: Ipv4Addr,
     pub bridge_mac: [u8; 6],
     pub masquerade: bool,
+    /// `masqAll`: published connections reach containers from the bridge's address.
+    pub masq_all: bool,
     pub netns_cookie: u64,
 }
 
@@ -173,7 +175,8 @@ impl Datapath {
                     flags::MASQUERADE
                 } else {
                     0
-                },
+                }
+                | if network.masq_all { flags::MASQ_ALL } else { 0 },
             pad: 0,
             host_netns_cookie: network.netns_cookie,
             bridge_mac: network.bridge_mac,

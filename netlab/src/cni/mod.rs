@@ -173,6 +173,7 @@ fn add(env: &Env, conf: &NetConf) -> Result<Option<Value>, CniError> {
         gateway,
         bridge_mac: link.bridge_mac,
         masquerade: conf.masquerade,
+        masq_all: conf.masq_all,
         netns_cookie: cookie,
     };
     let attachment = Attachment {
