@@ -313,7 +313,7 @@ fn gc_keeps_valid_attachments_and_check_sees_the_difference() {
 }
 
 /// Configurations netlab-cni cannot honour are refused with the spec's codes and leave the
-/// host as it was; VERSION answers without a network.
+/// host as it was; VERSION answers without a network, STATUS says it is ready.
 #[test]
 fn bad_configurations_are_refused_and_change_nothing() {
     let host = CniHost::new("1.0.0");
@@ -362,6 +362,15 @@ fn bad_configurations_are_refused_and_change_nothing() {
         env: &[],
     });
     assert!(ok);
+    // STATUS (spec 1.1): ready, nothing printed.
+    let (ok, status) = host.netlab_cni(&Call {
+        command: "STATUS",
+        container: "",
+        netns: None,
+        conf: json!({"cniVersion": "1.1.0", "name": host.network, "type": "netlab-cni"}),
+        env: &[],
+    });
+    assert!(ok && status.is_null(), "STATUS: {status}");
     assert_eq!(
         version["supportedVersions"],
         json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
