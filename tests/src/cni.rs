@@ -180,7 +180,8 @@ impl CniHost {
         self.add_with(name, mappings, &[])
     }
 
-    /// [`Self::add`] with more environment for netlab-cni.
+    /// [`Self::add`] with more environment for both plugins (`NETLAB_CRASH_AT` for
+    /// netlab-cni, `CNI_ARGS` for the IPAM).
     pub fn add_with(
         &self,
         name: &str,
@@ -199,7 +200,7 @@ impl CniHost {
                 container: name,
                 netns: Some(netns.clone()),
                 conf: self.bridge_conf(),
-                env: &[],
+                env,
             },
         );
         assert!(
@@ -239,12 +240,18 @@ impl CniHost {
             env: &[],
         });
         assert!(ok, "netlab-cni DEL of {name}: {out}");
+        self.bridge_del(name)
+    }
+
+    /// Only the bridge plugin's DEL (which gives the address back to the IPAM), then the
+    /// namespace goes: what a runtime leaves when netlab-cni's DEL never ran.
+    pub fn bridge_del(&self, name: &str) -> bool {
         let bridge = self.call(
             &format!("{PLUGINS}/bridge"),
             &Call {
                 command: "DEL",
                 container: name,
-                netns: Some(netns),
+                netns: Some(self.netns_path(name)),
                 conf: self.bridge_conf(),
                 env: &[],
             },
@@ -253,7 +260,25 @@ impl CniHost {
             .args(["netns", "delete", &self.lab.ns(name)])
             .output();
         self.containers.lock().expect("lock").retain(|c| c != name);
-        ok && bridge.status.success()
+        bridge.status.success()
+    }
+
+    /// The container links netlab-cni has pinned (one per container).
+    pub fn container_links(&self) -> usize {
+        self.pins().map_or(0, |pins| {
+            std::fs::read_dir(pins.join("links"))
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| {
+                            e.file_name()
+                                .to_string_lossy()
+                                .starts_with("netlab_nat_ctr_ingress@")
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+        })
     }
 
     /// The container's address given by the IPAM, from a chain result.

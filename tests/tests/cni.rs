@@ -427,3 +427,101 @@ fn masq_all_shows_every_client_as_the_bridge() {
     assert!(host.del("other"));
     assert_eq!(host.pins(), None);
 }
+
+/// One host namespace serves one network: an ADD for another network is refused (code 102),
+/// naming the network that is there, and changes nothing.
+#[test]
+fn a_second_network_in_the_same_host_is_refused() {
+    let host = CniHost::new("1.0.0");
+    let web = host
+        .add("web", &json!([tcp(8080, 80)]))
+        .expect("ADD of web");
+    let mut conf = host.plugin_conf(&json!([tcp(8081, 80)]), Some(&web));
+    conf["name"] = json!("othernet");
+    let (ok, out) = host.netlab_cni(&Call {
+        command: "ADD",
+        container: "web2",
+        netns: Some(host.netns_path("web")),
+        conf,
+        env: &[],
+    });
+    assert!(!ok, "a second network was accepted: {out}");
+    let (code, msg) = error_of(&out);
+    assert_eq!(code, 102, "{msg}");
+    assert!(msg.contains(&host.network), "{msg}");
+    let _server = Server::start(&host.lab, "web", Mode::Http, &[80]);
+    assert_http(&host.lab, "wan", HOST_EXT, 8080, 80, WAN);
+    assert_refused(
+        &host.lab,
+        "wan",
+        HOST_EXT,
+        8081,
+        "the refused ADD published nothing",
+    );
+    assert!(host.del("web"));
+    assert_eq!(host.pins(), None);
+}
+
+/// Without a default route, ADD says to name the external device, and pins nothing; with
+/// `externalDevice`, ports are published there.
+#[test]
+fn without_a_default_route_the_external_device_is_named() {
+    let mut host = CniHost::new("1.0.0");
+    host.lab.sh_ok("host", "ip route del default");
+    let refused = host
+        .add("web", &json!([tcp(8080, 80)]))
+        .expect_err("no default route");
+    let (code, msg) = error_of(&refused);
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains("externalDevice"), "{msg}");
+    assert_eq!(host.pins(), None);
+    host.bridge_del("web");
+    host.options = json!({"externalDevice": "eth0"});
+    host.add("web", &json!([tcp(8080, 80)]))
+        .expect("ADD with externalDevice");
+    let _server = Server::start(&host.lab, "web", Mode::Http, &[80]);
+    assert_http(&host.lab, "wan", HOST_EXT, 8080, 80, WAN);
+    assert!(host.del("web"));
+}
+
+/// A container gone without netlab-cni's DEL leaves its entries; when the IPAM gives its
+/// address to a new container, that ADD removes them: the old port stops forwarding, the
+/// old hook goes, the new container's port works.
+#[test]
+fn a_stale_owner_of_the_address_is_removed() {
+    let host = CniHost::new("1.0.0");
+    let old = host
+        .add("old", &json!([tcp(8080, 80)]))
+        .expect("ADD of old");
+    let address = CniHost::address_of(&old);
+    assert!(host.bridge_del("old"));
+    let args = format!("IgnoreUnknown=1;IP={address}");
+    let new = host
+        .add_with(
+            "new",
+            &json!([tcp(8081, 80)]),
+            &[("CNI_ARGS", args.as_str())],
+        )
+        .expect("ADD of new");
+    assert_eq!(
+        CniHost::address_of(&new),
+        address,
+        "the IPAM gave the address out again"
+    );
+    let _server = Server::start(&host.lab, "new", Mode::Http, &[80]);
+    assert_http(&host.lab, "wan", HOST_EXT, 8081, 80, WAN);
+    assert_refused(
+        &host.lab,
+        "wan",
+        HOST_EXT,
+        8080,
+        "the stale owner's port was removed",
+    );
+    assert_eq!(
+        host.container_links(),
+        1,
+        "only the new container's hook is pinned"
+    );
+    assert!(host.del("new"));
+    assert_eq!(host.pins(), None);
+}
