@@ -265,19 +265,18 @@ impl CniHost {
 
     /// The container links netlab-cni has pinned (one per container).
     pub fn container_links(&self) -> usize {
-        self.pins().map_or(0, |pins| {
-            std::fs::read_dir(pins.join("links"))
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .filter(|e| {
-                            e.file_name()
-                                .to_string_lossy()
-                                .starts_with("netlab_nat_ctr_ingress@")
-                        })
-                        .count()
+        let Some(pins) = self.pins() else {
+            return 0;
+        };
+        std::fs::read_dir(pins.join("links")).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("netlab_nat_ctr_ingress@")
                 })
-                .unwrap_or(0)
+                .count()
         })
     }
 
