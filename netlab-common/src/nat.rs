@@ -27,12 +27,15 @@ pub mod maps {
     pub const FRAGMENTS: &str = "NETLAB_NAT_FRAGMENTS";
     /// `PerCpuArray<u64>`, one slot: when each CPU last logged a drop.
     pub const DROP_LOG: &str = "NETLAB_NAT_DROP_LOG";
+    /// `LruHashMap<u32 /* client address, network order */, NextHop>`: where the fast path
+    /// sends replies to a client, learned from the FIB and checked again about once a second.
+    pub const NEXT_HOP: &str = "NETLAB_NAT_NEXT_HOP";
 
     /// Every NAT map. The eBPF side must spell its map names as literals; a unit test of
     /// netlab checks the built object against this list, so the two cannot drift apart.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         CONFIG, PUBLISH, CONNTRACK, CONTAINERS, PORT_STATS, STATS, SOCK_ORIG, DEVMAP, FRAGMENTS,
-        DROP_LOG,
+        DROP_LOG, NEXT_HOP,
     ];
 }
 
@@ -350,10 +353,13 @@ pub enum Stat {
     Untracked = 15,
     /// Packets translated by the XDP program (also counted in `translated`).
     XdpTranslated = 16,
+    /// Replies the fast path sent to a remembered next hop, without a FIB lookup (also
+    /// counted in `fast_path`).
+    NextHopRemembered = 17,
 }
 
 /// Number of [`Stat`] slots.
-pub const STAT_COUNT: u32 = 17;
+pub const STAT_COUNT: u32 = 18;
 
 impl Stat {
     /// All stats with their names, in index order.
@@ -375,6 +381,7 @@ impl Stat {
         (Stat::CtRestored, "ct_restored"),
         (Stat::Untracked, "untracked"),
         (Stat::XdpTranslated, "xdp_translated"),
+        (Stat::NextHopRemembered, "next_hop_remembered"),
     ];
 }
 
@@ -385,6 +392,26 @@ pub const FRAGMENTS_MAX_ENTRIES: u32 = 8192;
 pub const PUBLISH_MAX_ENTRIES: u32 = 131_072;
 pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
 pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
+/// Clients whose next hop the fast path remembers (an LRU).
+pub const NEXT_HOP_MAX_ENTRIES: u32 = 16_384;
+
+/// Where a reply to one client leaves: what `bpf_fib_lookup` said, remembered so that an
+/// established flow's replies need no FIB lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    /// When it was learned: the flow's `last_seen_ns` then (host order).
+    pub learned_ns: u64,
+    /// The device to send on (host order).
+    pub ifindex: u32,
+    /// Its MTU (host order): a longer packet goes the FIB's way.
+    pub mtu: u16,
+    /// Ethernet destination (the next hop's MAC) and source (the device's).
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+    /// Explicit padding, always 0.
+    pub pad: [u8; 6],
+}
 
 /// Lifetimes of conntrack entries without traffic, in seconds, by protocol and TCP state
 /// (`netlab up --ct-timeouts`; these defaults otherwise).
@@ -464,6 +491,7 @@ const _: () = assert!(size_of::<ContainerInfo>() == 24);
 const _: () = assert!(size_of::<FragKey>() == 12);
 const _: () = assert!(size_of::<FragEntry>() == 12);
 const _: () = assert!(size_of::<TrafficCounters>() == 16);
+const _: () = assert!(size_of::<NextHop>() == 32);
 const _: () = assert!(size_of::<SockKey>() == 16);
 const _: () = assert!(size_of::<SockOrig>() == 8);
 
@@ -494,4 +522,6 @@ mod pod {
     unsafe impl aya::Pod for super::SockKey {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::SockOrig {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::NextHop {}
 }

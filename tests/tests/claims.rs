@@ -691,6 +691,72 @@ fn a_download_takes_the_fast_path(backend: &str) {
     }
 }
 
+/// The fast path remembers where replies to a client leave (device, MACs, MTU) so that an
+/// established flow's replies need no FIB lookup, and asks the FIB again about once a
+/// second: when the next hop's MAC changes, connections work again within that second and
+/// the remembered MAC follows.
+#[test]
+fn the_fast_path_remembers_the_next_hop_and_checks_it_again() {
+    let lab = default_lab("--backend ebpf --fast-path on");
+    let _web = Server::start(&lab, "netns0", Mode::Http, &[5000]);
+    let map = format!(
+        "/sys/fs/bpf/netlab/{}/{}",
+        lab.name,
+        netlab_common::nat::maps::NEXT_HOP
+    );
+    // The remembered destination MAC for replies to `wan` (198.18.0.2), as "aa:bb:..".
+    let remembered = || -> Option<String> {
+        let dump = netlab_e2e::cmd_ok("bpftool", &["-j", "map", "dump", "pinned", &map]);
+        let entries: Value = serde_json::from_str(&dump).expect("bpftool JSON");
+        entries.as_array()?.iter().find_map(|entry| {
+            let bytes = |field: &str| -> Vec<u8> {
+                entry[field]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|b| {
+                        u8::from_str_radix(b.as_str()?.trim_start_matches("0x"), 16).ok()
+                    })
+                    .collect()
+            };
+            (bytes("key") == [198, 18, 0, 2]).then(|| {
+                bytes("value")[14..20]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+        })
+    };
+    assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
+    assert_eq!(
+        remembered(),
+        Some(mac_of(&lab, "wan", "eth0")),
+        "the next hop learned"
+    );
+    // A connection's later replies take the remembered hop, not the FIB.
+    let before = datapath_stat(&lab, "next_hop_remembered");
+    assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
+    assert!(
+        datapath_stat(&lab, "next_hop_remembered") > before,
+        "no reply took the remembered next hop"
+    );
+
+    let new_mac = "02:00:00:00:be:ef";
+    lab.sh_ok("wan", &format!("ip link set eth0 address {new_mac}"));
+    lab.sh_ok(
+        "host",
+        &format!("ip neigh replace {WAN} lladdr {new_mac} dev eth0 nud reachable"),
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
+    assert_eq!(
+        remembered().as_deref(),
+        Some(new_mac),
+        "the next hop checked again"
+    );
+}
+
 netlab_e2e::backend_tests!(
     a_download_takes_the_fast_path,
     the_configuration_takes_its_path,

@@ -7,8 +7,9 @@ use aya_ebpf::{
 };
 use netlab_common::nat::{
     CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CtEntry, FRAGMENTS_MAX_ENTRIES,
-    FlowKey, FragEntry, FragKey, NatConfig, PUBLISH_MAX_ENTRIES, PublishKey, PublishValue,
-    SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey, SockOrig, Stat, TrafficCounters, flags,
+    FlowKey, FragEntry, FragKey, NEXT_HOP_MAX_ENTRIES, NatConfig, NextHop, PUBLISH_MAX_ENTRIES,
+    PublishKey, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey, SockOrig, Stat,
+    TrafficCounters, flags,
 };
 
 use aya_ebpf::EbpfContext;
@@ -42,6 +43,9 @@ pub static DEVMAP: DevMapHash = DevMapHash::pinned(CONTAINERS_MAX_ENTRIES, 0);
 
 #[map(name = "NETLAB_NAT_FRAGMENTS")]
 pub static FRAGMENTS: LruHashMap<FragKey, FragEntry> = LruHashMap::pinned(FRAGMENTS_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_NEXT_HOP")]
+pub static NEXT_HOP: LruHashMap<u32, NextHop> = LruHashMap::pinned(NEXT_HOP_MAX_ENTRIES, 0);
 
 /// When each CPU last logged a drop (`bpf_ktime_get_ns`), to rate-limit drop events.
 #[map(name = "NETLAB_NAT_DROP_LOG")]

@@ -18,12 +18,12 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use netlab_common::nat::{
-    CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, PublishKey, Stat, ct_flags, flags,
+    CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, NextHop, PublishKey, Stat, ct_flags, flags,
 };
 
 use super::{
     csum, ct, frag, host_sockets, icmp, log,
-    maps::{CONTAINERS, config, count, count_port, count_untranslated, published},
+    maps::{CONTAINERS, NEXT_HOP, config, count, count_port, count_untranslated, published},
     packet::{
         self, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Packet,
         in_subnet, parse, rewrite_addresses, skb_ptr_at, to_container,
@@ -441,11 +441,52 @@ fn to_container_egress(ctx: &TcContext, dst_ip: u32, config: &NatConfig) -> Verd
     Verdict::Redirect(unsafe { bpf_redirect(info.host_ifindex, 0) } as i32)
 }
 
+/// How long a remembered next hop is used before the FIB is asked again.
+const NEXT_HOP_LIFETIME_NS: u64 = 1_000_000_000;
+
 /// Fast path for a reply leaving a container towards a client outside: route it first
 /// (before rewriting: a packet already carrying the host's address would be a martian if
-/// handed back to the stack), then rewrite and send it straight out.
+/// handed back to the stack), then rewrite and send it straight out. The route is the one
+/// remembered for the client when it is fresh and the packet fits its MTU; otherwise the
+/// FIB is asked, and its answer remembered.
 #[inline(always)]
 fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, Stat> {
+    // SAFETY: the value is copied out at once.
+    if let Some(hop) = unsafe { NEXT_HOP.get(entry.dst_ip) }.copied()
+        && entry.last_seen_ns.wrapping_sub(hop.learned_ns) < NEXT_HOP_LIFETIME_NS
+        && pkt.len <= hop.mtu
+        && pkt.ttl > 1
+    {
+        count(Stat::NextHopRemembered);
+        return send_reply(ctx, pkt, entry, &hop);
+    }
+    fib_reply(ctx, pkt, entry)
+}
+
+/// Rewrites a reply and sends it out of `hop`'s device to its next hop.
+#[inline(always)]
+fn send_reply(
+    ctx: &TcContext,
+    pkt: &Packet,
+    entry: &CtEntry,
+    hop: &NextHop,
+) -> Result<Verdict, Stat> {
+    rewrite(ctx, pkt, entry)?;
+    count_port(&entry.publish, u64::from(pkt.len));
+    decrement_ttl(ctx, pkt)?;
+    count(Stat::FastPath);
+    // Translated already: the external device's egress program lets it go at once.
+    ctx.set_mark(MARK_TRANSLATED);
+    set_macs(ctx, &hop.dmac, &hop.smac)?;
+    // SAFETY: a helper taking plain integers.
+    Ok(Verdict::Redirect(
+        unsafe { bpf_redirect(hop.ifindex, 0) } as i32
+    ))
+}
+
+/// [`fast_reply`] through a FIB lookup.
+#[inline(always)]
+fn fib_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, Stat> {
     // SAFETY: an all-zero bpf_fib_lookup is a valid starting point.
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.family = AF_INET;
@@ -472,21 +513,27 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
     if rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH || pkt.ttl <= 1 {
         return Ok(Verdict::Pass);
     }
-    rewrite(ctx, pkt, entry)?;
-    count_port(&entry.publish, u64::from(pkt.len));
-    decrement_ttl(ctx, pkt)?;
-    count(Stat::FastPath);
-    // Translated already: the external device's egress program lets it go at once.
-    ctx.set_mark(MARK_TRANSLATED);
     if rc == BPF_FIB_LKUP_RET_NO_NEIGH {
+        rewrite(ctx, pkt, entry)?;
+        count_port(&entry.publish, u64::from(pkt.len));
+        decrement_ttl(ctx, pkt)?;
+        count(Stat::FastPath);
+        ctx.set_mark(MARK_TRANSLATED);
         // SAFETY: no neighbour parameters: the kernel resolves the next hop itself.
         return Ok(Verdict::Redirect(unsafe {
             bpf_redirect_neigh(params.ifindex, core::ptr::null_mut(), 0, 0)
         } as i32));
     }
-    set_macs(ctx, &params.dmac, &params.smac)?;
-    // SAFETY: a helper taking plain integers.
-    Ok(Verdict::Redirect(
-        unsafe { bpf_redirect(params.ifindex, 0) } as i32,
-    ))
+    let hop = NextHop {
+        learned_ns: entry.last_seen_ns,
+        ifindex: params.ifindex,
+        // With tot_len 0, the lookup reports the device's MTU here.
+        // SAFETY: a union of two u16.
+        mtu: unsafe { params.__bindgen_anon_1.mtu_result },
+        dmac: params.dmac,
+        smac: params.smac,
+        pad: [0; 6],
+    };
+    let _ = NEXT_HOP.insert(entry.dst_ip, hop, 0);
+    send_reply(ctx, pkt, entry, &hop)
 }
