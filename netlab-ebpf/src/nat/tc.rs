@@ -463,6 +463,18 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
     fib_reply(ctx, pkt, entry)
 }
 
+/// Rewrites a fast-pathed reply (addresses, ports, TTL), counts it and marks it.
+#[inline(always)]
+fn translate_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<(), Stat> {
+    rewrite(ctx, pkt, entry)?;
+    count_port(&entry.publish, u64::from(pkt.len));
+    decrement_ttl(ctx, pkt)?;
+    count(Stat::FastPath);
+    // Translated already: the external device's egress program lets it go at once.
+    ctx.set_mark(MARK_TRANSLATED);
+    Ok(())
+}
+
 /// Rewrites a reply and sends it out of `hop`'s device to its next hop.
 #[inline(always)]
 fn send_reply(
@@ -471,12 +483,7 @@ fn send_reply(
     entry: &CtEntry,
     hop: &NextHop,
 ) -> Result<Verdict, Stat> {
-    rewrite(ctx, pkt, entry)?;
-    count_port(&entry.publish, u64::from(pkt.len));
-    decrement_ttl(ctx, pkt)?;
-    count(Stat::FastPath);
-    // Translated already: the external device's egress program lets it go at once.
-    ctx.set_mark(MARK_TRANSLATED);
+    translate_reply(ctx, pkt, entry)?;
     set_macs(ctx, &hop.dmac, &hop.smac)?;
     // SAFETY: a helper taking plain integers.
     Ok(Verdict::Redirect(
@@ -514,11 +521,7 @@ fn fib_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, 
         return Ok(Verdict::Pass);
     }
     if rc == BPF_FIB_LKUP_RET_NO_NEIGH {
-        rewrite(ctx, pkt, entry)?;
-        count_port(&entry.publish, u64::from(pkt.len));
-        decrement_ttl(ctx, pkt)?;
-        count(Stat::FastPath);
-        ctx.set_mark(MARK_TRANSLATED);
+        translate_reply(ctx, pkt, entry)?;
         // SAFETY: no neighbour parameters: the kernel resolves the next hop itself.
         return Ok(Verdict::Redirect(unsafe {
             bpf_redirect_neigh(params.ifindex, core::ptr::null_mut(), 0, 0)

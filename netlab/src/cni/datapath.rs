@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap, Map, MapData},
+    maps::{HashMap, MapData},
     programs::{SchedClassifier, TcAttachType},
 };
 use netlab_common::nat::{
@@ -106,11 +106,7 @@ impl Datapath {
     }
 
     fn containers(&self) -> Result<HashMap<MapData, u32, ContainerInfo>> {
-        let path = self.dir.join(map_names::CONTAINERS);
-        let data = MapData::from_pin(&path)
-            .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))?;
-        HashMap::try_from(Map::HashMap(data))
-            .map_err(|err| Error::ebpf("opening the containers map", err))
+        self.tables().containers_map()
     }
 
     /// Where the container program is pinned once loaded, so that later ADDs attach it
@@ -127,15 +123,7 @@ impl Datapath {
         let links = self.dir.join("links");
         let external = &network.external.device;
         let ready = self.program_pin().exists()
-            && [
-                (programs::TC_EXTERNAL_INGRESS, TcAttachType::Ingress),
-                (programs::TC_EXTERNAL_EGRESS, TcAttachType::Egress),
-            ]
-            .into_iter()
-            .all(|(name, attach_type)| {
-                let pin = links.join(format!("{name}@{external}"));
-                attach::tc_pin_is_live(&pin, external, attach_type)
-            })
+            && attach::external_attached(external, &links)
             && attach::CGROUP_HOOKS
                 .iter()
                 .all(|name| links.join(name).exists());
@@ -164,7 +152,7 @@ impl Datapath {
 
     /// The network's addresses and switches, where the programs read them.
     fn write_config(&self, network: &Network) -> Result<()> {
-        let config = NatConfig {
+        self.tables().write_config(NatConfig {
             external_ip: u32::from(network.external.address).to_be(),
             gateway_ip: u32::from(network.gateway).to_be(),
             subnet: u32::from(network.subnet.network()).to_be(),
@@ -182,15 +170,7 @@ impl Datapath {
             bridge_mac: network.bridge_mac,
             pad2: [0; 2],
             timeouts: CtTimeouts::default(),
-        };
-        let path = self.dir.join(map_names::CONFIG);
-        let data = MapData::from_pin(&path)
-            .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))?;
-        let mut array: Array<MapData, NatConfig> = Array::try_from(Map::Array(data))
-            .map_err(|err| Error::ebpf("opening the config map", err))?;
-        array
-            .set(0, config, 0)
-            .map_err(|err| Error::ebpf("writing the NAT config", err))
+        })
     }
 
     /// The first port of `specs` that another attachment publishes already, described.

@@ -158,8 +158,3 @@ async fn default_route_device(handle: &Handle) -> Result<Option<u32>> {
             })
         }))
 }
-
-/// The host namespace's cookie (`SO_NETNS_COOKIE`): what names its datapath.
-pub fn netns_cookie() -> Result<u64> {
-    crate::nat::ebpf::attach::netns_cookie()
-}

@@ -123,7 +123,8 @@ fn netlab<T>(code: u32, result: crate::Result<T>) -> Result<T, CniError> {
 
 /// The host namespace's lock, and its datapath of `conf`'s network.
 fn lock(conf: &NetConf) -> Result<(LabLock, Datapath, u64), CniError> {
-    let cookie = netlab(code::IO_FAILURE, host::netns_cookie())?;
+    // The host namespace's cookie (`SO_NETNS_COOKIE`) names its datapath and its lock.
+    let cookie = netlab(code::IO_FAILURE, crate::nat::ebpf::attach::netns_cookie())?;
     let lock = netlab(code::IO_FAILURE, LabLock::acquire(&format!("cni-{cookie}")))?;
     Ok((lock, Datapath::of(&conf.name, cookie), cookie))
 }

@@ -158,7 +158,7 @@ fn attach_all(
     attach_external(&mut bpf, ext, &links)?;
     for container in &interfaces.containers {
         let name = programs::TC_CONTAINER_INGRESS;
-        let pin = links.join(format!("{name}@{}", container.host_device));
+        let pin = link_pin(&links, name, &container.host_device);
         attach_tc(
             &mut bpf,
             name,
@@ -186,16 +186,36 @@ fn attach_all(
     attach_cgroup_hooks(&mut bpf, &links, cgroup)
 }
 
+/// Where the link of program `name` on `device` is pinned in `links`.
+pub(crate) fn link_pin(links: &Path, name: &str, device: &str) -> PathBuf {
+    links.join(format!("{name}@{device}"))
+}
+
+/// The external device's tcx programs and where each runs.
+const EXTERNAL_HOOKS: [(&str, TcAttachType); 2] = [
+    (programs::TC_EXTERNAL_INGRESS, TcAttachType::Ingress),
+    (programs::TC_EXTERNAL_EGRESS, TcAttachType::Egress),
+];
+
 /// Attaches the external device's tcx programs (ingress and egress), pinned in `links`.
 pub(crate) fn attach_external(bpf: &mut Ebpf, device: &str, links: &Path) -> Result<()> {
-    for (name, attach_type) in [
-        (programs::TC_EXTERNAL_INGRESS, TcAttachType::Ingress),
-        (programs::TC_EXTERNAL_EGRESS, TcAttachType::Egress),
-    ] {
-        let pin = links.join(format!("{name}@{device}"));
-        attach_tc(bpf, name, device, attach_type, &pin)?;
+    for (name, attach_type) in EXTERNAL_HOOKS {
+        attach_tc(
+            bpf,
+            name,
+            device,
+            attach_type,
+            &link_pin(links, name, device),
+        )?;
     }
     Ok(())
+}
+
+/// Whether the external device's programs run on `device` from links pinned in `links`.
+pub(crate) fn external_attached(device: &str, links: &Path) -> bool {
+    EXTERNAL_HOOKS.into_iter().all(|(name, attach_type)| {
+        tc_pin_is_live(&link_pin(links, name, device), device, attach_type)
+    })
 }
 
 /// The host-process hooks, pinned by their names.

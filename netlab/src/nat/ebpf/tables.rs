@@ -3,9 +3,10 @@
 
 use std::{collections::HashSet, fmt::Write as _, net::Ipv4Addr, path::PathBuf};
 
-use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use netlab_common::nat::{
-    CtEntry, FlowKey, PublishKey, PublishValue, Stat, TrafficCounters, maps as map_names,
+    ContainerInfo, CtEntry, FlowKey, NatConfig, PublishKey, PublishValue, Stat, TrafficCounters,
+    maps as map_names,
 };
 
 use crate::{
@@ -80,6 +81,21 @@ impl Tables {
     pub(crate) fn publish_map(&self) -> Result<HashMap<MapData, PublishKey, PublishValue>> {
         HashMap::try_from(Map::HashMap(self.data(map_names::PUBLISH)?))
             .map_err(|err| Error::ebpf("opening the publish map", err))
+    }
+
+    pub(crate) fn containers_map(&self) -> Result<HashMap<MapData, u32, ContainerInfo>> {
+        HashMap::try_from(Map::HashMap(self.data(map_names::CONTAINERS)?))
+            .map_err(|err| Error::ebpf("opening the containers map", err))
+    }
+
+    /// Writes the datapath's configuration (the programs read it on every packet).
+    pub(crate) fn write_config(&self, config: NatConfig) -> Result<()> {
+        let mut array: Array<MapData, NatConfig> =
+            Array::try_from(Map::Array(self.data(map_names::CONFIG)?))
+                .map_err(|err| Error::ebpf("opening the config map", err))?;
+        array
+            .set(0, config, 0)
+            .map_err(|err| Error::ebpf("writing the NAT config", err))
     }
 
     fn port_stats(&self) -> Result<PerCpuHashMap<MapData, PublishKey, TrafficCounters>> {
