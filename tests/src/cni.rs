@@ -243,6 +243,16 @@ impl CniHost {
         self.bridge_del(name)
     }
 
+    /// The chain's DEL for each of `names`, which must all succeed, the last one unpinning
+    /// the datapath.
+    #[track_caller]
+    pub fn del_all(&self, names: &[&str]) {
+        for name in names {
+            assert!(self.del(name), "DEL of {name}");
+        }
+        assert_eq!(self.pins(), None, "the last DEL unpins the datapath");
+    }
+
     /// Only the bridge plugin's DEL (which gives the address back to the IPAM), then the
     /// namespace goes: what a runtime leaves when netlab-cni's DEL never ran.
     pub fn bridge_del(&self, name: &str) -> bool {

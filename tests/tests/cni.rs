@@ -190,9 +190,7 @@ fn a_port_taken_by_another_container_is_refused() {
     let _four = Server::start(&host.lab, "four", Mode::Http, &[82]);
     assert_http(&host.lab, "wan", HOST_EXT, 8080, 82, WAN);
     assert_http(&host.lab, "wan", HOST_EXT, 8081, 81, WAN);
-    assert!(host.del("two"));
-    assert!(host.del("four"));
-    assert_eq!(host.pins(), None);
+    host.del_all(&["two", "four"]);
 }
 
 /// DEL without `prevResult`, after the container's namespace is gone, twice: success each
@@ -307,9 +305,7 @@ fn gc_keeps_valid_attachments_and_check_sees_the_difference() {
             }
         }
     }
-    assert!(host.del("kept"));
-    assert!(host.del("dropped"));
-    assert_eq!(host.pins(), None);
+    host.del_all(&["kept", "dropped"]);
 }
 
 /// Configurations netlab-cni cannot honour are refused with the spec's codes and leave the
@@ -423,9 +419,7 @@ fn masq_all_shows_every_client_as_the_bridge() {
     assert_http(&host.lab, "wan", HOST_EXT, 8080, 80, CNI_GATEWAY);
     assert_udp(&host, "wan", 5353, CNI_GATEWAY);
     assert_http(&host.lab, "other", HOST_EXT, 8080, 80, CNI_GATEWAY);
-    assert!(host.del("web"));
-    assert!(host.del("other"));
-    assert_eq!(host.pins(), None);
+    host.del_all(&["web", "other"]);
 }
 
 /// One host namespace serves one network: an ADD for another network is refused (code 102),
@@ -458,8 +452,7 @@ fn a_second_network_in_the_same_host_is_refused() {
         8081,
         "the refused ADD published nothing",
     );
-    assert!(host.del("web"));
-    assert_eq!(host.pins(), None);
+    host.del_all(&["web"]);
 }
 
 /// Without a default route, ADD says to name the external device, and pins nothing; with
@@ -522,6 +515,5 @@ fn a_stale_owner_of_the_address_is_removed() {
         1,
         "only the new container's hook is pinned"
     );
-    assert!(host.del("new"));
-    assert_eq!(host.pins(), None);
+    host.del_all(&["new"]);
 }
