@@ -484,7 +484,7 @@ fn bpftool_json(args: &[&str]) -> Value {
 /// What an eBPF lab has attached and pinned, as the kernel reports it.
 #[derive(Debug)]
 struct Datapath {
-    /// `bpftool net show -j` in the host node and in each container (XDP; this bpftool
+    /// `bpftool net show -j` in the host node and in each container (XDP and tc filters; this bpftool
     /// predates tcx, which `tcx` covers).
     net_show: BTreeMap<String, Value>,
     /// The programs attached with tcx to each device of the host node and direction: (id,
@@ -588,7 +588,7 @@ fn datapath(lab: &Lab, devices: &[&str], containers: &[&str]) -> Datapath {
 
 /// `up` again on a running eBPF lab converges: on tc and XDP ingress (and XDP redirect,
 /// with its pass-through programs in the containers), the second `up` leaves the attached
-/// programs (XDP and tcx, as the kernel lists them), the pinned links (same link ids) and
+/// programs (XDP, tcx and the containers' tc block, as the kernel lists them), the pinned links (same link ids) and
 /// the maps (same map ids, the conntrack table among them) exactly as they were.
 #[test]
 fn up_again_attaches_nothing_twice_and_keeps_the_maps() {
@@ -610,12 +610,7 @@ fn up_again_attaches_nothing_twice_and_keeps_the_maps() {
             .get(netlab_common::nat::maps::CONNTRACK)
             .copied()
             .unwrap_or_else(|| panic!("{options:?}: no conntrack map pinned: {before:?}"));
-        for (device, direction) in [
-            ("eth0", "ingress"),
-            ("eth0", "egress"),
-            ("veth0", "ingress"),
-            ("veth1", "ingress"),
-        ] {
+        for (device, direction) in [("eth0", "ingress"), ("eth0", "egress")] {
             let attached = &before.tcx[&format!("{device} {direction}")];
             assert_eq!(
                 attached.len(),
@@ -625,6 +620,35 @@ fn up_again_attaches_nothing_twice_and_keeps_the_maps() {
             assert!(
                 attached[0].2.iter().any(|id| u64::from(*id) == ct),
                 "{options:?}: the program on tcx {direction} of {device} does not use the pinned conntrack map {ct}: {attached:?}"
+            );
+        }
+        // The containers' program runs on the lab's shared tc block, which both veths bind.
+        let tc = before.net_show["host"][0]["tc"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for device in ["veth0", "veth1"] {
+            let on_device: Vec<&Value> = tc.iter().filter(|p| p["devname"] == device).collect();
+            assert_eq!(
+                on_device.len(),
+                1,
+                "{options:?}: one tc program on {device}: {tc:?}"
+            );
+            assert_eq!(
+                on_device[0]["kind"], "clsact/ingress",
+                "{options:?}: {tc:?}"
+            );
+            assert_eq!(
+                on_device[0]["name"], "netlab_nat_ctr_ingress",
+                "{options:?}: {tc:?}"
+            );
+            let id = on_device[0]["id"].as_u64().expect("program id").to_string();
+            let program = bpftool_json(&["prog", "show", "id", &id, "-j"]);
+            assert!(
+                program["map_ids"]
+                    .as_array()
+                    .is_some_and(|ids| ids.iter().any(|m| m.as_u64() == Some(ct))),
+                "{options:?}: the program on {device} does not use the pinned conntrack map {ct}: {program}"
             );
         }
         let xdp_on_eth0 = before.net_show["host"][0]["xdp"]

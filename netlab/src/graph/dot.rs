@@ -129,7 +129,7 @@ mod tests {
             "{dot}"
         );
         assert!(
-            dot.contains(r"<d2> veth0\nport of br0\ntcx ingress: netlab_nat_ctr_ingress"),
+            dot.contains(r"<d2> veth0\nport of br0\ntc block ingress: netlab_nat_ctr_ingress"),
             "{dot}"
         );
         assert!(dot.ends_with("}\n"));

@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(host.devices[2].role, "port of br0");
         assert_eq!(
             host.devices[2].hooks,
-            ["tcx ingress: netlab_nat_ctr_ingress"]
+            ["tc block ingress: netlab_nat_ctr_ingress"]
         );
         assert!(
             host.hooks

@@ -5,6 +5,7 @@
 use std::{
     fs::File,
     net::Ipv4Addr,
+    os::fd::{AsFd as _, AsRawFd as _},
     path::{Path, PathBuf},
 };
 
@@ -18,6 +19,7 @@ use aya::{
 };
 use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, programs};
 
+use super::block;
 use crate::{
     bpf_loader::{self, bpffs, pin_link, program},
     crash_point,
@@ -61,8 +63,107 @@ pub fn setup(ctx: NatContext<'_>) -> Result<()> {
     bpffs::create_dir(&dir.join("links"))?;
     let interfaces = read_interfaces(ctx)?;
     let cgroup = cgroup2_root()?;
+    // Before the program loads, so that binding waits for no grace period (see `block`).
+    bind_containers(ctx, &interfaces)?;
     ctx.host()
         .run(|| attach_all(ctx, &dir, &interfaces, &cgroup))
+}
+
+/// Binds each container's host-side veth to the lab's tc block, where `ctr_ingress` runs.
+fn bind_containers(ctx: NatContext<'_>, interfaces: &Interfaces) -> Result<()> {
+    let block = block::index(ctx.lab_name);
+    netlink::runtime()?.block_on(async {
+        let handle = netlink::connect(&ctx.host())?;
+        let bound = block::ingress_blocks(&handle).await?;
+        for container in &interfaces.containers {
+            let device = &container.host_device;
+            match bound.get(&container.host_ifindex) {
+                Some(&index) if index == block => {}
+                Some(other) => {
+                    return Err(Error::invalid(format!(
+                        "{device} is bound to tc block {other}, not to netlab's block {block}"
+                    )));
+                }
+                None => {
+                    crash_point::reached("", &format!("bind {device} to tc block"));
+                    block::bind(&handle, device, container.host_ifindex, block).await?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The containers' hooks as `inspect` lists links (`PROGRAM@DEVICE`), read from the kernel:
+/// each container veth bound to the lab's block, if the block runs `ctr_ingress`.
+pub(crate) fn container_hooks(ctx: NatContext<'_>) -> Result<Vec<String>> {
+    if ctx.lab.containers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let name = programs::TC_CONTAINER_INGRESS;
+    let block = block::index(ctx.lab_name);
+    netlink::runtime()?.block_on(async {
+        let handle = netlink::connect(&ctx.host())?;
+        let bound = block::ingress_blocks(&handle).await?;
+        if !bound.values().any(|&index| index == block)
+            || !block::filters(&handle, block)
+                .await?
+                .iter()
+                .any(|f| f == name)
+        {
+            return Ok(Vec::new());
+        }
+        let mut hooks = Vec::new();
+        for container in &ctx.lab.containers {
+            let device = &container.host_device;
+            let index = link::index(&handle, device).await?;
+            if index.is_some_and(|index| bound.get(&index) == Some(&block)) {
+                hooks.push(format!("{name}@{device}"));
+            }
+        }
+        Ok(hooks)
+    })
+}
+
+/// Stops `ctr_ingress` on the lab's tc block (the veths keep their empty clsact qdiscs until
+/// they go).
+pub(crate) fn detach_container_filter(ctx: NatContext<'_>) -> Result<()> {
+    crash_point::reached(ctx.lab_name, "tc filter del block");
+    netlink::runtime()?.block_on(async {
+        let handle = netlink::connect(&ctx.host())?;
+        block::del_filter(&handle, block::index(ctx.lab_name)).await
+    })
+}
+
+/// Runs `ctr_ingress` on the lab's tc block, unless it runs there already.
+fn attach_container_filter(bpf: &mut Ebpf, ctx: NatContext<'_>) -> Result<()> {
+    if ctx.lab.containers.is_empty() {
+        // No veth binds the block, so the kernel has no such block.
+        return Ok(());
+    }
+    let name = programs::TC_CONTAINER_INGRESS;
+    let block = block::index(ctx.lab_name);
+    netlink::runtime()?.block_on(async {
+        let handle = netlink::connect(&ctx.host())?;
+        let filters = block::filters(&handle, block).await?;
+        if filters.iter().any(|filter| filter == name) {
+            return Ok(());
+        }
+        if let Some(other) = filters.first() {
+            return Err(Error::invalid(format!(
+                "tc block {block} runs {other}, not netlab's {name}"
+            )));
+        }
+        let program: &mut SchedClassifier = program(bpf, name)?;
+        load(program.load(), name)?;
+        let fd = program
+            .fd()
+            .map_err(|err| Error::ebpf(format!("reading the descriptor of {name}"), err))?
+            .as_fd()
+            .as_raw_fd();
+        crash_point::reached("", &format!("attach {name}"));
+        block::add_filter(&handle, block, fd.cast_unsigned(), name).await
+    })
 }
 
 fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
@@ -156,16 +257,8 @@ fn attach_all(
     // With XDP translating, tcx ingress still translates ICMP errors and is where the fast
     // path hands packets on.
     attach_external(&mut bpf, ext, &links)?;
+    attach_container_filter(&mut bpf, ctx)?;
     for container in &interfaces.containers {
-        let name = programs::TC_CONTAINER_INGRESS;
-        let pin = link_pin(&links, name, &container.host_device);
-        attach_tc(
-            &mut bpf,
-            name,
-            &container.host_device,
-            TcAttachType::Ingress,
-            &pin,
-        )?;
         if ctx.options.ingress == Ingress::Xdp && ctx.options.fast_path == FastPath::XdpRedirect {
             // veth drops frames redirected to it by XDP unless its peer runs XDP too.
             let Place::Netns(ns) = &container.place else {

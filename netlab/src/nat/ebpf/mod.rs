@@ -4,6 +4,7 @@
 
 pub(crate) mod attach;
 mod batch;
+mod block;
 pub mod events;
 pub(crate) mod tables;
 
@@ -29,9 +30,17 @@ impl NatBackend for Ebpf {
     }
 
     fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
-        // Unpinning the links detaches the programs; unpinning the maps frees them.
+        // The block's filter holds its program; unpinning the links detaches the others, and
+        // unpinning the maps frees them.
+        let detached = attach::detach_container_filter(ctx);
         crate::crash_point::reached(ctx.lab_name, "unpin /sys/fs/bpf/netlab/<lab>");
-        crate::bpf_loader::bpffs::remove_dir(&pin_dir(ctx.lab_name))
+        let unpinned = crate::bpf_loader::bpffs::remove_dir(&pin_dir(ctx.lab_name));
+        crate::error::Error::collect(
+            [detached.err(), unpinned.err()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     }
 
     fn publish(&self, ctx: NatContext<'_>, added: &[Publish]) -> Result<()> {
@@ -104,12 +113,20 @@ impl NatBackend for Ebpf {
             "mount -t bpf bpf /sys/fs/bpf   # if not mounted".to_string(),
             format!("bpftool prog loadall netlab-ebpf.o {dir}/progs pinmaps {dir}"),
         ];
+        let block = block::index(ctx.lab_name);
+        let mut block_filter = None;
         for hook in self.hooks(ctx) {
             let exec = topology::place(ctx.lab_name, ctx.lab, &hook.node).exec();
             let program = format!("pinned {dir}/progs/{}", hook.runs);
             lines.push(match (hook.point.as_str(), &hook.device) {
                 ("xdp", Some(dev)) => {
                     format!("{exec}bpftool net attach xdpdrv {program} dev {dev}")
+                }
+                (block::HOOK_POINT, Some(dev)) => {
+                    block_filter = Some(format!(
+                        "{exec}tc filter add block {block} pref 1 handle 1 bpf direct-action object-{program}"
+                    ));
+                    format!("{exec}tc qdisc add dev {dev} ingress_block {block} clsact")
                 }
                 (point, Some(dev)) => format!(
                     "{exec}bpftool net attach {} {program} dev {dev}",
@@ -121,6 +138,8 @@ impl NatBackend for Ebpf {
                 ),
             });
         }
+        // Once every veth binds the block (see `block`).
+        lines.extend(block_filter);
         for publish in &ctx.lab.publish {
             if let Some(container) = ctx.lab.container(&publish.node) {
                 lines.push(format!(
@@ -162,7 +181,7 @@ impl NatBackend for Ebpf {
         for container in &ctx.lab.containers {
             hooks.push(host(
                 Some(&container.host_device),
-                "tcx ingress",
+                block::HOOK_POINT,
                 programs::TC_CONTAINER_INGRESS,
             ));
             if xdp && ctx.options.fast_path == FastPath::XdpRedirect {

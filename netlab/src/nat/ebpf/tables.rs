@@ -291,6 +291,7 @@ impl Tables {
                     .collect()
             })
             .unwrap_or_default();
+        links.extend(super::attach::container_hooks(ctx)?);
         links.sort();
         for link in links {
             let _ = writeln!(out, "attached: {link}");
