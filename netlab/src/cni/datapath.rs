@@ -136,11 +136,12 @@ impl Datapath {
             let mut bpf =
                 bpf_loader::load(&self.dir, &[(map_names::CONNTRACK, CONNTRACK_MAX_ENTRIES)])?;
             self.write_config(network)?;
+            bpf_loader::load_programs(&mut bpf, &attach::TC_PROGRAMS_BY_COST)?;
             attach::attach_external(&mut bpf, external, &links)?;
             attach::attach_cgroup_hooks(&mut bpf, &links, &attach::cgroup2_root()?)?;
             let name = programs::TC_CONTAINER_INGRESS;
             let program: &mut SchedClassifier = bpf_loader::program(&mut bpf, name)?;
-            attach::load(program.load(), name)?;
+            bpf_loader::verified(program.load(), name)?;
             let _ = std::fs::remove_file(self.program_pin());
             program.pin(self.program_pin()).map_err(|err| {
                 Error::ebpf(format!("pinning {}", self.program_pin().display()), err)

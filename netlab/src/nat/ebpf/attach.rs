@@ -21,7 +21,7 @@ use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, pro
 
 use super::block;
 use crate::{
-    bpf_loader::{self, bpffs, pin_link, program},
+    bpf_loader::{self, bpffs, pin_link, program, verified},
     crash_point,
     error::{Error, Result},
     link,
@@ -155,7 +155,7 @@ fn attach_container_filter(bpf: &mut Ebpf, ctx: NatContext<'_>) -> Result<()> {
             )));
         }
         let program: &mut SchedClassifier = program(bpf, name)?;
-        load(program.load(), name)?;
+        verified(program.load(), name)?;
         let fd = program
             .fd()
             .map_err(|err| Error::ebpf(format!("reading the descriptor of {name}"), err))?
@@ -249,6 +249,17 @@ fn attach_all(
     let mut bpf = bpf_loader::load(dir, &[(map_names::CONNTRACK, ctx.options.ct_entries)])?;
     write_tables(&mut bpf, ctx, interfaces)?;
     let links = dir.join("links");
+    let first_up = std::fs::read_dir(&links).map_or(true, |mut pins| pins.next().is_none());
+    if first_up {
+        let mut names = Vec::from(TC_PROGRAMS_BY_COST);
+        if ctx.lab.containers.is_empty() {
+            names.retain(|&name| name != programs::TC_CONTAINER_INGRESS);
+        }
+        if ctx.options.ingress == Ingress::Xdp {
+            names.extend([programs::XDP_EXTERNAL_INGRESS, programs::XDP_PASS]);
+        }
+        bpf_loader::load_programs(&mut bpf, &names)?;
+    }
     let ext = ctx.lab.external.device.as_str();
     if ctx.options.ingress == Ingress::Xdp {
         let pin = links.join(format!("{}@{ext}", programs::XDP_EXTERNAL_INGRESS));
@@ -278,6 +289,14 @@ fn attach_all(
     }
     attach_cgroup_hooks(&mut bpf, &links, cgroup)
 }
+
+/// The tc programs, the one that takes the verifier longest first (see
+/// [`bpf_loader::load_programs`]).
+pub(crate) const TC_PROGRAMS_BY_COST: [&str; 3] = [
+    programs::TC_EXTERNAL_EGRESS,
+    programs::TC_EXTERNAL_INGRESS,
+    programs::TC_CONTAINER_INGRESS,
+];
 
 /// Where the link of program `name` on `device` is pinned in `links`.
 pub(crate) fn link_pin(links: &Path, name: &str, device: &str) -> PathBuf {
@@ -329,7 +348,7 @@ pub(crate) fn attach_cgroup_hooks(bpf: &mut Ebpf, links: &Path, cgroup: &Path) -
             continue;
         }
         let program: &mut CgroupSockAddr = program(bpf, name)?;
-        load(program.load(), name)?;
+        verified(program.load(), name)?;
         crash_point::reached("", &format!("attach {name}"));
         let id = program
             // Through a bpf_link, which always coexists with other programs; link_create
@@ -418,17 +437,6 @@ where
     M::try_from(map).map_err(|err| Error::ebpf(format!("opening map {name}"), err))
 }
 
-/// Loads a program into the kernel unless it is loaded already (one program serves every
-/// interface it is attached to).
-pub(crate) fn load(
-    result: std::result::Result<(), aya::programs::ProgramError>,
-    name: &str,
-) -> Result<()> {
-    match result {
-        Ok(()) | Err(aya::programs::ProgramError::AlreadyLoaded) => Ok(()),
-        Err(err) => Err(Error::ebpf(format!("loading {name} (verifier)"), err)),
-    }
-}
 
 /// Whether the link pinned at `pin` still runs its program on `device` (a link outlives the
 /// device it was attached to, as a defunct link).
@@ -453,7 +461,7 @@ pub(crate) fn attach_tc(
         return Ok(());
     }
     let program: &mut SchedClassifier = program(bpf, name)?;
-    load(program.load(), name)?;
+    verified(program.load(), name)?;
     attach_tc_program(program, name, device, attach_type, pin)
 }
 
@@ -503,7 +511,7 @@ pub(crate) fn attach_tc_program(
 /// at `pin`.
 fn attach_xdp(bpf: &mut Ebpf, name: &str, device: &str, pin: &Path) -> Result<()> {
     let program: &mut Xdp = program(bpf, name)?;
-    load(program.load(), name)?;
+    verified(program.load(), name)?;
     crash_point::reached("", &format!("attach {name}@{device}"));
     let attached = program
         .attach(device, XdpMode::Driver)
