@@ -9,6 +9,7 @@
 )]
 
 pub mod cni;
+pub mod every_port;
 pub mod load;
 pub mod prog_cost;
 pub mod report;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 use self::scenario::{
-    BASE_PORT, BenchLab, Config, LAB_TIMING_CONFIGS, PUBLISH_TIMING_CONFIGS, configs, lab_for,
+    BenchLab, Config, LAB_TIMING_CONFIGS, PUBLISH_TIMING_CONFIGS, configs, first_port, lab_for,
 };
 
 /// What to run.
@@ -243,6 +244,8 @@ enum Traffic {
     /// New connections/s (2 clients), latency and UDP packets/s: the NAT-versus-routing
     /// comparison.
     VersusRouted,
+    /// New connections/s (2 clients) only: every port published.
+    Connections,
 }
 
 /// The traffic metrics through one fresh lab.
@@ -255,7 +258,7 @@ fn measure_traffic(
 ) -> Result<()> {
     let all = traffic == Traffic::All;
     let lab = BenchLab::up(config, lab_for(config, ports))?;
-    let port = BASE_PORT + ports - 1;
+    let port = first_port(ports) + (ports - 1);
     let server = load::Server::start(&lab.ns("netns0"), port)?;
     let wan = lab.ns("wan");
     let target = lab.target(config, port);
@@ -276,6 +279,9 @@ fn measure_traffic(
         )));
     }
     samples.push(config.name, "connections", n, "conn/s", rate);
+    if traffic == Traffic::Connections {
+        return Ok(());
+    }
     if all {
         // Many at once, as Cilium's TCP_CRR runs: 32 client flows.
         let (rate, _) = load::connection_rate(&wan, target, 32, duration)?;

@@ -17,7 +17,7 @@ use super::Record;
 use crate::error::{Error, Result};
 use crate::text_table::{self, Column, Destination};
 
-const METRICS: [(&str, &str); 15] = [
+const METRICS: [(&str, &str); 18] = [
     (
         "connections",
         "new TCP connections/s (connect, 32-byte request/response, close)",
@@ -39,6 +39,15 @@ const METRICS: [(&str, &str); 15] = [
     ("udp_pps", "64-byte UDP packets/s delivered"),
     ("publish", "time to publish N ports, ms"),
     ("unpublish", "time to unpublish N ports, ms"),
+    (
+        "publish_every",
+        "time to publish every port, 1-65535 TCP and UDP (131,070 entries), ms",
+    ),
+    ("unpublish_every", "time to unpublish every port, ms"),
+    (
+        "map_memory",
+        "eBPF: kernel memory of the published ports' map and counters with N ports, MiB",
+    ),
     ("lab_up", "time to bring a lab of N containers up, ms"),
     ("lab_down", "time to take a lab of N containers down, ms"),
     (

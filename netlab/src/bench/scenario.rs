@@ -18,8 +18,15 @@ use crate::{
     state, sysctl, topology,
 };
 
-/// First published host port; N ports are `BASE_PORT..BASE_PORT + N`.
+/// First published host port; N ports are `BASE_PORT..BASE_PORT + N`, or the last N
+/// ports when they do not fit above it (see [`first_port`]).
 pub const BASE_PORT: u16 = 10_000;
+
+/// The first of `ports` published host ports: [`BASE_PORT`], or lower for more ports than
+/// fit above it (65,535 ports start at 1).
+pub fn first_port(ports: u16) -> u16 {
+    BASE_PORT.min(u16::MAX - ports.max(1) + 1)
+}
 
 /// One datapath configuration.
 #[derive(Debug, Clone, Copy)]
@@ -125,9 +132,10 @@ pub fn lab_for(config: Config, ports: u16) -> Lab {
         lab.masquerade = false;
         return lab;
     }
+    let start = first_port(ports);
     let range = PortRange {
-        start: BASE_PORT,
-        end: BASE_PORT + ports - 1,
+        start,
+        end: start + (ports - 1),
     };
     for proto in [Proto::Tcp, Proto::Udp] {
         lab.publish.push(Publish {

@@ -62,12 +62,14 @@ pub fn load_programs(bpf: &mut Ebpf, names: &[&str]) -> Result<()> {
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                scope.spawn(|| loop {
-                    let next = queue.lock().map_or(None, |mut queue| queue.pop());
-                    let Some((name, program)) = next else {
-                        return Ok(());
-                    };
-                    load_program(name, program)?;
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().map_or(None, |mut queue| queue.pop());
+                        let Some((name, program)) = next else {
+                            return Ok(());
+                        };
+                        load_program(name, program)?;
+                    }
                 })
             })
             .collect();
@@ -104,6 +106,17 @@ pub fn verified(result: std::result::Result<(), ProgramError>, name: &str) -> Re
         Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
         Err(err) => Err(Error::ebpf(format!("loading {name} (verifier)"), err)),
     }
+}
+
+/// Bytes of kernel memory `map` takes: `memlock` in its descriptor's fdinfo.
+pub fn map_memory(map: &aya::maps::MapData) -> std::io::Result<u64> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let fd = map.fd().as_fd().as_raw_fd();
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("memlock:"))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no memlock in the fdinfo of map fd {fd}")))
 }
 
 /// The id of the program behind the link pinned at `path`.

@@ -1,4 +1,4 @@
-//! `netlab bench [--quick] [--versus-routed | --cni] [--json FILE] [--svg FILE]`.
+//! `netlab bench [--quick] [--versus-routed | --cni | --every-port] [--json FILE] [--svg FILE]`.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -8,6 +8,10 @@ use crate::{
 };
 
 #[derive(Debug, clap::Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "clap flags: --quick, and the modes --versus-routed, --cni and --every-port"
+)]
 pub struct Args {
     /// A run under two minutes that checks the benchmark works (its numbers mean little).
     #[arg(long)]
@@ -37,6 +41,11 @@ pub struct Args {
     /// 1,10): ADD and DEL times, connections/s and latency.
     #[arg(long, conflicts_with = "versus_routed")]
     pub cni: bool,
+    /// Only every port: 1-65535 published for TCP and UDP on each way of writing ports
+    /// (iptables-restore, nft-rules, nft-map, eBPF): the time to publish and unpublish them,
+    /// connections/s to the last one against N=1, and the eBPF maps' memory.
+    #[arg(long, conflicts_with_all = ["versus_routed", "cni", "ports"])]
+    pub every_port: bool,
     /// Rounds of --versus-routed (at least 10 for the record; quick: 3).
     #[arg(long, requires = "versus_routed")]
     pub rounds: Option<usize>,
@@ -94,6 +103,18 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             }
             versus.duration = plan.duration;
             bench::versus::run(&versus)?
+        }
+        None if args.every_port => {
+            let mut every = if args.quick {
+                bench::every_port::Plan::quick()
+            } else {
+                bench::every_port::Plan::full()
+            };
+            if let Some(runs) = args.runs {
+                every.runs = runs.max(1);
+            }
+            every.duration = plan.duration;
+            bench::every_port::run(&every)?
         }
         None if args.cni => {
             let mut cni = if args.quick {

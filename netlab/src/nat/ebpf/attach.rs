@@ -437,7 +437,6 @@ where
     M::try_from(map).map_err(|err| Error::ebpf(format!("opening map {name}"), err))
 }
 
-
 /// Whether the link pinned at `pin` still runs its program on `device` (a link outlives the
 /// device it was attached to, as a defunct link).
 pub(crate) fn tcx_link_is_live(pin: &Path, device: &str, attach_type: TcAttachType) -> bool {

@@ -78,6 +78,19 @@ impl Tables {
             .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))
     }
 
+    /// Bytes of kernel memory the published ports' maps take (the map and its counters,
+    /// preallocated for their largest size), as `memlock` in the maps' fdinfo.
+    pub fn publish_memory(&self) -> Result<u64> {
+        [map_names::PUBLISH, map_names::PORT_STATS]
+            .iter()
+            .map(|name| {
+                let map = self.data(name)?;
+                crate::bpf_loader::map_memory(&map)
+                    .map_err(|err| Error::io(format!("reading the memory of map {name}"), err))
+            })
+            .sum()
+    }
+
     pub(crate) fn publish_map(&self) -> Result<HashMap<MapData, PublishKey, PublishValue>> {
         HashMap::try_from(Map::HashMap(self.data(map_names::PUBLISH)?))
             .map_err(|err| Error::ebpf("opening the publish map", err))
