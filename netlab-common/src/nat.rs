@@ -224,7 +224,7 @@ pub struct CtEntry {
     pub pad: [u8; 2],
     /// The published port this flow belongs to (all zero for masquerade).
     pub publish: PublishKey,
-    /// Last packet seen, `bpf_ktime_get_ns` (host order).
+    /// Last packet seen, `CLOCK_MONOTONIC_COARSE` in ns from `bpf_ktime_get_coarse_ns` (host order).
     pub last_seen_ns: u64,
 }
 

@@ -275,10 +275,16 @@ fn host_and_container_share_a_tuple(backend: &str) {
             container.join().expect("ping thread"),
         )
     });
+    // Both pings start together, so their first echoes may race to create the two flows;
+    // the kernel's conntrack then drops the loser's first echo (an insert clash, seen once
+    // with the iptables backend while other suites loaded the machine). Every later echo
+    // must come back, once.
     for (node, out) in [("host", host), ("netns0", container)] {
         let text = checked(&format!("ping -e 4242 from {node}"), &out);
         assert!(
-            text.contains("5 packets transmitted, 5 received") && !text.contains("duplicates"),
+            text.contains("5 packets transmitted")
+                && (2..=5).all(|seq| text.contains(&format!("icmp_seq={seq} ttl=")))
+                && !text.contains("duplicates"),
             "ping from {node} with the identifier the other one uses: {text}"
         );
     }
