@@ -14,8 +14,9 @@ pub mod maps {
     pub const CONNTRACK: &str = "NETLAB_NAT_CT";
     /// `HashMap<u32 /* container address, network order */, ContainerInfo>`.
     pub const CONTAINERS: &str = "NETLAB_NAT_CONTAINERS";
-    /// `PerCpuHashMap<PublishKey, TrafficCounters>`: traffic per published host port.
-    pub const PORT_STATS: &str = "NETLAB_NAT_PORT_STATS";
+    /// `PerCpuArray<TrafficCounters>` of [`super::PORT_COUNTER_SLOTS`]: traffic per
+    /// published host port, in the slot its [`super::PublishValue::counter`] names.
+    pub const PORT_COUNTERS: &str = "NETLAB_NAT_PORT_COUNTERS";
     /// `PerCpuArray<u64>` indexed by [`super::Stat`].
     pub const STATS: &str = "NETLAB_NAT_STATS";
     /// `LruHashMap<SockKey, SockOrig>`: what a host process asked for, for `recvmsg4`.
@@ -34,8 +35,17 @@ pub mod maps {
     /// Every NAT map. The eBPF side must spell its map names as literals; a unit test of
     /// netlab checks the built object against this list, so the two cannot drift apart.
     pub const ALL: [&str; 11] = [
-        CONFIG, PUBLISH, CONNTRACK, CONTAINERS, PORT_STATS, STATS, SOCK_ORIG, DEVMAP, FRAGMENTS,
-        DROP_LOG, NEXT_HOP,
+        CONFIG,
+        PUBLISH,
+        CONNTRACK,
+        CONTAINERS,
+        PORT_COUNTERS,
+        STATS,
+        SOCK_ORIG,
+        DEVMAP,
+        FRAGMENTS,
+        DROP_LOG,
+        NEXT_HOP,
     ];
 }
 
@@ -146,6 +156,21 @@ pub struct PublishValue {
     /// Who published it (host order): 0 for a lab's ports, the [`owner_id`] of the
     /// container's CNI attachment for `netlab-cni`'s, so that `DEL` removes exactly its own.
     pub owner: u64,
+    /// Where its traffic is counted. Flows copy it, so that counting a packet is an array
+    /// access instead of a hash lookup.
+    pub counter: CounterRef,
+}
+
+/// A published port's counters: slot `slot` of [`maps::PORT_COUNTERS`], as long as the
+/// slot's [`TrafficCounters::generation`] is `generation`. A flow that outlives its port
+/// keeps its reference, and must not count for the port that gets the slot next.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CounterRef {
+    /// Slot (host order); 0 is never given out, and means "not counted" (masquerade).
+    pub slot: u32,
+    /// The slot's generation when the port was published (host order).
+    pub generation: u32,
 }
 
 /// The owner of `netlab-cni`'s map entries for one CNI attachment: FNV-1a (64 bits) of
@@ -222,8 +247,8 @@ pub struct CtEntry {
     pub state: u8,
     /// Explicit padding, always 0.
     pub pad: [u8; 2],
-    /// The published port this flow belongs to (all zero for masquerade).
-    pub publish: PublishKey,
+    /// The counters of the published port this flow belongs to (all zero for masquerade).
+    pub counter: CounterRef,
     /// Last packet seen, `CLOCK_MONOTONIC_COARSE` in ns from `bpf_ktime_get_coarse_ns` (host order).
     pub last_seen_ns: u64,
 }
@@ -282,6 +307,11 @@ pub struct TrafficCounters {
     pub packets: u64,
     /// Bytes from the IP header on (host order).
     pub bytes: u64,
+    /// Which publishing of a port owns the slot (host order; see [`CounterRef`]): the loader
+    /// writes it, with zero counts, in every CPU's copy.
+    pub generation: u32,
+    /// Explicit padding, always 0.
+    pub pad: u32,
 }
 
 /// A host process's socket and the container address it was sent to.
@@ -390,6 +420,8 @@ pub const CONNTRACK_MAX_ENTRIES: u32 = 262_144;
 /// Datagrams in flight as fragments at once (an LRU: the oldest are forgotten first).
 pub const FRAGMENTS_MAX_ENTRIES: u32 = 8192;
 pub const PUBLISH_MAX_ENTRIES: u32 = 131_072;
+/// Counter slots: one per publish map entry, and slot 0, which is never given out.
+pub const PORT_COUNTER_SLOTS: u32 = PUBLISH_MAX_ENTRIES + 1;
 pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
 pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
 /// Clients whose next hop the fast path remembers (an LRU).
@@ -484,13 +516,14 @@ pub const CT_RESTORE_INTERVAL_NS: u64 = 1_000_000_000;
 const _: () = assert!(size_of::<NatConfig>() == 64);
 const _: () = assert!(size_of::<CtTimeouts>() == 24);
 const _: () = assert!(size_of::<PublishKey>() == 8);
-const _: () = assert!(size_of::<PublishValue>() == 16);
+const _: () = assert!(size_of::<PublishValue>() == 24);
+const _: () = assert!(size_of::<CounterRef>() == 8);
 const _: () = assert!(size_of::<FlowKey>() == 16);
 const _: () = assert!(size_of::<CtEntry>() == 32);
 const _: () = assert!(size_of::<ContainerInfo>() == 24);
 const _: () = assert!(size_of::<FragKey>() == 12);
 const _: () = assert!(size_of::<FragEntry>() == 12);
-const _: () = assert!(size_of::<TrafficCounters>() == 16);
+const _: () = assert!(size_of::<TrafficCounters>() == 24);
 const _: () = assert!(size_of::<NextHop>() == 32);
 const _: () = assert!(size_of::<SockKey>() == 16);
 const _: () = assert!(size_of::<SockOrig>() == 8);
@@ -518,6 +551,8 @@ mod pod {
     unsafe impl aya::Pod for super::FragEntry {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::TrafficCounters {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::CounterRef {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::SockKey {}
     // SAFETY: see above.

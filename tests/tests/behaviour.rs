@@ -294,6 +294,43 @@ fn unpublish(backend: &str) {
     );
 }
 
+/// Case 10b: A port published after another was unpublished counts only its own traffic: a
+/// connection to 9001 outlives 9001's unpublishing and keeps carrying data, 9003 (published
+/// next, so the eBPF backend hands it 9001's counter slot) still counts nothing, then counts
+/// its own first connection.
+fn counters_of_a_new_port_start_empty(backend: &str) {
+    let lab = default_lab(backend);
+    lab.netlab_ok(&["publish", "netns0", "9001:9001"]);
+    let _echo = Server::start(&lab, "netns0", Mode::Lines, &[9001, 9003]);
+    let mut session = Session::open(&lab, "wan", HOST_EXT, 9001);
+    assert_eq!(session.exchange("before"), format!("{WAN} 9001 before"));
+    lab.netlab_ok(&["unpublish", "netns0", "9001:9001/tcp"]);
+    lab.netlab_ok(&["publish", "netns0", "9003:9003"]);
+    for round in 0..5 {
+        assert_eq!(
+            session.exchange(&format!("after{round}")),
+            format!("{WAN} 9001 after{round}"),
+            "the connection established before the unpublish"
+        );
+    }
+    let count = || {
+        let rows = ports(&lab);
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .find(|row| row["spec"] == "9003:9003/tcp")
+            .and_then(|row| row["packets"].as_u64())
+            .unwrap_or_else(|| panic!("no counter for 9003: {rows}"))
+    };
+    assert_eq!(count(), 0, "9003 counted the traffic of 9001's connection");
+    assert_eq!(
+        client(&lab, "wan", &["lines", HOST_EXT, "9003", "hello"]).trim(),
+        format!("{WAN} 9003 hello")
+    );
+    assert!(count() > 0, "9003 did not count its own connection");
+    session.close();
+}
+
 /// Case 11: Bad input is refused with one clear line on stderr and a non-zero exit, and leaves the
 /// published set (and the datapath) as it was; TCP and UDP ports are allocated separately.
 fn bad_input(backend: &str) {
@@ -570,6 +607,7 @@ netlab_e2e::backend_tests!(
     ten_megabytes_both_ways,
     two_hundred_concurrent_connections,
     unpublish,
+    counters_of_a_new_port_start_empty,
     bad_input,
     down_removes_everything,
     publish_from_lab_file,

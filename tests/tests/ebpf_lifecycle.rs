@@ -248,9 +248,10 @@ fn up_removes_ports_that_forward_but_are_not_published() {
     let map = map.to_str().expect("UTF-8 path");
     // 0.0.0.0:6001/tcp -> 172.18.0.10:6001, as a crashed `publish` would leave it.
     let key = ["0", "0", "0", "0", "0x17", "0x71", "6", "0"];
-    // Address, port, padding, and the owner (0: a lab's entry).
+    // Address, port, padding, the owner (0: a lab's entry) and no counter (slot 0).
     let value = [
         "172", "18", "0", "10", "0x17", "0x71", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0",
+        "0", "0", "0", "0", "0", "0", "0", "0",
     ];
     let update: Vec<&str> = ["map", "update", "pinned", map, "key"]
         .into_iter()

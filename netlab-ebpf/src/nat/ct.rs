@@ -11,7 +11,7 @@ use aya_ebpf::{
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns},
 };
 use netlab_common::nat::{
-    CT_RESTORE_INTERVAL_NS, CtEntry, CtTimeouts, FlowKey, NatConfig, PublishKey, SNAT_PORT_MIN,
+    CT_RESTORE_INTERVAL_NS, CounterRef, CtEntry, CtTimeouts, FlowKey, NatConfig, SNAT_PORT_MIN,
     SNAT_RETRIES, Stat, ct_flags, ct_state, flags,
 };
 
@@ -103,7 +103,7 @@ pub fn unchanged(key: &FlowKey, to: &CtEntry) -> bool {
 
 /// An entry that rewrites packets to the tuple `to` (the inverse of [`rewritten`]).
 #[inline(always)]
-fn entry_to(to: &FlowKey, flags: u8, state: u8, publish: PublishKey, now: u64) -> CtEntry {
+fn entry_to(to: &FlowKey, flags: u8, state: u8, counter: CounterRef, now: u64) -> CtEntry {
     CtEntry {
         src_ip: to.src_ip,
         dst_ip: to.dst_ip,
@@ -112,7 +112,7 @@ fn entry_to(to: &FlowKey, flags: u8, state: u8, publish: PublishKey, now: u64) -
         flags,
         state,
         pad: [0; 2],
-        publish,
+        counter,
         last_seen_ns: now,
     }
 }
@@ -218,7 +218,7 @@ fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
         &reversed(key),
         entry.flags ^ ct_flags::REPLY,
         entry.state,
-        entry.publish,
+        entry.counter,
         now,
     );
     if CONNTRACK
@@ -253,7 +253,7 @@ pub fn create(
     orig: &FlowKey,
     mut new: FlowKey,
     flags: u8,
-    publish: PublishKey,
+    counter: CounterRef,
     pick_source_port: bool,
     taken: impl Fn(&FlowKey) -> bool,
 ) -> Result<CtEntry, Stat> {
@@ -263,7 +263,7 @@ pub fn create(
         &reversed(orig),
         flags | ct_flags::REPLY,
         ct_state::NEW,
-        publish,
+        counter,
         now,
     );
     let mut inserted = None;
@@ -297,7 +297,7 @@ pub fn create(
     let Some(reply_key) = inserted else {
         return Err(Stat::SnatExhausted);
     };
-    let forward = entry_to(&new, flags, ct_state::NEW, publish, now);
+    let forward = entry_to(&new, flags, ct_state::NEW, counter, now);
     if CONNTRACK
         .insert(orig, forward, u64::from(BPF_NOEXIST))
         .is_err()
@@ -336,8 +336,7 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
     if !matches!(key.proto, IPPROTO_TCP | IPPROTO_UDP) {
         return Ok(None);
     }
-    let Some((publish, target)) = published(config, key.dst_ip, key.dst_port, key.proto, false)
-    else {
+    let Some(target) = published(config, key.dst_ip, key.dst_port, key.proto, false) else {
         return Ok(None);
     };
     let src_ip = if config.flags & flags::MASQ_ALL != 0 {
@@ -351,7 +350,7 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
         dst_port: target.port,
         ..*key
     };
-    create(key, new, ct_flags::DNAT, publish, true, |_| false).map(Some)
+    create(key, new, ct_flags::DNAT, target.counter, true, |_| false).map(Some)
 }
 
 /// Whether a packet showing `key` belongs to a flow that was translated before it got here

@@ -3,13 +3,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use netlab_common::nat::{
-    CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CtEntry, FRAGMENTS_MAX_ENTRIES,
-    FlowKey, FragEntry, FragKey, NEXT_HOP_MAX_ENTRIES, NatConfig, NextHop, PUBLISH_MAX_ENTRIES,
-    PublishKey, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey, SockOrig, Stat,
-    TrafficCounters, flags,
+    CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CounterRef, CtEntry,
+    FRAGMENTS_MAX_ENTRIES, FlowKey, FragEntry, FragKey, NEXT_HOP_MAX_ENTRIES, NatConfig, NextHop,
+    PORT_COUNTER_SLOTS, PUBLISH_MAX_ENTRIES, PublishKey, PublishValue, SOCK_ORIG_MAX_ENTRIES,
+    STAT_COUNT, SockKey, SockOrig, Stat, TrafficCounters, flags,
 };
 
 use aya_ebpf::EbpfContext;
@@ -28,9 +28,8 @@ pub static CONNTRACK: LruHashMap<FlowKey, CtEntry> = LruHashMap::pinned(CONNTRAC
 #[map(name = "NETLAB_NAT_CONTAINERS")]
 pub static CONTAINERS: HashMap<u32, ContainerInfo> = HashMap::pinned(CONTAINERS_MAX_ENTRIES, 0);
 
-#[map(name = "NETLAB_NAT_PORT_STATS")]
-pub static PORT_STATS: PerCpuHashMap<PublishKey, TrafficCounters> =
-    PerCpuHashMap::pinned(PUBLISH_MAX_ENTRIES, 0);
+#[map(name = "NETLAB_NAT_PORT_COUNTERS")]
+pub static PORT_COUNTERS: PerCpuArray<TrafficCounters> = PerCpuArray::pinned(PORT_COUNTER_SLOTS, 0);
 
 #[map(name = "NETLAB_NAT_STATS")]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::pinned(STAT_COUNT, 0);
@@ -89,20 +88,22 @@ pub fn count_untranslated<C: EbpfContext>(ctx: &C, stat: Stat) -> bool {
     drop
 }
 
-/// Counts a packet of a published port's flow. The loader creates a port's counters when it
-/// publishes the port and removes them when it unpublishes it; flows that outlive the port
-/// are not counted (and do not bring stale counters back).
+/// Counts a packet of a published port's flow, in the slot the port had when the flow
+/// began. A flow that outlives its port is not counted: the slot's generation moved on when
+/// the loader gave it to another port.
 #[inline(always)]
-pub fn count_port(publish: &PublishKey, bytes: u64) {
-    // Masqueraded and host flows have no published port (port 0 is never published).
-    if publish.port == 0 {
+pub fn count_port(counter: &CounterRef, bytes: u64) {
+    // Masqueraded and host flows have no published port (slot 0 is never given out).
+    if counter.slot == 0 {
         return;
     }
-    if let Some(counters) = PORT_STATS.get_ptr_mut(publish) {
+    if let Some(counters) = PORT_COUNTERS.get_ptr_mut(counter.slot) {
         // SAFETY: per-CPU value, no concurrent writer.
         unsafe {
-            (*counters).packets += 1;
-            (*counters).bytes += bytes;
+            if (*counters).generation == counter.generation {
+                (*counters).packets += 1;
+                (*counters).bytes += bytes;
+            }
         }
     }
 }
@@ -117,7 +118,7 @@ pub fn published(
     port: u16,
     proto: u8,
     loopback_ok: bool,
-) -> Option<(PublishKey, PublishValue)> {
+) -> Option<PublishValue> {
     // Loopback is only ever the destination of the host's own processes: a packet from a
     // wire addressed to 127.0.0.1 must never reach a port published there (Docker's
     // localhost-only leak, moby#45610).
@@ -133,7 +134,7 @@ pub fn published(
     };
     // SAFETY: the value is copied out at once.
     if let Some(value) = unsafe { PUBLISH.get(exact) } {
-        return Some((exact, *value));
+        return Some(*value);
     }
     if ip != config.external_ip && !loopback {
         return None;
@@ -145,5 +146,5 @@ pub fn published(
         pad: 0,
     };
     // SAFETY: the value is copied out at once.
-    unsafe { PUBLISH.get(any) }.map(|value| (any, *value))
+    unsafe { PUBLISH.get(any) }.copied()
 }

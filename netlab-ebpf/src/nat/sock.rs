@@ -95,7 +95,7 @@ fn to_container(ctx: &SockAddrContext) -> Option<u32> {
     // SAFETY: the kernel's bpf_sock_addr for this call.
     let addr = unsafe { &mut *ctx.sock_addr };
     let (ip, port, proto) = (addr.user_ip4, addr.user_port as u16, addr.protocol as u8);
-    let (_, target) = published(config, ip, port, proto, true)?;
+    let target = published(config, ip, port, proto, true)?;
     // SAFETY: the helper reads the context's socket.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
     let key = SockKey {

@@ -18,7 +18,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use netlab_common::nat::{
-    CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, NextHop, PublishKey, Stat, ct_flags, flags,
+    CounterRef, CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, NextHop, Stat, ct_flags, flags,
 };
 
 use super::{
@@ -151,7 +151,7 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;
-    count_port(&entry.publish, u64::from(pkt.len));
+    count_port(&entry.counter, u64::from(pkt.len));
     if fast_path {
         return Ok(to_container_peer(ctx, &pkt, entry.dst_ip, config));
     }
@@ -195,7 +195,7 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
             k,
             new,
             ct_flags::SNAT,
-            PublishKey::default(),
+            CounterRef::default(),
             true,
             |reply| host_sockets::owns(ctx, reply),
         )?;
@@ -210,7 +210,7 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
             &pkt.key,
             pkt.key,
             ct_flags::HOST,
-            PublishKey::default(),
+            CounterRef::default(),
             new_flow,
             |_| false,
         ) {
@@ -222,7 +222,7 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(Verdict::Pass);
     };
     rewrite(ctx, &pkt, &entry)?;
-    count_port(&entry.publish, u64::from(pkt.len));
+    count_port(&entry.counter, u64::from(pkt.len));
     Ok(Verdict::Pass)
 }
 
@@ -259,8 +259,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
             return Ok(Verdict::Pass);
         }
-        let Some((publish, target)) = published(config, k.dst_ip, k.dst_port, k.proto, false)
-        else {
+        let Some(target) = published(config, k.dst_ip, k.dst_port, k.proto, false) else {
             return Ok(Verdict::Pass);
         };
         // Only a new flow: not a container's answer to a host process whose port happens to
@@ -291,7 +290,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             k,
             new,
             ct_flags::DNAT | ct_flags::HAIRPIN,
-            publish,
+            target.counter,
             true,
             |_| false,
         )?;
@@ -300,7 +299,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     };
     if entry.flags & ct_flags::HAIRPIN != 0 {
         rewrite(ctx, &pkt, &entry)?;
-        count_port(&entry.publish, u64::from(pkt.len));
+        count_port(&entry.counter, u64::from(pkt.len));
         return Ok(to_container_egress(ctx, entry.dst_ip, config));
     }
     let reply_to_outside =
@@ -474,7 +473,7 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
 #[inline(always)]
 fn translate_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<(), Stat> {
     rewrite(ctx, pkt, entry)?;
-    count_port(&entry.publish, u64::from(pkt.len));
+    count_port(&entry.counter, u64::from(pkt.len));
     decrement_ttl(ctx, pkt)?;
     count(Stat::FastPath);
     // Translated already: the external device's egress program lets it go at once.

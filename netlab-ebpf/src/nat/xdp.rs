@@ -105,7 +105,7 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
         };
         frag::remember(&translated, entry.src_ip, entry.dst_ip, entry.flags);
     }
-    count_port(&entry.publish, u64::from(pkt.len));
+    count_port(&entry.counter, u64::from(pkt.len));
     if config.flags & flags::XDP_REDIRECT != 0 {
         return Ok(fast_path(ctx, &pkt, entry.dst_ip, config));
     }

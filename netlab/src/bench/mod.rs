@@ -267,7 +267,10 @@ fn measure_traffic(
     // Warm-up: caches, neighbour entries, conntrack, JIT'd code paths.
     load::connection_rate(&wan, target, 2, duration / 4)?;
     let programs_before = if ebpf {
-        prog_cost::snapshot(&lab.name)?
+        prog_cost::snapshot(
+            &lab.name,
+            &crate::netlink::Place::Netns(lab.ns(crate::lab::HOST_NODE)),
+        )?
     } else {
         prog_cost::Snapshot::new()
     };
@@ -319,7 +322,10 @@ fn measure_traffic(
         load::udp_rate(&wan, target, &server, 2, duration)?,
     );
     if ebpf {
-        let after = prog_cost::snapshot(&lab.name)?;
+        let after = prog_cost::snapshot(
+            &lab.name,
+            &crate::netlink::Place::Netns(lab.ns(crate::lab::HOST_NODE)),
+        )?;
         for (program, ns) in prog_cost::per_packet(&programs_before, &after) {
             samples.push(config.name, &report::program_metric(&program), n, "ns", ns);
         }

@@ -10,7 +10,8 @@ use aya::programs::{ProgramInfo, loaded_programs};
 use crate::{
     bpf_loader,
     error::{Error, Result},
-    nat::ebpf::pin_dir,
+    nat::ebpf::{attach, pin_dir},
+    netlink::Place,
 };
 
 /// Run-time statistics on while this lives.
@@ -34,9 +35,9 @@ impl StatsEnabled {
 /// Run time (ns) and run count of each program attached by lab `lab_name`, by name.
 pub type Snapshot = BTreeMap<String, (u64, u64)>;
 
-/// The statistics of the programs behind the lab's pinned links. A program attached to
-/// several devices (one per container veth) is one program: counted once.
-pub fn snapshot(lab_name: &str) -> Result<Snapshot> {
+/// The statistics of the programs behind the lab's pinned links, and of the one on its tc
+/// block in `host` (the containers' program, counted once for all their veths).
+pub fn snapshot(lab_name: &str, host: &Place) -> Result<Snapshot> {
     let links = pin_dir(lab_name).join("links");
     let mut ids = BTreeMap::<u32, String>::new();
     let entries = std::fs::read_dir(&links)
@@ -46,6 +47,7 @@ pub fn snapshot(lab_name: &str) -> Result<Snapshot> {
         let program = file.split('@').next().unwrap_or(&file).to_owned();
         ids.insert(bpf_loader::pinned_link_program(&entry.path())?, program);
     }
+    ids.extend(attach::block_programs(lab_name, host)?);
     let mut stats = Snapshot::new();
     for info in loaded_programs().flatten() {
         if let Some(program) = ids.get(&info.id()) {

@@ -109,7 +109,7 @@ pub(crate) fn container_hooks(ctx: NatContext<'_>) -> Result<Vec<String>> {
             || !block::filters(&handle, block)
                 .await?
                 .iter()
-                .any(|f| f == name)
+                .any(|(filter, _)| filter == name)
         {
             return Ok(Vec::new());
         }
@@ -122,6 +122,24 @@ pub(crate) fn container_hooks(ctx: NatContext<'_>) -> Result<Vec<String>> {
             }
         }
         Ok(hooks)
+    })
+}
+
+/// The programs on lab `lab_name`'s tc block in `host`: id and name (none when no veth binds
+/// the block).
+pub(crate) fn block_programs(lab_name: &str, host: &Place) -> Result<Vec<(u32, String)>> {
+    let block = block::index(lab_name);
+    netlink::runtime()?.block_on(async {
+        let handle = netlink::connect(host)?;
+        let bound = block::ingress_blocks(&handle).await?;
+        if !bound.values().any(|&index| index == block) {
+            return Ok(Vec::new());
+        }
+        Ok(block::filters(&handle, block)
+            .await?
+            .into_iter()
+            .map(|(name, id)| (id, name))
+            .collect())
     })
 }
 
@@ -146,10 +164,10 @@ fn attach_container_filter(bpf: &mut Ebpf, ctx: NatContext<'_>) -> Result<()> {
     netlink::runtime()?.block_on(async {
         let handle = netlink::connect(&ctx.host())?;
         let filters = block::filters(&handle, block).await?;
-        if filters.iter().any(|filter| filter == name) {
+        if filters.iter().any(|(filter, _)| filter == name) {
             return Ok(());
         }
-        if let Some(other) = filters.first() {
+        if let Some((other, _)) = filters.first() {
             return Err(Error::invalid(format!(
                 "tc block {block} runs {other}, not netlab's {name}"
             )));

@@ -1,7 +1,6 @@
-//! Map writes for many keys at once: batched (`BPF_MAP_UPDATE_BATCH`, `BPF_MAP_DELETE_BATCH`,
-//! kernel 5.6), so that a range of 10,000 ports is a handful of system calls, and "create
-//! where missing" with one value buffer for all keys, which batches cannot do (they take
-//! no `BPF_NOEXIST`). aya 0.14 has neither, hence the system calls here.
+//! Map reads and writes for many keys at once (`BPF_MAP_LOOKUP_BATCH`,
+//! `BPF_MAP_UPDATE_BATCH`, `BPF_MAP_DELETE_BATCH`, kernel 5.6), so that a range of 10,000
+//! ports is a handful of system calls. aya 0.14 has no batches, hence the system calls here.
 
 use std::{
     io,
@@ -10,12 +9,9 @@ use std::{
 
 use aya::{Pod, maps::MapData};
 
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
-
-/// `BPF_NOEXIST`: create, never replace.
-const BPF_NOEXIST: u64 = 1;
 
 /// `union bpf_attr` as the `BPF_MAP_*_BATCH` commands read it.
 #[repr(C)]
@@ -29,17 +25,6 @@ struct BatchAttr {
     count: u32,
     map_fd: u32,
     elem_flags: u64,
-    flags: u64,
-}
-
-/// `union bpf_attr` as `BPF_MAP_UPDATE_ELEM` reads it.
-#[repr(C)]
-#[derive(Debug)]
-struct ElemAttr {
-    map_fd: u32,
-    pad: u32,
-    key: u64,
-    value: u64,
     flags: u64,
 }
 
@@ -75,14 +60,70 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<()> {
 
 /// Writes `values[i]` at `keys[i]` for every i, created or replaced.
 pub fn update<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> io::Result<()> {
+    update_per_cpu(map, keys, values, 1)
+}
+
+/// [`update`] for a per-CPU map: `values` holds `cpus` values per key, one per possible CPU
+/// (`V`'s size must be a multiple of 8, as the kernel lays per-CPU values out).
+pub fn update_per_cpu<K: Pod, V: Pod>(
+    map: &MapData,
+    keys: &[K],
+    values: &[V],
+    cpus: usize,
+) -> io::Result<()> {
     run(
         map,
         BPF_MAP_UPDATE_BATCH,
         bytes(keys),
         size_of::<K>(),
-        Some((bytes(values), size_of::<V>())),
+        Some((bytes(values), size_of::<V>() * cpus)),
         None,
     )
+}
+
+/// Every entry of a hash map, read in batches of up to 4,096 (`BPF_MAP_LOOKUP_BATCH`): a
+/// few system calls where iterating takes two per entry.
+pub fn entries<K: Pod + Default, V: Pod + Default>(map: &MapData) -> io::Result<Vec<(K, V)>> {
+    const CHUNK: usize = 4096;
+    let map_fd = fd(map)?;
+    let mut keys = vec![K::default(); CHUNK];
+    let mut values = vec![V::default(); CHUNK];
+    let mut entries = Vec::new();
+    // The kernel's cursor (a bucket number for hash maps), fed back in for the next batch.
+    let mut cursor = 0u64;
+    let mut first = true;
+    loop {
+        let mut next = 0u64;
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                std::ptr::from_mut(&mut cursor) as u64
+            },
+            out_batch: std::ptr::from_mut(&mut next) as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: u32::try_from(CHUNK).unwrap_or(u32::MAX),
+            map_fd,
+            ..BatchAttr::default()
+        };
+        let result = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr);
+        let got = (attr.count as usize).min(CHUNK);
+        entries.extend(
+            keys[..got]
+                .iter()
+                .copied()
+                .zip(values[..got].iter().copied()),
+        );
+        match result {
+            Ok(()) => {}
+            // The end of the map.
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(entries),
+            Err(err) => return Err(err),
+        }
+        cursor = next;
+        first = false;
+    }
 }
 
 /// Deletes `keys`; a key that is not there is no error.
@@ -95,27 +136,6 @@ pub fn delete<K: Pod>(map: &MapData, keys: &[K]) -> io::Result<()> {
         None,
         Some(libc::ENOENT),
     )
-}
-
-/// Creates the keys that are missing, each with `value` (the raw bytes of one value: a
-/// per-CPU map's is one slot per possible CPU, each rounded up to 8 bytes); keys that exist
-/// keep theirs. One system call per key, no allocation.
-pub fn create_missing<K: Pod>(map: &MapData, keys: &[K], value: &[u8]) -> io::Result<()> {
-    let map_fd = fd(map)?;
-    for key in keys {
-        let mut attr = ElemAttr {
-            map_fd,
-            pad: 0,
-            key: std::ptr::from_ref(key) as u64,
-            value: value.as_ptr() as u64,
-            flags: BPF_NOEXIST,
-        };
-        match bpf(BPF_MAP_UPDATE_ELEM, &mut attr) {
-            Err(err) if err.raw_os_error() != Some(libc::EEXIST) => return Err(err),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// The kernel stops a batch at the first entry it refuses and says how many it processed

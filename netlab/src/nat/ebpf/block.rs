@@ -109,8 +109,9 @@ pub(crate) async fn bind(handle: &Handle, device: &str, ifindex: u32, block: u32
     })
 }
 
-/// The names of the bpf filters on `block` (`TCA_BPF_NAME`). `tc filter show block BLOCK`.
-pub(crate) async fn filters(handle: &Handle, block: u32) -> Result<Vec<String>> {
+/// The programs of the bpf filters on `block`: name (`TCA_BPF_NAME`) and id.
+/// `tc filter show block BLOCK`.
+pub(crate) async fn filters(handle: &Handle, block: u32) -> Result<Vec<(String, u32)>> {
     let mut message = TcMessage::with_index(block_ifindex());
     message.header.parent = TcHandle::from(block);
     let replies = request(
@@ -126,15 +127,20 @@ pub(crate) async fn filters(handle: &Handle, block: u32) -> Result<Vec<String>> 
             RouteNetlinkMessage::NewTrafficFilter(filter) => Some(filter),
             _ => None,
         })
-        .flat_map(|filter| filter.attributes)
-        .filter_map(|attr| match attr {
-            TcAttribute::Options(options) => Some(options),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|option| match option {
-            TcOption::Bpf(TcFilterBpfOption::ProgName(name)) => Some(name),
-            _ => None,
+        .filter_map(|filter| {
+            let options = filter.attributes.into_iter().find_map(|attr| match attr {
+                TcAttribute::Options(options) => Some(options),
+                _ => None,
+            })?;
+            let name = options.iter().find_map(|option| match option {
+                TcOption::Bpf(TcFilterBpfOption::ProgName(name)) => Some(name.clone()),
+                _ => None,
+            })?;
+            let id = options.iter().find_map(|option| match option {
+                TcOption::Bpf(TcFilterBpfOption::ProgId(id)) => Some(*id),
+                _ => None,
+            })?;
+            Some((name, id))
         })
         .collect())
 }

@@ -3,9 +3,10 @@
 
 use std::{collections::HashSet, fmt::Write as _, net::Ipv4Addr, path::PathBuf};
 
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use netlab_common::nat::{
-    ContainerInfo, CtEntry, FlowKey, NatConfig, PublishKey, PublishValue, Stat, TrafficCounters,
+    ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PORT_COUNTER_SLOTS,
+    PUBLISH_MAX_ENTRIES, PublishKey, PublishValue, Stat, TrafficCounters, ct_flags,
     maps as map_names,
 };
 
@@ -82,7 +83,7 @@ impl Tables {
     /// Bytes of kernel memory the published ports' maps take (the map and its counters,
     /// preallocated for their largest size), as `memlock` in the maps' fdinfo.
     pub fn publish_memory(&self) -> Result<u64> {
-        [map_names::PUBLISH, map_names::PORT_STATS]
+        [map_names::PUBLISH, map_names::PORT_COUNTERS]
             .iter()
             .map(|name| {
                 let map = self.data(name)?;
@@ -112,9 +113,18 @@ impl Tables {
             .map_err(|err| Error::ebpf("writing the NAT config", err))
     }
 
-    fn port_stats(&self) -> Result<PerCpuHashMap<MapData, PublishKey, TrafficCounters>> {
-        PerCpuHashMap::try_from(Map::PerCpuHashMap(self.data(map_names::PORT_STATS)?))
+    fn port_counters_map(&self) -> Result<PerCpuArray<MapData, TrafficCounters>> {
+        PerCpuArray::try_from(Map::PerCpuArray(self.data(map_names::PORT_COUNTERS)?))
             .map_err(|err| Error::ebpf("opening the port counters", err))
+    }
+
+    /// Every published port, read in batches.
+    fn published(&self) -> Result<std::collections::HashMap<PublishKey, PublishValue>> {
+        let map = self.data(map_names::PUBLISH)?;
+        Ok(batch::entries(&map)
+            .map_err(|err| Error::io("reading the published ports", err))?
+            .into_iter()
+            .collect())
     }
 
     fn conntrack_map(&self) -> Result<HashMap<MapData, FlowKey, CtEntry>> {
@@ -140,31 +150,54 @@ impl Tables {
         container: Ipv4Addr,
         owner: u64,
     ) -> Result<()> {
-        let map = self.data(map_names::PUBLISH)?;
-        let stats = self.data(map_names::PORT_STATS)?;
-        let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
-        // A per-CPU value is one slot per possible CPU, each rounded up to 8 bytes.
-        let zeros = vec![0u8; size_of::<TrafficCounters>().next_multiple_of(8) * cpus];
+        let existing = self.published()?;
+        let mut free = FreeSlots::new(existing.values().map(|value| value.counter.slot));
+        let generation = new_generation()?;
         let ip = u32::from(container).to_be();
-        let (keys, values): (Vec<PublishKey>, Vec<PublishValue>) = spec_keys(spec)
-            .map(|(key, container_port)| {
-                let port = container_port.to_be();
-                let value = PublishValue {
-                    ip,
-                    port,
-                    pad: 0,
-                    owner,
-                };
-                (key, value)
-            })
-            .unzip();
-        // Counters first: the datapath counts only ports that have them. A port
-        // published again (by `up`) keeps its counts: created only where missing.
-        batch::create_missing(&stats, &keys, &zeros)
-            .map_err(|err| Error::io(format!("adding the counters of {spec}"), err))?;
+        let mut new_slots = Vec::new();
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for (key, container_port) in spec_keys(spec) {
+            // A port published again (by `up`) keeps its counter, and its counts.
+            let counter = match existing.get(&key) {
+                Some(value) if value.counter.slot != 0 => value.counter,
+                _ => {
+                    let slot = free.take().ok_or_else(|| {
+                        Error::invalid(format!(
+                            "publishing {spec}: no counter slot left (at most {PUBLISH_MAX_ENTRIES} ports)"
+                        ))
+                    })?;
+                    new_slots.push(slot);
+                    CounterRef { slot, generation }
+                }
+            };
+            keys.push(key);
+            values.push(PublishValue {
+                ip,
+                port: container_port.to_be(),
+                pad: 0,
+                owner,
+                counter,
+            });
+        }
+        // Counters first, zeroed and with their new generation on every CPU: a flow that
+        // outlived the slot's previous port stops counting here.
+        let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
+        let fresh = TrafficCounters {
+            generation,
+            ..TrafficCounters::default()
+        };
+        let counters = vec![fresh; new_slots.len() * cpus];
+        batch::update_per_cpu(
+            &self.data(map_names::PORT_COUNTERS)?,
+            &new_slots,
+            &counters,
+            cpus,
+        )
+        .map_err(|err| Error::io(format!("adding the counters of {spec}"), err))?;
         // Every port as the caller says: one a crashed command left forwarding elsewhere
         // is set right, one already right is written the same.
-        batch::update(&map, &keys, &values)
+        batch::update(&self.data(map_names::PUBLISH)?, &keys, &values)
             .map_err(|err| Error::io(format!("publishing {spec}"), err))
     }
 
@@ -184,28 +217,36 @@ impl Tables {
         self.forget_flows(&gone)
     }
 
-    /// Stops forwarding `keys` (`what` names them in errors) and drops their counters. A
-    /// port not there was unpublished already (a crashed command finished twice).
+    /// Stops forwarding `keys` (`what` names them in errors); their counter slots are free
+    /// again. A port not there was unpublished already (a crashed command finished twice).
     pub(crate) fn remove_ports(&self, keys: &[PublishKey], what: &str) -> Result<()> {
         let map = self.data(map_names::PUBLISH)?;
-        let stats = self.data(map_names::PORT_STATS)?;
-        batch::delete(&map, keys).map_err(|err| Error::io(format!("unpublishing {what}"), err))?;
-        batch::delete(&stats, keys)
-            .map_err(|err| Error::io(format!("removing the counters of {what}"), err))
+        batch::delete(&map, keys).map_err(|err| Error::io(format!("unpublishing {what}"), err))
     }
 
-    /// Forgets the tracked flows of the published ports `gone`, so their next packet is
-    /// not forwarded by a stale entry.
+    /// Forgets the tracked flows of the published ports `gone` (both directions of each
+    /// flow that came in to one of them), so their next packet is not forwarded by a stale
+    /// entry.
     pub(crate) fn forget_flows(&self, gone: &HashSet<PublishKey>) -> Result<()> {
         if gone.is_empty() {
             return Ok(());
         }
         let mut conntrack = self.conntrack_map()?;
+        let to_port = |key: &FlowKey, ip| PublishKey {
+            ip,
+            port: key.dst_port,
+            proto: key.proto,
+            pad: 0,
+        };
         let stale: Vec<FlowKey> = conntrack
             .iter()
             .filter_map(std::result::Result::ok)
-            .filter(|(_, entry)| gone.contains(&entry.publish))
-            .map(|(key, _)| key)
+            .filter(|(key, entry)| {
+                entry.flags & ct_flags::DNAT != 0
+                    && entry.flags & ct_flags::REPLY == 0
+                    && (gone.contains(&to_port(key, key.dst_ip)) || gone.contains(&to_port(key, 0)))
+            })
+            .flat_map(|(key, entry)| [key, reply_key(&key, &entry)])
             .collect();
         for key in stale {
             let _ = conntrack.remove(&key);
@@ -222,7 +263,6 @@ impl Tables {
             .flat_map(|publish| publish_keys(publish).map(|(key, _)| key))
             .collect();
         let mut map = self.publish_map()?;
-        let mut stats = self.port_stats()?;
         let stale: Vec<PublishKey> = map
             .keys()
             .filter_map(std::result::Result::ok)
@@ -233,21 +273,26 @@ impl Tables {
         }
         for key in stale {
             let _ = map.remove(&key);
-            let _ = stats.remove(&key);
         }
         Ok(())
     }
 
     /// Packets and bytes per published spec, summed over its ports and the CPUs.
     pub fn port_counters(&self, lab: &Lab) -> Result<Vec<PortCounters>> {
-        let stats = self.port_stats()?;
+        let counters = self.port_counters_map()?;
+        let published = self.published()?;
         let mut rows = Vec::new();
         for publish in &lab.publish {
             let (mut packets, mut bytes) = (0, 0);
             for (key, _) in publish_keys(publish) {
-                if let Ok(values) = stats.get(&key, 0) {
-                    packets += values.iter().map(|v| v.packets).sum::<u64>();
-                    bytes += values.iter().map(|v| v.bytes).sum::<u64>();
+                let Some(counter) = published.get(&key).map(|value| value.counter) else {
+                    continue;
+                };
+                if let Ok(values) = counters.get(&counter.slot, 0) {
+                    for value in values.iter().filter(|v| v.generation == counter.generation) {
+                        packets += value.packets;
+                        bytes += value.bytes;
+                    }
                 }
             }
             rows.push(PortCounters {
@@ -333,6 +378,59 @@ impl Tables {
         }
         Ok(out)
     }
+}
+
+/// The key of the reply direction of the flow whose entry at `key` is `entry`.
+fn reply_key(key: &FlowKey, entry: &CtEntry) -> FlowKey {
+    FlowKey {
+        src_ip: entry.dst_ip,
+        dst_ip: entry.src_ip,
+        src_port: entry.dst_port,
+        dst_port: entry.src_port,
+        proto: key.proto,
+        pad: [0; 3],
+    }
+}
+
+/// Counter slots no published port holds, lowest first (slot 0 is never given out).
+struct FreeSlots {
+    used: HashSet<u32>,
+    next: u32,
+}
+
+impl FreeSlots {
+    fn new(used: impl Iterator<Item = u32>) -> Self {
+        Self {
+            used: used.collect(),
+            next: 1,
+        }
+    }
+
+    fn take(&mut self) -> Option<u32> {
+        while self.next < PORT_COUNTER_SLOTS {
+            let slot = self.next;
+            self.next += 1;
+            if !self.used.contains(&slot) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+}
+
+/// A counter generation for the slots one command gives out: random, so that it differs
+/// from what any flow still holds for those slots (never 0, the value of an unused slot).
+fn new_generation() -> Result<u32> {
+    let mut bytes = [0u8; 4];
+    // SAFETY: a valid buffer of the length we pass.
+    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if got != 4 {
+        return Err(Error::io(
+            "drawing a counter generation (getrandom)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(u32::from_ne_bytes(bytes).max(1))
 }
 
 /// `address:port` from the maps' network byte order, as `ip` and `ss` print them.
