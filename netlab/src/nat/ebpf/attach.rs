@@ -3,6 +3,7 @@
 //! nothing that is attached already and reuses the pinned maps, so `up` converges.
 
 use std::{
+    collections::HashSet,
     fs::File,
     net::Ipv4Addr,
     os::fd::{AsFd as _, AsRawFd as _},
@@ -101,23 +102,17 @@ pub(crate) fn container_hooks(ctx: NatContext<'_>) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let name = programs::TC_CONTAINER_INGRESS;
-    let block = block::index(ctx.lab_name);
     netlink::runtime()?.block_on(async {
         let handle = netlink::connect(&ctx.host())?;
-        let bound = block::ingress_blocks(&handle).await?;
-        if !bound.values().any(|&index| index == block)
-            || !block::filters(&handle, block)
-                .await?
-                .iter()
-                .any(|(filter, _)| filter == name)
-        {
+        let (bound, programs) = block_state(&handle, ctx.lab_name).await?;
+        if !programs.iter().any(|(_, program)| program == name) {
             return Ok(Vec::new());
         }
         let mut hooks = Vec::new();
         for container in &ctx.lab.containers {
             let device = &container.host_device;
             let index = link::index(&handle, device).await?;
-            if index.is_some_and(|index| bound.get(&index) == Some(&block)) {
+            if index.is_some_and(|index| bound.contains(&index)) {
                 hooks.push(format!("{name}@{device}"));
             }
         }
@@ -128,19 +123,34 @@ pub(crate) fn container_hooks(ctx: NatContext<'_>) -> Result<Vec<String>> {
 /// The programs on lab `lab_name`'s tc block in `host`: id and name (none when no veth binds
 /// the block).
 pub(crate) fn block_programs(lab_name: &str, host: &Place) -> Result<Vec<(u32, String)>> {
-    let block = block::index(lab_name);
     netlink::runtime()?.block_on(async {
         let handle = netlink::connect(host)?;
-        let bound = block::ingress_blocks(&handle).await?;
-        if !bound.values().any(|&index| index == block) {
-            return Ok(Vec::new());
-        }
-        Ok(block::filters(&handle, block)
-            .await?
-            .into_iter()
-            .map(|(name, id)| (id, name))
-            .collect())
+        Ok(block_state(&handle, lab_name).await?.1)
     })
+}
+
+/// Lab `lab_name`'s tc block as the kernel has it: the interfaces bound to it, and its
+/// programs (id and name). With no interface bound, the kernel has no such block: nothing.
+async fn block_state(
+    handle: &rtnetlink::Handle,
+    lab_name: &str,
+) -> Result<(HashSet<u32>, Vec<(u32, String)>)> {
+    let block = block::index(lab_name);
+    let bound: HashSet<u32> = block::ingress_blocks(handle)
+        .await?
+        .into_iter()
+        .filter(|&(_, index)| index == block)
+        .map(|(ifindex, _)| ifindex)
+        .collect();
+    if bound.is_empty() {
+        return Ok((bound, Vec::new()));
+    }
+    let programs = block::filters(handle, block)
+        .await?
+        .into_iter()
+        .map(|(name, id)| (id, name))
+        .collect();
+    Ok((bound, programs))
 }
 
 /// Stops `ctr_ingress` on the lab's tc block (the veths keep their empty clsact qdiscs until
