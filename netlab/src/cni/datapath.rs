@@ -182,9 +182,8 @@ impl Datapath {
         let mut by_port: StdHashMap<(u16, u8), Vec<(PublishKey, PublishValue)>> = StdHashMap::new();
         for (key, value) in self
             .tables()
-            .publish_map()?
-            .iter()
-            .filter_map(std::result::Result::ok)
+            .published()?
+            .into_iter()
             .filter(|(_, value)| value.owner != owner)
         {
             by_port
@@ -266,9 +265,8 @@ impl Datapath {
     fn owned_ports(&self, owner: u64) -> Result<Vec<PublishKey>> {
         Ok(self
             .tables()
-            .publish_map()?
-            .iter()
-            .filter_map(std::result::Result::ok)
+            .published()?
+            .into_iter()
             .filter(|(_, value)| value.owner == owner)
             .map(|(key, _)| key)
             .collect())
@@ -334,10 +332,9 @@ impl Datapath {
             .collect();
         owners.extend(
             self.tables()
-                .publish_map()?
-                .iter()
-                .filter_map(std::result::Result::ok)
-                .map(|(_, value)| value.owner),
+                .published()?
+                .into_values()
+                .map(|value| value.owner),
         );
         owners.extend(self.pinned_owners());
         let mut errors = Vec::new();

@@ -119,7 +119,7 @@ impl Tables {
     }
 
     /// Every published port, read in batches.
-    fn published(&self) -> Result<std::collections::HashMap<PublishKey, PublishValue>> {
+    pub(crate) fn published(&self) -> Result<std::collections::HashMap<PublishKey, PublishValue>> {
         let map = self.data(map_names::PUBLISH)?;
         Ok(batch::entries(&map)
             .map_err(|err| Error::io("reading the published ports", err))?
@@ -255,26 +255,23 @@ impl Tables {
     }
 
     /// Removes the ports that forward but that `lab` does not publish (left by a crashed
-    /// command), with their counters: what forwards is what `status` shows.
+    /// command; their counter slots are free again): what forwards is what `status` shows.
     pub fn prune(&self, lab: &Lab) -> Result<()> {
         let wanted: HashSet<PublishKey> = lab
             .publish
             .iter()
             .flat_map(|publish| publish_keys(publish).map(|(key, _)| key))
             .collect();
-        let mut map = self.publish_map()?;
-        let stale: Vec<PublishKey> = map
-            .keys()
-            .filter_map(std::result::Result::ok)
+        let stale: Vec<PublishKey> = self
+            .published()?
+            .into_keys()
             .filter(|key| !wanted.contains(key))
             .collect();
-        if !stale.is_empty() {
-            crash_point::reached("", "map prune");
+        if stale.is_empty() {
+            return Ok(());
         }
-        for key in stale {
-            let _ = map.remove(&key);
-        }
-        Ok(())
+        crash_point::reached("", "map prune");
+        self.remove_ports(&stale, "ports no command published")
     }
 
     /// Packets and bytes per published spec, summed over its ports and the CPUs.
