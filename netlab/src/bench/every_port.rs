@@ -13,7 +13,6 @@ use crate::{
     error::Result,
     lab::Lab,
     lifecycle,
-    nat::BackendKind,
     ports::{PortRange, PortSpec, Proto},
 };
 
@@ -113,7 +112,6 @@ fn publish_times(config: Config) -> Result<(Duration, Duration)> {
 /// Bytes the eBPF published-port maps take with `ports` TCP and UDP ports published.
 fn ebpf_map_memory(ports: u16) -> Result<u64> {
     let config = scenario::config("ebpf-tc");
-    debug_assert_eq!(config.backend, BackendKind::Ebpf);
     let bench_lab = BenchLab::up(config, scenario::lab_for(config, ports))?;
     crate::nat::ebpf::tables::Tables::open(&bench_lab.name)?.publish_memory()
 }
