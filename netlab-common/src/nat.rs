@@ -386,10 +386,13 @@ pub enum Stat {
     /// Replies the fast path sent to a remembered next hop, without a FIB lookup (also
     /// counted in `fast_path`).
     NextHopRemembered = 17,
+    /// Flow halves found orphaned (the other half's tuple taken by a new flow after this
+    /// one lost it to the LRU): forgotten, and the packet started its flow anew.
+    CtOrphaned = 18,
 }
 
 /// Number of [`Stat`] slots.
-pub const STAT_COUNT: u32 = 18;
+pub const STAT_COUNT: u32 = 19;
 
 impl Stat {
     /// All stats with their names, in index order.
@@ -412,6 +415,7 @@ impl Stat {
         (Stat::Untracked, "untracked"),
         (Stat::XdpTranslated, "xdp_translated"),
         (Stat::NextHopRemembered, "next_hop_remembered"),
+        (Stat::CtOrphaned, "ct_orphaned"),
     ];
 }
 

@@ -81,13 +81,31 @@ impl Datapath {
         datapath
     }
 
-    /// Adds `flags` to the config's.
-    fn add_flags(&mut self, flags: u32) {
+    /// Changes the config through `change`.
+    fn edit_config(&mut self, change: impl FnOnce(&mut NatConfig)) {
         let mut array: Array<&mut MapData, NatConfig> =
             Array::try_from(self.bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
         let mut config = array.get(&0, 0).expect("config");
-        config.flags |= flags;
+        change(&mut config);
         array.set(0, config, 0).expect("writing the config");
+    }
+
+    /// Adds `flags` to the config's.
+    fn add_flags(&mut self, flags: u32) {
+        self.edit_config(|config| config.flags |= flags);
+    }
+
+    /// Sets the lifetime of UDP flows, in seconds.
+    fn set_udp_lifetime(&mut self, seconds: u32) {
+        self.edit_config(|config| config.timeouts.udp = seconds);
+    }
+
+    /// Removes the conntrack entry at `key`, as the LRU evicts one from a full table.
+    fn evict(&mut self, key: &FlowKey) {
+        let mut map: HashMap<&mut MapData, FlowKey, CtEntry> =
+            HashMap::try_from(self.bpf.map_mut(maps::CONNTRACK).expect("conntrack map"))
+                .expect("hash");
+        map.remove(key).expect("the entry was there");
     }
 
     /// Tells the datapath where container `ip` is (its host-side veth's index).
@@ -673,26 +691,24 @@ fn tcp_state_belongs_to_the_flow_and_a_new_syn_reads_the_published_ports_again()
     );
 }
 
+/// The conntrack key of a UDP packet from `src` to `dst`.
+fn udp_key(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> FlowKey {
+    FlowKey {
+        src_ip: u32::from(src.0).to_be(),
+        dst_ip: u32::from(dst.0).to_be(),
+        src_port: src.1.to_be(),
+        dst_port: dst.1.to_be(),
+        proto: UDP,
+        pad: [0; 3],
+    }
+}
+
 #[test]
 fn an_evicted_half_is_restored_when_the_flow_is_used_again() {
     let mut dp = Datapath::new();
     let sent = egress(&dp, &Frame::udp((C0, 5555), (WAN, 53), b"query"));
     assert_eq!((sent.src, sent.ports), (EXT, (5555, 53)));
-    // The LRU evicts the reply half (as a full table would).
-    let reply_key = FlowKey {
-        src_ip: u32::from(WAN).to_be(),
-        dst_ip: u32::from(EXT).to_be(),
-        src_port: 53u16.to_be(),
-        dst_port: 5555u16.to_be(),
-        proto: UDP,
-        pad: [0; 3],
-    };
-    {
-        let mut map: HashMap<&mut MapData, FlowKey, CtEntry> =
-            HashMap::try_from(dp.bpf.map_mut(maps::CONNTRACK).expect("conntrack map"))
-                .expect("hash");
-        map.remove(&reply_key).expect("the reply half was there");
-    }
+    dp.evict(&udp_key((WAN, 53), (EXT, 5555)));
     // Used again after a second (restores are rate-limited to one a second per flow).
     std::thread::sleep(std::time::Duration::from_millis(1100));
     egress(&dp, &Frame::udp((C0, 5555), (WAN, 53), b"again"));
@@ -703,6 +719,50 @@ fn an_evicted_half_is_restored_when_the_flow_is_used_again() {
         (C0, 5555),
         "and the reply reaches the container"
     );
+}
+
+/// Flow A (C0:5555) loses its reply tuple, EXT:5555, to flow B (C1:5555): A's forward half
+/// must not go on sending as EXT:5555, whose replies now reach B's socket.
+fn a_flow_whose_reply_tuple_another_took(dp: &mut Datapath, lose: impl FnOnce(&mut Datapath)) {
+    let sent = egress(dp, &Frame::udp((C0, 5555), (WAN, 53), b"query"));
+    assert_eq!((sent.src, sent.ports), (EXT, (5555, 53)));
+    lose(dp);
+    let other = egress(dp, &Frame::udp((C1, 5555), (WAN, 53), b"other"));
+    assert_eq!(other.ports.0, 5555, "the free tuple goes to the new flow");
+    // Orphans are looked for when an entry's time is refreshed (once a millisecond).
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let again = egress(dp, &Frame::udp((C0, 5555), (WAN, 53), b"again"));
+    assert_eq!(again.src, EXT);
+    assert_ne!(
+        again.ports.0, 5555,
+        "the first flow moves to a port of its own"
+    );
+    let to_other = ingress(dp, &Frame::udp((WAN, 53), (EXT, 5555), b"to B"));
+    assert_eq!((to_other.dst, to_other.ports.1), (C1, 5555));
+    let back = ingress(dp, &Frame::udp((WAN, 53), (EXT, again.ports.0), b"to A"));
+    assert_eq!((back.dst, back.ports.1), (C0, 5555));
+}
+
+#[test]
+fn a_flow_that_lost_its_reply_tuple_to_the_lru_and_a_new_flow_moves() {
+    let mut dp = Datapath::new();
+    a_flow_whose_reply_tuple_another_took(&mut dp, |dp| {
+        dp.evict(&udp_key((WAN, 53), (EXT, 5555)));
+    });
+    assert_eq!(
+        dp.stat(Stat::CtOrphaned),
+        1,
+        "the orphaned half was counted"
+    );
+}
+
+#[test]
+fn an_expired_flow_whose_reply_tuple_a_new_flow_took_is_not_revived_by_it() {
+    let mut dp = Datapath::new();
+    dp.set_udp_lifetime(1);
+    a_flow_whose_reply_tuple_another_took(&mut dp, |_| {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    });
 }
 
 #[test]

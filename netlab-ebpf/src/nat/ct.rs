@@ -4,7 +4,10 @@
 //! carry the same one; entries expire by protocol and state. The map is an LRU: a full table
 //! evicts the least recently used entries rather than refusing new flows, and a flow that
 //! lost one half to eviction restores it when it is used again (at most once per
-//! [`CT_RESTORE_INTERVAL_NS`], which also keeps that half fresh in the LRU).
+//! [`CT_RESTORE_INTERVAL_NS`], which also keeps that half fresh in the LRU). A half whose
+//! other half's tuple a new flow has taken meanwhile is an orphan: it is dropped, and the
+//! flow's next packet starts it anew on a tuple of its own, so that no reply ever reaches
+//! another flow's socket.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -141,29 +144,63 @@ const MIN_LIFETIME_NS: u64 = 1_000_000_000;
 /// How stale `last_seen_ns` may get on a live flow (about a millisecond).
 const LAST_SEEN_GRANULARITY_NS: u64 = 1 << 20;
 
+/// The other half of the flow of `entry` at `key`, as its tuple's slot holds it.
+enum OtherHalf {
+    /// This flow's, live or not.
+    Ours(*mut CtEntry),
+    /// Gone (the flow's own removal, or the LRU's).
+    Missing,
+    /// Another flow's: this flow expired, or lost the half to the LRU, and a new flow took
+    /// the tuple. This half is an orphan: its packets would draw replies that reach the
+    /// other flow's socket.
+    Taken,
+}
+
+#[inline(always)]
+fn other_half(key: &FlowKey, entry: &CtEntry) -> OtherHalf {
+    let partner = partner_of(key, entry);
+    let Some(other) = CONNTRACK.get_ptr_mut(partner) else {
+        return OtherHalf::Missing;
+    };
+    // SAFETY: a pointer into the map's value, valid during the program.
+    if partner_of(&partner, unsafe { &*other }) == *key {
+        OtherHalf::Ours(other)
+    } else {
+        OtherHalf::Taken
+    }
+}
+
 /// Whether the flow of `entry` at `key` is over: both directions idle past their lifetime
 /// (a direction counts as live while either is: a flow idle one way — one-way UDP, a
-/// half-closed TCP connection — keeps both its mappings).
+/// half-closed TCP connection — keeps both its mappings), or this half orphaned.
 #[inline(always)]
 fn flow_expired(key: &FlowKey, entry: &CtEntry, now: u64) -> bool {
     if !expired(key.proto, entry, now) {
         return false;
     }
-    // SAFETY: the value is copied out at once.
-    unsafe { CONNTRACK.get(partner_of(key, entry)) }.is_none_or(|p| expired(key.proto, p, now))
+    match other_half(key, entry) {
+        // SAFETY: as in `other_half`.
+        OtherHalf::Ours(other) => expired(key.proto, unsafe { &*other }, now),
+        OtherHalf::Missing | OtherHalf::Taken => true,
+    }
 }
 
-/// Removes both directions of the flow of `entry` at `key`.
+/// Removes the flow of `entry` at `key`: this half, and the other one if it is still ours.
 #[inline(always)]
 fn remove_flow(key: &FlowKey, entry: &CtEntry) {
+    let ours = matches!(other_half(key, entry), OtherHalf::Ours(_));
     let partner = partner_of(key, entry);
     let _ = CONNTRACK.remove(key);
-    let _ = CONNTRACK.remove(partner);
+    if ours {
+        let _ = CONNTRACK.remove(partner);
+    }
 }
 
 /// Looks a flow up by one of its tuples. `tcp_flags` is the packet's, to refresh the entry
 /// and follow the TCP state; `None` only peeks (an ICMP error about the flow must not keep
-/// it alive).
+/// it alive). A half whose other half another flow took is removed and reported as missing
+/// (the caller creates the flow anew, on a tuple of its own); that is checked when the
+/// entry's time is refreshed, about once a millisecond of a flow's traffic.
 #[inline(always)]
 pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
     let entry = CONNTRACK.get_ptr_mut(key)?;
@@ -187,33 +224,35 @@ pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
         let state = next_state(entry.state, tcp_flags);
         if state != entry.state {
             entry.state = state;
-            if let Some(partner) = CONNTRACK.get_ptr_mut(partner_of(key, entry)) {
+            if let OtherHalf::Ours(other) = other_half(key, entry) {
                 // SAFETY: as above.
-                unsafe { (*partner).state = state };
+                unsafe { (*other).state = state };
             }
         }
     }
     let idle = now.saturating_sub(entry.last_seen_ns);
-    if idle >= CT_RESTORE_INTERVAL_NS {
-        restore_partner(key, entry, now);
-    }
     // Lifetimes are seconds: a write per millisecond at most spares every packet of a busy
-    // flow a store to a line other CPUs read.
+    // flow a store to a line other CPUs read, and the look at the other half a lookup.
     if idle >= LAST_SEEN_GRANULARITY_NS {
+        match other_half(key, entry) {
+            OtherHalf::Taken => {
+                let _ = CONNTRACK.remove(key);
+                count(Stat::CtOrphaned);
+                return None;
+            }
+            OtherHalf::Missing if idle >= CT_RESTORE_INTERVAL_NS => {
+                restore_partner(key, entry, now);
+            }
+            OtherHalf::Missing | OtherHalf::Ours(_) => {}
+        }
         entry.last_seen_ns = now;
     }
     Some(copied(entry))
 }
 
-/// Puts back the other direction of a flow that the LRU evicted, unless another flow has
-/// taken its tuple since (then this flow's replies are that flow's, and it keeps them).
+/// Puts back the other direction of a flow that the LRU evicted (its tuple free).
 #[inline(always)]
 fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
-    let partner = partner_of(key, entry);
-    // SAFETY: the value is copied out at once (the lookup also marks it recently used).
-    if unsafe { CONNTRACK.get(partner) }.is_some() {
-        return;
-    }
     let restored = entry_to(
         &reversed(key),
         entry.flags ^ ct_flags::REPLY,
@@ -222,7 +261,7 @@ fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
         now,
     );
     if CONNTRACK
-        .insert(partner, restored, u64::from(BPF_NOEXIST))
+        .insert(partner_of(key, entry), restored, u64::from(BPF_NOEXIST))
         .is_ok()
     {
         count(Stat::CtRestored);
