@@ -70,6 +70,8 @@ fn quick_bench_produces_every_record() {
             "bulk_tcp",
             "bulk_tcp_down",
             "udp_pps",
+            "udp_reached_pps",
+            "udp_pps_1",
         ] {
             for ports in [1, 100] {
                 let record = find(config, metric, ports);

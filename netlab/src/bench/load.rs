@@ -36,6 +36,7 @@ const UDP_PAYLOAD: usize = 64;
 /// TCP and UDP servers on one port inside a container, stopped on drop.
 #[derive(Debug)]
 pub struct Server {
+    ns: String,
     stop: Arc<AtomicBool>,
     listener_fd: i32,
     udp_received: Arc<AtomicU64>,
@@ -88,6 +89,7 @@ impl Server {
             }));
         }
         Ok(Self {
+            ns: ns.to_string(),
             stop,
             listener_fd: listener.as_raw_fd(),
             udp_received,
@@ -100,6 +102,34 @@ impl Server {
     pub fn udp_received(&self) -> u64 {
         self.udp_received.load(Ordering::Relaxed)
     }
+
+    /// UDP datagrams that reached the container's sockets so far: queued, or dropped
+    /// because the socket's buffer was full (the kernel's `Udp` counters of its namespace).
+    fn udp_reached(&self) -> Result<u64> {
+        let snmp = netns::run_in(&self.ns, || {
+            std::fs::read_to_string("/proc/thread-self/net/snmp")
+                .map_err(|err| Error::io("reading /proc/net/snmp", err))
+        })?;
+        udp_reached_sockets(&snmp).ok_or_else(|| {
+            Error::invalid(format!(
+                "no UDP counters in /proc/net/snmp of namespace {:?}",
+                self.ns
+            ))
+        })
+    }
+}
+
+/// `InDatagrams + RcvbufErrors` of the `Udp:` lines of `/proc/net/snmp` (a line of names,
+/// then a line of values).
+fn udp_reached_sockets(snmp: &str) -> Option<u64> {
+    let mut udp = snmp.lines().filter_map(|line| line.strip_prefix("Udp: "));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let counters: std::collections::HashMap<&str, u64> = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .filter_map(|(name, value)| Some((name, value.parse().ok()?)))
+        .collect();
+    Some(counters.get("InDatagrams")? + counters.get("RcvbufErrors")?)
 }
 
 impl Drop for Server {
@@ -306,16 +336,25 @@ pub fn download(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f6
     .map_err(|err| Error::io(format!("bulk download from {target}"), err))
 }
 
-/// Small-packet UDP: `threads` senders send 64-byte datagrams for `duration`; returns the
-/// packets per second the server received.
+/// What a small-packet UDP load achieved, in datagrams per second.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpRate {
+    /// Read by the server.
+    pub received: f64,
+    /// Reached the container's sockets: read, or dropped there by a full socket buffer
+    /// (the NAT's own throughput, whatever CPU the receiver got).
+    pub reached: f64,
+}
+
+/// Small-packet UDP: `threads` senders send 64-byte datagrams for `duration`.
 pub fn udp_rate(
     ns: &str,
     target: SocketAddrV4,
     server: &Server,
     threads: usize,
     duration: Duration,
-) -> Result<f64> {
-    let before = server.udp_received();
+) -> Result<UdpRate> {
+    let before = (server.udp_received(), server.udp_reached()?);
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             netns::spawn_in(ns, move || -> std::io::Result<Duration> {
@@ -340,9 +379,30 @@ pub fn udp_rate(
     }
     // Let the last datagrams land.
     std::thread::sleep(Duration::from_millis(100));
-    Ok((server.udp_received() - before) as f64 / elapsed.as_secs_f64())
+    let seconds = elapsed.as_secs_f64();
+    Ok(UdpRate {
+        received: (server.udp_received() - before.0) as f64 / seconds,
+        reached: (server.udp_reached()? - before.1) as f64 / seconds,
+    })
 }
 
 fn join<T>(handle: JoinHandle<Result<T>>) -> Result<T> {
     Error::joined(handle.join(), "generating load")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::udp_reached_sockets;
+
+    #[test]
+    fn udp_reached_sockets_adds_read_and_buffer_overflows() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+            Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+            Udp: 979957 3 1054825 2 1054825 0\n\
+            UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+            UdpLite: 7 0 0 0 9 0\n";
+        assert_eq!(udp_reached_sockets(snmp), Some(979_957 + 1_054_825));
+        assert_eq!(udp_reached_sockets("Udp: InDatagrams\nUdp: 5\n"), None);
+        assert_eq!(udp_reached_sockets(""), None);
+    }
 }

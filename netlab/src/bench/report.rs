@@ -17,7 +17,7 @@ use super::Record;
 use crate::error::{Error, Result};
 use crate::text_table::{self, Column, Destination};
 
-const METRICS: [(&str, &str); 18] = [
+const METRICS: [(&str, &str); 20] = [
     (
         "connections",
         "new TCP connections/s (connect, 32-byte request/response, close)",
@@ -36,7 +36,18 @@ const METRICS: [(&str, &str); 18] = [
         "bulk_tcp_down",
         "bulk TCP download (container → client), Gbit/s",
     ),
-    ("udp_pps", "64-byte UDP packets/s delivered"),
+    (
+        "udp_pps",
+        "64-byte UDP packets/s the server read, two senders flat out",
+    ),
+    (
+        "udp_reached_pps",
+        "64-byte UDP packets/s that reached the server's socket under that load (read, or dropped by its full buffer)",
+    ),
+    (
+        "udp_pps_1",
+        "64-byte UDP packets/s the server read, one sender flat out",
+    ),
     ("publish", "time to publish N ports, ms"),
     ("unpublish", "time to unpublish N ports, ms"),
     (
@@ -401,7 +412,7 @@ fn draw_all(out: &mut String, records: &[Record]) -> DrawResult {
         &areas[5],
         records,
         "udp_pps",
-        "64-byte UDP packets per second delivered",
+        "64-byte UDP packets per second read, two senders",
     )?;
     root.present()?;
     Ok(())
