@@ -514,6 +514,11 @@ pub const SNAT_RETRIES: u32 = 32;
 /// the external device, so its egress program lets it go at once.
 pub const MARK_TRANSLATED: u32 = 0x4e4c_0001;
 
+/// XDP metadata (4 bytes before the frame, host order) of a frame the XDP program translated
+/// for a container and passed on: the tc ingress program after it hands the frame on without
+/// looking the flow up again. Only XDP programs write metadata, and ours starts from none.
+pub const XDP_META_TRANSLATED: u32 = 0x4e4c_0002;
+
 /// How often a flow whose half the LRU evicted may restore it (nanoseconds).
 pub const CT_RESTORE_INTERVAL_NS: u64 = 1_000_000_000;
 

@@ -12,7 +12,7 @@ use aya::{
 };
 use netlab_common::nat::{
     ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PublishKey, PublishValue, Stat,
-    ct_state, flags, maps, programs,
+    XDP_META_TRANSLATED, ct_state, flags, maps, programs,
 };
 use netlab_e2e::{
     frames::{Frame, ICMP, TCP, UDP, parse},
@@ -158,15 +158,44 @@ impl Datapath {
         (verdict.cast_signed(), out)
     }
 
-    /// Runs the XDP program on `frame`.
+    /// Runs the XDP program on `frame`; returns its action and the frame it leaves (without
+    /// the metadata it may have put before it).
     fn xdp(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let (action, _, out) = self.xdp_with_metadata(frame);
+        (action, out)
+    }
+
+    /// Runs the XDP program on `frame`; returns its action, the metadata it left and the
+    /// frame.
+    fn xdp_with_metadata(&self, frame: &[u8]) -> (u32, Vec<u8>, Vec<u8>) {
         let program: &Xdp = self
             .bpf
             .program(programs::XDP_EXTERNAL_INGRESS)
             .expect("program")
             .try_into()
             .expect("xdp");
-        test_run(program, frame)
+        // struct xdp_md: data, data_end, data_meta, then three fields left 0 (offsets).
+        let len = u32::try_from(frame.len()).expect("a small frame");
+        let ctx_in: Vec<u8> = [0, len, 0, 0, 0, 0]
+            .iter()
+            .flat_map(|word: &u32| word.to_ne_bytes())
+            .collect();
+        let mut ctx_out = vec![0u8; ctx_in.len()];
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx_in),
+                ctx_out: Some(&mut ctx_out),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(result.data_size_out as usize);
+        // The output starts at the metadata; `data` is the frame's offset from it.
+        let meta_len = u32::from_ne_bytes(ctx_out[..4].try_into().expect("4 bytes")) as usize;
+        let frame = out.split_off(meta_len);
+        (result.return_value, out, frame)
     }
 
     fn stat(&self, stat: Stat) -> u64 {
@@ -874,13 +903,25 @@ fn xdp_rewrites_with_correct_checksums_by_hand() {
             (C1, 6000),
         ),
     ] {
-        let (action, out) = dp.xdp(&frame.bytes());
+        let (action, meta, out) = dp.xdp_with_metadata(&frame.bytes());
         assert_eq!(action, XDP_PASS);
         let p = parse(&out);
         assert_eq!((p.dst, p.ports.1), target);
         assert_eq!(p.src, WAN);
         assert_checksums(&p);
+        assert_eq!(
+            meta,
+            XDP_META_TRANSLATED.to_ne_bytes(),
+            "tc is told the frame is translated"
+        );
     }
+    let (action, meta, _) =
+        dp.xdp_with_metadata(&Frame::tcp((WAN, 41002), (EXT, 22), SYN, b"").bytes());
+    assert_eq!(
+        (action, meta),
+        (XDP_PASS, vec![]),
+        "a frame for the host passes untold"
+    );
     // The tc egress program translates the reply of a flow XDP created.
     let p = egress(&dp, &Frame::tcp((C0, 5000), (WAN, 41000), SYN | ACK, b""));
     assert_eq!((p.src, p.ports.0), (EXT, 5000));

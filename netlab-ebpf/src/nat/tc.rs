@@ -18,7 +18,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use netlab_common::nat::{
-    CounterRef, CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, NextHop, Stat, ct_flags, flags,
+    CounterRef, CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, NextHop, Stat, XDP_META_TRANSLATED,
+    ct_flags, flags,
 };
 
 use super::{
@@ -92,6 +93,16 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     };
     let pkt = parse(ctx, Some(config))?;
     let fast_path = config.flags & flags::FAST_PATH != 0;
+    if config.flags & flags::XDP_INGRESS != 0
+        && xdp_translated(ctx)
+        && to_container(config, pkt.key.dst_ip)
+    {
+        return Ok(if fast_path {
+            to_container_peer(ctx, &pkt, pkt.key.dst_ip, config)
+        } else {
+            Verdict::Pass
+        });
+    }
     if pkt.frag == Frag::Later {
         // Translated (by us or by XDP before us) like its first fragment, or dropped.
         let Some(entry) = frag::lookup(&pkt) else {
@@ -156,6 +167,22 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(to_container_peer(ctx, &pkt, entry.dst_ip, config));
     }
     Ok(Verdict::Pass)
+}
+
+/// Whether the XDP program translated this packet already (its metadata says so).
+#[inline(always)]
+fn xdp_translated(ctx: &TcContext) -> bool {
+    const LEN: usize = size_of::<u32>();
+    // SAFETY: ctx wraps the kernel's __sk_buff.
+    let (meta, data) = unsafe {
+        let skb = ctx.skb.skb;
+        ((*skb).data_meta as usize, (*skb).data as usize)
+    };
+    if meta + LEN > data {
+        return false;
+    }
+    // SAFETY: bounds checked against the start of the packet, where the metadata ends.
+    unsafe { (meta as *const u32).read_unaligned() == XDP_META_TRANSLATED }
 }
 
 fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {

@@ -6,8 +6,10 @@
     reason = "aya's entry-point macros hand the context over by value"
 )]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, ct_flags, flags};
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_xdp_adjust_meta, macros::xdp, programs::XdpContext,
+};
+use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, XDP_META_TRANSLATED, ct_flags, flags};
 
 use super::{
     csum, ct, frag, log,
@@ -106,6 +108,9 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
         frag::remember(&translated, entry.src_ip, entry.dst_ip, entry.flags);
     }
     count_port(&entry.counter, u64::from(pkt.len));
+    if to_container(config, entry.dst_ip) {
+        mark_translated(ctx);
+    }
     if config.flags & flags::XDP_REDIRECT != 0 {
         return Ok(fast_path(ctx, &pkt, entry.dst_ip, config));
     }
@@ -113,6 +118,23 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
     // checksum from a full one and updates it as full: harmless on veth, whose receivers
     // trust a partial checksum, but see `FastPath::XdpRedirect`.)
     Ok(xdp_action::XDP_PASS)
+}
+
+/// Leaves [`XDP_META_TRANSLATED`] in the frame's metadata for the tc program after us. Without
+/// room for it (not on veth or generic XDP), tc finds the flow by itself, as before.
+#[inline(always)]
+fn mark_translated(ctx: &XdpContext) {
+    const LEN: usize = size_of::<u32>();
+    // SAFETY: ctx wraps the kernel's xdp_md; a negative delta grows the metadata.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(LEN as i32)) } != 0 {
+        return;
+    }
+    let meta = ctx.metadata();
+    if meta + LEN > ctx.metadata_end() {
+        return;
+    }
+    // SAFETY: bounds checked against the start of the frame, where the metadata ends.
+    unsafe { (meta as *mut u32).write_unaligned(XDP_META_TRANSLATED) };
 }
 
 fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
