@@ -67,7 +67,9 @@ impl Datapath {
                 .expect("program")
                 .try_into()
                 .expect("classifier");
-            program.load().expect("verifier accepts the program");
+            program
+                .load()
+                .unwrap_or_else(|err| panic!("the verifier refuses {name}: {err:?}"));
         }
         let xdp: &mut Xdp = bpf
             .program_mut(programs::XDP_EXTERNAL_INGRESS)

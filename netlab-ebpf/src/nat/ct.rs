@@ -10,8 +10,10 @@
 //! another flow's socket.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns},
+    bindings::{__sk_buff, BPF_NOEXIST},
+    cty::c_void,
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns, bpf_loop},
+    programs::TcContext,
 };
 use netlab_common::nat::{
     CT_RESTORE_INTERVAL_NS, CounterRef, CtEntry, CtTimeouts, FlowKey, NatConfig, SNAT_PORT_MIN,
@@ -19,6 +21,7 @@ use netlab_common::nat::{
 };
 
 use super::{
+    host_sockets,
     maps::{CONNTRACK, config, count, published},
     packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet},
 };
@@ -273,70 +276,150 @@ fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
 /// belongs to a live flow, whose replies must never reach another socket.
 #[inline(always)]
 fn claimable(reply_key: &FlowKey, orig: &FlowKey, now: u64) -> bool {
-    // SAFETY: the value is copied out at once.
-    let Some(entry) = (unsafe { CONNTRACK.get(reply_key) }).copied() else {
+    let Some(entry) = CONNTRACK.get_ptr(reply_key) else {
         return true;
     };
-    partner_of(reply_key, &entry) == *orig || flow_expired(reply_key, &entry, now)
+    // SAFETY: a pointer into the map's value, valid during the program.
+    let entry = unsafe { &*entry };
+    partner_of(reply_key, entry) == *orig || flow_expired(reply_key, entry, now)
+}
+
+/// A source-port search, one attempt per call of [`attempt`]: `bpf_loop` runs it, so the
+/// verifier checks one attempt rather than every one of [`SNAT_RETRIES`] (it was most of
+/// the time a first `up` took). It lives on the calling program's stack, which it shares
+/// with the callback's (512 bytes for both): kept small.
+#[repr(C)]
+struct PortSearch {
+    orig: FlowKey,
+    /// The tuple the flow's packets get; its source port moves as the search goes, and
+    /// stays on the one found.
+    new: FlowKey,
+    counter: CounterRef,
+    now: u64,
+    /// The skb whose namespace's sockets may own a tuple too (`attempt::<true>` asks them).
+    host_sockets: *mut __sk_buff,
+    start: u32,
+    flags: u8,
+    /// 1 once a free reply tuple is found (and its entry in).
+    found: u8,
+    pad: [u8; 2],
+}
+
+/// One attempt of a [`PortSearch`]: `bpf_loop`'s callback (1 stops the loop). The socket
+/// lookup, and its tuple on the stack, are only in the variant that asks (`ASK_SOCKETS`).
+extern "C" fn attempt<const ASK_SOCKETS: bool>(index: u64, search: *mut c_void) -> i64 {
+    // SAFETY: `create_with` passes its own `PortSearch`, alive on its stack for the loop.
+    let search = unsafe { &mut *search.cast::<PortSearch>() };
+    let attempt = index as u32;
+    if attempt > 0 {
+        let span = u32::from(u16::MAX - SNAT_PORT_MIN) + 1;
+        let port = SNAT_PORT_MIN + ((search.start.wrapping_add(attempt)) % span) as u16;
+        search.new.src_port = port.to_be();
+        if search.orig.proto == IPPROTO_ICMP {
+            search.new.dst_port = search.new.src_port;
+        }
+        if attempt == 1 {
+            count(Stat::SnatCollisions);
+        }
+    }
+    let reply_key = reversed(&search.new);
+    if ASK_SOCKETS && host_sockets::owns(&TcContext::new(search.host_sockets), &reply_key) {
+        return 0;
+    }
+    let reply = entry_to(
+        &reversed(&search.orig),
+        search.flags | ct_flags::REPLY,
+        ct_state::NEW,
+        search.counter,
+        search.now,
+    );
+    if CONNTRACK
+        .insert(reply_key, reply, u64::from(BPF_NOEXIST))
+        .is_ok()
+        || (claimable(&reply_key, &search.orig, search.now)
+            && CONNTRACK.insert(reply_key, reply, 0).is_ok())
+    {
+        search.found = 1;
+        return 1;
+    }
+    0
 }
 
 /// Creates both directions of a flow whose packets `orig` are rewritten to `new`. With
 /// `pick_source_port`, the new source port (or ICMP identifier) may move off
-/// `new.src_port` when its reply tuple is taken — by another flow, or by whatever `taken`
-/// says (a host socket): first the port asked for, then random ports above
-/// [`SNAT_PORT_MIN`], [`SNAT_RETRIES`] tries in all, as Linux remaps clashing tuples. The
-/// reply entry goes in first with `BPF_NOEXIST`, so a live flow's mapping is never
-/// overwritten; when two CPUs create the same flow at once, both end up with the winner's.
+/// `new.src_port` when its reply tuple is another flow's: first the port asked for, then
+/// random ports above [`SNAT_PORT_MIN`], [`SNAT_RETRIES`] tries in all, as Linux remaps
+/// clashing tuples. The reply entry goes in first with `BPF_NOEXIST`, so a live flow's
+/// mapping is never overwritten; when two CPUs create the same flow at once, both end up
+/// with the winner's.
 #[inline(always)]
 pub fn create(
     orig: &FlowKey,
-    mut new: FlowKey,
+    new: FlowKey,
     flags: u8,
     counter: CounterRef,
     pick_source_port: bool,
-    taken: impl Fn(&FlowKey) -> bool,
 ) -> Result<CtEntry, Stat> {
-    let now = now();
     let tries = if pick_source_port { SNAT_RETRIES } else { 1 };
-    let reply = entry_to(
-        &reversed(orig),
-        flags | ct_flags::REPLY,
-        ct_state::NEW,
-        counter,
-        now,
-    );
-    let mut inserted = None;
-    // SAFETY: a helper without arguments.
-    let start = unsafe { bpf_get_prandom_u32() };
-    for attempt in 0..tries {
-        if attempt > 0 {
-            let span = u32::from(u16::MAX - SNAT_PORT_MIN) + 1;
-            let port = SNAT_PORT_MIN + ((start.wrapping_add(attempt)) % span) as u16;
-            new.src_port = port.to_be();
-            if orig.proto == IPPROTO_ICMP {
-                new.dst_port = new.src_port;
-            }
-            if attempt == 1 {
-                count(Stat::SnatCollisions);
-            }
-        }
-        let reply_key = reversed(&new);
-        if taken(&reply_key) {
-            continue;
-        }
-        if CONNTRACK
-            .insert(reply_key, reply, u64::from(BPF_NOEXIST))
-            .is_ok()
-            || (claimable(&reply_key, orig, now) && CONNTRACK.insert(reply_key, reply, 0).is_ok())
-        {
-            inserted = Some(reply_key);
-            break;
+    let search = PortSearch::new(orig, new, flags, counter, core::ptr::null_mut());
+    create_with(search, attempt::<false> as *mut c_void, tries)
+}
+
+/// [`create`] for masquerade, a source port always picked: a reply tuple that a socket of
+/// the namespace of `ctx` owns is the host's too, as if the kernel's conntrack knew it.
+#[inline(always)]
+pub fn create_masquerade(
+    ctx: &TcContext,
+    orig: &FlowKey,
+    new: FlowKey,
+    flags: u8,
+    counter: CounterRef,
+) -> Result<CtEntry, Stat> {
+    let search = PortSearch::new(orig, new, flags, counter, ctx.skb.skb);
+    create_with(search, attempt::<true> as *mut c_void, SNAT_RETRIES)
+}
+
+impl PortSearch {
+    #[inline(always)]
+    fn new(
+        orig: &FlowKey,
+        new: FlowKey,
+        flags: u8,
+        counter: CounterRef,
+        host_sockets: *mut __sk_buff,
+    ) -> Self {
+        Self {
+            orig: *orig,
+            new,
+            counter,
+            now: now(),
+            host_sockets,
+            // SAFETY: a helper without arguments.
+            start: unsafe { bpf_get_prandom_u32() },
+            flags,
+            found: 0,
+            pad: [0; 2],
         }
     }
-    let Some(reply_key) = inserted else {
+}
+
+/// Runs `search` (`tries` attempts of `callback`), then adds the flow's forward entry.
+#[inline(always)]
+fn create_with(mut search: PortSearch, callback: *mut c_void, tries: u32) -> Result<CtEntry, Stat> {
+    // SAFETY: the callback and its state outlive the call; no flags.
+    unsafe { bpf_loop(tries, callback, (&raw mut search).cast(), 0) };
+    if search.found == 0 {
         return Err(Stat::SnatExhausted);
-    };
-    let forward = entry_to(&new, flags, ct_state::NEW, counter, now);
+    }
+    let orig = &search.orig;
+    let reply_key = reversed(&search.new);
+    let forward = entry_to(
+        &search.new,
+        search.flags,
+        ct_state::NEW,
+        search.counter,
+        search.now,
+    );
     if CONNTRACK
         .insert(orig, forward, u64::from(BPF_NOEXIST))
         .is_err()
@@ -389,7 +472,7 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
         dst_port: target.port,
         ..*key
     };
-    create(key, new, ct_flags::DNAT, target.counter, true, |_| false).map(Some)
+    create(key, new, ct_flags::DNAT, target.counter, true).map(Some)
 }
 
 /// Whether a packet showing `key` belongs to a flow that was translated before it got here

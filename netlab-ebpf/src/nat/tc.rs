@@ -87,6 +87,7 @@ fn skipped(ctx: &TcContext, stat: Stat) -> Verdict {
     }
 }
 
+#[inline(always)]
 fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
         return Ok(Verdict::Pass);
@@ -185,6 +186,7 @@ fn xdp_translated(ctx: &TcContext) -> bool {
     unsafe { (meta as *const u32).read_unaligned() == XDP_META_TRANSLATED }
 }
 
+#[inline(always)]
 fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
         return Ok(Verdict::Pass);
@@ -217,15 +219,7 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
             src_ip: config.external_ip,
             ..*k
         };
-        // A tuple that a host socket owns is the host's, as if the kernel's conntrack knew it.
-        let entry = ct::create(
-            k,
-            new,
-            ct_flags::SNAT,
-            CounterRef::default(),
-            true,
-            |reply| host_sockets::owns(ctx, reply),
-        )?;
+        let entry = ct::create_masquerade(ctx, k, new, ct_flags::SNAT, CounterRef::default())?;
         log::new_flow(ctx, "masquerade", k, &entry);
         entry
     } else if pkt.key.src_ip == config.external_ip {
@@ -239,7 +233,6 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
             ct_flags::HOST,
             CounterRef::default(),
             new_flow,
-            |_| false,
         ) {
             Ok(entry) => entry,
             Err(_) if !new_flow => return Ok(Verdict::Pass),
@@ -253,6 +246,7 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
     Ok(Verdict::Pass)
 }
 
+#[inline(always)]
 fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
         return Ok(Verdict::Pass);
@@ -319,7 +313,6 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             ct_flags::DNAT | ct_flags::HAIRPIN,
             target.counter,
             true,
-            |_| false,
         )?;
         log::new_flow(ctx, "hairpin", k, &entry);
         entry

@@ -321,8 +321,8 @@ fn attach_all(
 /// The tc programs, the one that takes the verifier longest first (see
 /// [`bpf_loader::load_programs`]).
 pub(crate) const TC_PROGRAMS_BY_COST: [&str; 3] = [
-    programs::TC_EXTERNAL_EGRESS,
     programs::TC_EXTERNAL_INGRESS,
+    programs::TC_EXTERNAL_EGRESS,
     programs::TC_CONTAINER_INGRESS,
 ];
 
