@@ -37,14 +37,28 @@ const XDP_PASS: u32 = 2;
 /// netns0 and 6000/udp to netns1, masquerade on, fast path off (test runs do not redirect).
 struct Datapath {
     bpf: Ebpf,
-    dir: PathBuf,
+    _dir: PinDir,
+}
+
+/// A pin folder of a test's own, removed when the test ends, whether its programs loaded or
+/// not.
+struct PinDir(PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = netlab::bpf_loader::bpffs::remove_dir(&self.0);
+        netlab::bpf_loader::bpffs::remove_unused_roots();
+    }
 }
 
 impl Datapath {
     fn new() -> Self {
-        let dir = PathBuf::from(format!("/sys/fs/bpf/netlab/{}", unique("dp")));
-        netlab::bpf_loader::bpffs::create_dir(&dir).expect("pin folder");
-        let mut bpf = netlab::bpf_loader::load(&dir, &[]).expect("loading the eBPF object");
+        let dir = PinDir(PathBuf::from(format!(
+            "/sys/fs/bpf/netlab/{}",
+            unique("dp")
+        )));
+        netlab::bpf_loader::bpffs::create_dir(&dir.0).expect("pin folder");
+        let mut bpf = netlab::bpf_loader::load(&dir.0, &[]).expect("loading the eBPF object");
         let be = |ip: Ipv4Addr| u32::from(ip).to_be();
         let config = NatConfig {
             external_ip: be(EXT),
@@ -77,7 +91,7 @@ impl Datapath {
             .try_into()
             .expect("xdp");
         xdp.load().expect("verifier accepts the XDP program");
-        let mut datapath = Self { bpf, dir };
+        let mut datapath = Self { bpf, _dir: dir };
         datapath.publish(5000, TCP, C0, 5000);
         datapath.publish(6000, UDP, C1, 6000);
         datapath
@@ -223,13 +237,6 @@ where
         .expect("BPF_PROG_TEST_RUN");
     out.truncate(result.data_size_out as usize);
     (result.return_value, out)
-}
-
-impl Drop for Datapath {
-    fn drop(&mut self) {
-        let _ = netlab::bpf_loader::bpffs::remove_dir(&self.dir);
-        netlab::bpf_loader::bpffs::remove_unused_roots();
-    }
 }
 
 fn ingress(dp: &Datapath, frame: &Frame) -> netlab_e2e::frames::Parsed {

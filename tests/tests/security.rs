@@ -137,10 +137,18 @@ fn foreign_rules_are_untouched_by_nftables_map() {
     foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "map"]);
 }
 
-/// netlab run by `nobody`: a copy of the binary anyone may run.
+/// netlab run by `nobody`: a copy of the binary anyone may run. `cp` writes the copy: were
+/// this process to hold it open for writing, a child that another test thread forks at that
+/// moment would inherit the descriptor, and running the copy would fail with "Text file
+/// busy" until that child execs.
 fn as_nobody(args: &[&str]) -> std::process::Output {
     let copy = std::env::temp_dir().join(unique("bin"));
-    std::fs::copy(netlab_bin(), &copy).expect("copying netlab");
+    let copied = Command::new("cp")
+        .arg(netlab_bin())
+        .arg(&copy)
+        .status()
+        .expect("running cp");
+    assert!(copied.success(), "copying netlab");
     let out = Command::new("runuser")
         .args(["-u", "nobody", "--"])
         .arg(&copy)
