@@ -276,8 +276,10 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     } else {
         // A container reaching a published port through a host address: hairpin. (The
         // bridge's own address matches only ports published on it explicitly: `published`
-        // applies "every address" to the external one.)
-        if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) {
+        // applies "every address" to the external one.) Traffic between containers leaves
+        // here: no port is published on a container's address, and a hairpin flow's
+        // replies, the only ones of ours between containers, were found above.
+        if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) || to_container(config, k.dst_ip) {
             return Ok(Verdict::Pass);
         }
         let Some(target) = published(config, k.dst_ip, k.dst_port, k.proto, false) else {
