@@ -253,8 +253,9 @@ impl Datapath {
             .collect();
         self.forget_ports(&dropped)?;
         let tables = self.tables();
+        let mut writer = tables.port_writer()?;
         for spec in attachment.specs {
-            tables.write_ports(spec, attachment.address, attachment.owner)?;
+            writer.write(spec, attachment.address, attachment.owner)?;
             crash_point::reached("", &format!("cni: published {spec}"));
         }
         // A new container on a UDP port must not get the datagrams of the previous one's

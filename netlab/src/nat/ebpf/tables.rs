@@ -135,70 +135,26 @@ impl Tables {
     /// One map entry per host port, written in batches: a range of 10,000 ports is a few
     /// system calls, not a program change.
     pub fn publish(&self, lab: &Lab, added: &[Publish]) -> Result<()> {
+        let mut writer = self.port_writer()?;
         for publish in added {
             crash_point::reached("", &format!("map publish {}", publish.spec));
             let container = lab.require_container(&publish.node)?;
-            self.write_ports(&publish.spec, container.address, 0)?;
+            writer.write(&publish.spec, container.address, 0)?;
         }
         Ok(())
     }
 
-    /// Forwards the host ports of `spec` to `container`, marked as `owner`'s.
-    pub(crate) fn write_ports(
-        &self,
-        spec: &PortSpec,
-        container: Ipv4Addr,
-        owner: u64,
-    ) -> Result<()> {
+    /// A writer of ports for one command: it reads the publish map once (which finding free
+    /// counter slots needs), however many specs it then writes.
+    pub(crate) fn port_writer(&self) -> Result<PortWriter<'_>> {
         let existing = self.published()?;
-        let mut free = FreeSlots::new(existing.values().map(|value| value.counter.slot));
-        let generation = new_generation()?;
-        let ip = u32::from(container).to_be();
-        let mut new_slots = Vec::new();
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        for (key, container_port) in spec_keys(spec) {
-            // A port published again (by `up`) keeps its counter, and its counts.
-            let counter = match existing.get(&key) {
-                Some(value) if value.counter.slot != 0 => value.counter,
-                _ => {
-                    let slot = free.take().ok_or_else(|| {
-                        Error::invalid(format!(
-                            "publishing {spec}: no counter slot left (at most {PUBLISH_MAX_ENTRIES} ports)"
-                        ))
-                    })?;
-                    new_slots.push(slot);
-                    CounterRef { slot, generation }
-                }
-            };
-            keys.push(key);
-            values.push(PublishValue {
-                ip,
-                port: container_port.to_be(),
-                pad: 0,
-                owner,
-                counter,
-            });
-        }
-        // Counters first, zeroed and with their new generation on every CPU: a flow that
-        // outlived the slot's previous port stops counting here.
-        let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
-        let fresh = TrafficCounters {
-            generation,
-            ..TrafficCounters::default()
-        };
-        let counters = vec![fresh; new_slots.len() * cpus];
-        batch::update_per_cpu(
-            &self.data(map_names::PORT_COUNTERS)?,
-            &new_slots,
-            &counters,
-            cpus,
-        )
-        .map_err(|err| Error::io(format!("adding the counters of {spec}"), err))?;
-        // Every port as the caller says: one a crashed command left forwarding elsewhere
-        // is set right, one already right is written the same.
-        batch::update(&self.data(map_names::PUBLISH)?, &keys, &values)
-            .map_err(|err| Error::io(format!("publishing {spec}"), err))
+        let free = FreeSlots::new(existing.values().map(|value| value.counter.slot));
+        Ok(PortWriter {
+            tables: self,
+            existing,
+            free,
+            generation: new_generation()?,
+        })
     }
 
     /// Removes the ports; established TCP flows finish (as with iptables' conntrack), UDP
@@ -386,6 +342,73 @@ fn reply_key(key: &FlowKey, entry: &CtEntry) -> FlowKey {
         dst_port: entry.src_port,
         proto: key.proto,
         pad: [0; 3],
+    }
+}
+
+/// Writes the ports of one command, spec after spec, from one read of the publish map.
+pub(crate) struct PortWriter<'a> {
+    tables: &'a Tables,
+    /// The publish map as read, and as this writer has written it since.
+    existing: std::collections::HashMap<PublishKey, PublishValue>,
+    free: FreeSlots,
+    /// The counter generation of the slots this command gives out.
+    generation: u32,
+}
+
+impl PortWriter<'_> {
+    /// Forwards the host ports of `spec` to `container`, marked as `owner`'s.
+    pub(crate) fn write(&mut self, spec: &PortSpec, container: Ipv4Addr, owner: u64) -> Result<()> {
+        let ip = u32::from(container).to_be();
+        let mut new_slots = Vec::new();
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for (key, container_port) in spec_keys(spec) {
+            // A port published again (by `up`) keeps its counter, and its counts.
+            let counter = match self.existing.get(&key) {
+                Some(value) if value.counter.slot != 0 => value.counter,
+                _ => {
+                    let slot = self.free.take().ok_or_else(|| {
+                        Error::invalid(format!(
+                            "publishing {spec}: no counter slot left (at most {PUBLISH_MAX_ENTRIES} ports)"
+                        ))
+                    })?;
+                    new_slots.push(slot);
+                    CounterRef {
+                        slot,
+                        generation: self.generation,
+                    }
+                }
+            };
+            keys.push(key);
+            values.push(PublishValue {
+                ip,
+                port: container_port.to_be(),
+                pad: 0,
+                owner,
+                counter,
+            });
+        }
+        // Counters first, zeroed and with their new generation on every CPU: a flow that
+        // outlived the slot's previous port stops counting here.
+        let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
+        let fresh = TrafficCounters {
+            generation: self.generation,
+            ..TrafficCounters::default()
+        };
+        let counters = vec![fresh; new_slots.len() * cpus];
+        batch::update_per_cpu(
+            &self.tables.data(map_names::PORT_COUNTERS)?,
+            &new_slots,
+            &counters,
+            cpus,
+        )
+        .map_err(|err| Error::io(format!("adding the counters of {spec}"), err))?;
+        // Every port as the caller says: one a crashed command left forwarding elsewhere
+        // is set right, one already right is written the same.
+        batch::update(&self.tables.data(map_names::PUBLISH)?, &keys, &values)
+            .map_err(|err| Error::io(format!("publishing {spec}"), err))?;
+        self.existing.extend(keys.into_iter().zip(values));
+        Ok(())
     }
 }
 
