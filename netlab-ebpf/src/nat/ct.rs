@@ -326,13 +326,7 @@ extern "C" fn attempt<const ASK_SOCKETS: bool>(index: u64, search: *mut c_void) 
     if ASK_SOCKETS && host_sockets::owns(&TcContext::new(search.host_sockets), &reply_key) {
         return 0;
     }
-    let reply = entry_to(
-        &reversed(&search.orig),
-        search.flags | ct_flags::REPLY,
-        ct_state::NEW,
-        search.counter,
-        search.now,
-    );
+    let reply = search.new_entry(&reversed(&search.orig), search.flags | ct_flags::REPLY);
     if CONNTRACK
         .insert(reply_key, reply, u64::from(BPF_NOEXIST))
         .is_ok()
@@ -401,6 +395,12 @@ impl PortSearch {
             pad: [0; 2],
         }
     }
+
+    /// An entry of the flow being created: rewriting to `to`, with `flags`.
+    #[inline(always)]
+    fn new_entry(&self, to: &FlowKey, flags: u8) -> CtEntry {
+        entry_to(to, flags, ct_state::NEW, self.counter, self.now)
+    }
 }
 
 /// Runs `search` (`tries` attempts of `callback`), then adds the flow's forward entry.
@@ -413,13 +413,7 @@ fn create_with(mut search: PortSearch, callback: *mut c_void, tries: u32) -> Res
     }
     let orig = &search.orig;
     let reply_key = reversed(&search.new);
-    let forward = entry_to(
-        &search.new,
-        search.flags,
-        ct_state::NEW,
-        search.counter,
-        search.now,
-    );
+    let forward = search.new_entry(&search.new, search.flags);
     if CONNTRACK
         .insert(orig, forward, u64::from(BPF_NOEXIST))
         .is_err()
