@@ -45,8 +45,8 @@ where
 }
 
 /// Loads programs `names` of `bpf`, on as many threads as there are CPUs (at most one per
-/// program): the verifier runs in the loading thread, and it is most of the time a first
-/// `up` takes (~80 ms for the costliest here). `names` come most expensive first, so that the
+/// program): the verifier runs in the loading thread (~80 ms for the costliest program
+/// here, a third of a first `up`). `names` come most expensive first, so that the
 /// longest starts at once. Programs loaded already are left as they are.
 pub fn load_programs(bpf: &mut Ebpf, names: &[&str]) -> Result<()> {
     let mut queue: Vec<(&str, &mut Program)> = bpf
