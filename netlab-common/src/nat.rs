@@ -8,8 +8,11 @@
 pub mod maps {
     /// `Array<NatConfig>`, one entry.
     pub const CONFIG: &str = "NETLAB_NAT_CONFIG";
-    /// `HashMap<PublishKey, PublishValue>`.
+    /// `HashMap<PublishKey, PublishValue>`: published single ports.
     pub const PUBLISH: &str = "NETLAB_NAT_PUBLISH";
+    /// `LpmTrie<PortPrefix, PublishRange>`: published port ranges, each as the few aligned
+    /// blocks of ports that cover it (`1-65535` is 16 entries, not 65,535).
+    pub const PUBLISH_RANGES: &str = "NETLAB_NAT_PUBLISH_RANGES";
     /// `LruHashMap<FlowKey, CtEntry>`: both directions of every translated flow.
     pub const CONNTRACK: &str = "NETLAB_NAT_CT";
     /// `HashMap<u32 /* container address, network order */, ContainerInfo>`.
@@ -34,9 +37,10 @@ pub mod maps {
 
     /// Every NAT map. The eBPF side must spell its map names as literals; a unit test of
     /// netlab checks the built object against this list, so the two cannot drift apart.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         CONFIG,
         PUBLISH,
+        PUBLISH_RANGES,
         CONNTRACK,
         CONTAINERS,
         PORT_COUNTERS,
@@ -159,6 +163,67 @@ pub struct PublishValue {
     /// Where its traffic is counted. Flows copy it, so that counting a packet is an array
     /// access instead of a hash lookup.
     pub counter: CounterRef,
+}
+
+/// The data of a key of [`maps::PUBLISH_RANGES`], an LPM trie: a block of host ports on one
+/// address for one protocol. The trie matches its bytes in memory order, so the fields that
+/// a block always matches in full come first ([`PORT_PREFIX_FIXED_BITS`] of them), and the
+/// block is the first bits of `port`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortPrefix {
+    /// Host address (network order); 0 means every host address but the bridge's.
+    pub ip: u32,
+    /// IP protocol number (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Explicit padding, always 0 (inside every prefix, so it must match).
+    pub pad: u8,
+    /// Host port (network order): the block's first port in a map key, the packet's port
+    /// in a lookup.
+    pub port: u16,
+}
+
+/// Bits of a [`PortPrefix`] before its port: a key's prefix length is this plus the bits
+/// of the port its block fixes (16 for one port, 0 for all of them).
+pub const PORT_PREFIX_FIXED_BITS: u32 = 48;
+
+/// Where a published port range leads: host port `host_start + i` to container port
+/// `container_start + i`. Every block of one range holds the same value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishRange {
+    /// Container address (network order).
+    pub ip: u32,
+    /// The range's first host port (host order, for the arithmetic).
+    pub host_start: u16,
+    /// The container port of `host_start` (host order).
+    pub container_start: u16,
+    /// Who published it, as [`PublishValue::owner`] (host order).
+    pub owner: u64,
+    /// The range's counters, one slot for all its ports.
+    pub counter: CounterRef,
+}
+
+impl PublishRange {
+    /// Where `host_port` (host order, inside the range) leads, as the per-port map has it.
+    #[expect(
+        clippy::inline_always,
+        reason = "the datapath calls it on a new flow's first packet: a few instructions, \
+                  cheaper inlined than as a BPF call"
+    )]
+    #[inline(always)]
+    pub fn target(&self, host_port: u16) -> PublishValue {
+        let port = self
+            .container_start
+            .wrapping_add(host_port.wrapping_sub(self.host_start));
+        PublishValue {
+            ip: self.ip,
+            port: port.to_be(),
+            pad: 0,
+            owner: self.owner,
+            counter: self.counter,
+        }
+    }
 }
 
 /// A published port's counters: slot `slot` of [`maps::PORT_COUNTERS`], as long as the
@@ -424,8 +489,12 @@ pub const CONNTRACK_MAX_ENTRIES: u32 = 262_144;
 /// Datagrams in flight as fragments at once (an LRU: the oldest are forgotten first).
 pub const FRAGMENTS_MAX_ENTRIES: u32 = 8192;
 pub const PUBLISH_MAX_ENTRIES: u32 = 131_072;
-/// Counter slots: one per publish map entry, and slot 0, which is never given out.
-pub const PORT_COUNTER_SLOTS: u32 = PUBLISH_MAX_ENTRIES + 1;
+/// Blocks of published port ranges (a range is at most 30 blocks; the trie is not
+/// preallocated, so an unused entry costs nothing).
+pub const PUBLISH_RANGES_MAX_ENTRIES: u32 = 8192;
+/// Counter slots: one per publish map entry, one per range, and slot 0, which is never
+/// given out.
+pub const PORT_COUNTER_SLOTS: u32 = PUBLISH_MAX_ENTRIES + PUBLISH_RANGES_MAX_ENTRIES + 1;
 pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
 pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
 /// Clients whose next hop the fast path remembers (an LRU).
@@ -526,6 +595,8 @@ const _: () = assert!(size_of::<NatConfig>() == 64);
 const _: () = assert!(size_of::<CtTimeouts>() == 24);
 const _: () = assert!(size_of::<PublishKey>() == 8);
 const _: () = assert!(size_of::<PublishValue>() == 24);
+const _: () = assert!(size_of::<PortPrefix>() == 8);
+const _: () = assert!(size_of::<PublishRange>() == 24);
 const _: () = assert!(size_of::<CounterRef>() == 8);
 const _: () = assert!(size_of::<FlowKey>() == 16);
 const _: () = assert!(size_of::<CtEntry>() == 32);
@@ -546,6 +617,10 @@ mod pod {
     unsafe impl aya::Pod for super::PublishKey {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::PublishValue {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::PortPrefix {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::PublishRange {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::FlowKey {}
     // SAFETY: see above.

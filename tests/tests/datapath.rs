@@ -7,12 +7,16 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{
+        Array, HashMap, MapData, PerCpuArray,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use netlab_common::nat::{
-    ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PublishKey, PublishValue, Stat,
-    XDP_META_TRANSLATED, ct_state, flags, maps, programs,
+    ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PORT_PREFIX_FIXED_BITS, PortPrefix,
+    PublishKey, PublishRange, PublishValue, Stat, XDP_META_TRANSLATED, ct_state, flags, maps,
+    programs,
 };
 use netlab_e2e::{
     frames::{Frame, ICMP, TCP, UDP, parse},
@@ -162,6 +166,24 @@ impl Datapath {
         publish.insert(key, value, 0).expect("publishing");
     }
 
+    /// Publishes a range on `ip` (0: every address) as the loader writes one: each of
+    /// `blocks` (first port, bits of the port it fixes) leads to the range's value.
+    fn publish_range(&mut self, ip: Ipv4Addr, blocks: &[(u16, u32)], range: PublishRange) {
+        let mut trie: LpmTrie<&mut MapData, PortPrefix, PublishRange> =
+            LpmTrie::try_from(self.bpf.map_mut(maps::PUBLISH_RANGES).expect("ranges map"))
+                .expect("trie");
+        for &(first, bits) in blocks {
+            let prefix = PortPrefix {
+                ip: u32::from(ip).to_be(),
+                proto: TCP,
+                pad: 0,
+                port: first.to_be(),
+            };
+            let key = Key::new(PORT_PREFIX_FIXED_BITS + bits, prefix);
+            trie.insert(&key, range, 0).expect("publishing a block");
+        }
+    }
+
     /// Runs a tc program on `frame`; returns its verdict and the frame it leaves.
     fn tc(&self, name: &str, frame: &[u8]) -> (i32, Vec<u8>) {
         let program: &SchedClassifier = self
@@ -294,6 +316,83 @@ fn an_unpublished_port_passes_untouched() {
     let frame = Frame::tcp((WAN, 40000), (EXT, 5001), SYN, b"").bytes();
     let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &frame);
     assert_eq!((verdict, out), (TC_ACT_UNSPEC, frame.to_vec()));
+}
+
+/// A range leads each of its ports to the container port at the same offset, in whichever
+/// of its blocks the port falls; the ports around it, and a single port, stay as they were.
+#[test]
+fn a_published_range_translates_each_port_by_its_offset() {
+    let mut dp = Datapath::new();
+    // 8000-8100:80-180, as the loader splits it (the unit tests of netlab check the split).
+    let blocks = [(8000, 10), (8064, 11), (8096, 14), (8100, 16)];
+    let range = PublishRange {
+        ip: u32::from(C1).to_be(),
+        host_start: 8000,
+        container_start: 80,
+        owner: 0,
+        counter: CounterRef::default(),
+    };
+    dp.publish_range(Ipv4Addr::UNSPECIFIED, &blocks, range);
+    for (host_port, container_port) in [
+        (8000, 80),
+        (8063, 143),
+        (8070, 150),
+        (8099, 179),
+        (8100, 180),
+    ] {
+        let syn = Frame::tcp((WAN, 40000 + host_port), (EXT, host_port), SYN, b"");
+        let p = ingress(&dp, &syn);
+        assert_eq!((p.dst, p.ports.1), (C1, container_port), "port {host_port}");
+        assert_checksums(&p);
+        let reply = Frame::tcp(
+            (C1, container_port),
+            (WAN, 40000 + host_port),
+            SYN | ACK,
+            b"",
+        );
+        let p = egress(&dp, &reply);
+        assert_eq!(
+            (p.src, p.ports.0),
+            (EXT, host_port),
+            "reply of port {host_port}"
+        );
+        assert_checksums(&p);
+    }
+    for outside in [7999, 8101] {
+        let frame = Frame::tcp((WAN, 40000), (EXT, outside), SYN, b"").bytes();
+        let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &frame);
+        assert_eq!(
+            (verdict, out),
+            (TC_ACT_UNSPEC, frame.to_vec()),
+            "port {outside}"
+        );
+    }
+    let p = ingress(&dp, &Frame::tcp((WAN, 41000), (EXT, 5000), SYN, b""));
+    assert_eq!(
+        (p.dst, p.ports.1),
+        (C0, 5000),
+        "the single port still leads to netns0"
+    );
+}
+
+/// A range published on one host address is not reached on another.
+#[test]
+fn a_range_on_one_address_is_only_reached_there() {
+    let mut dp = Datapath::new();
+    let range = PublishRange {
+        ip: u32::from(C1).to_be(),
+        host_start: 7000,
+        container_start: 7000,
+        owner: 0,
+        counter: CounterRef::default(),
+    };
+    dp.publish_range(EXT, &[(7000, 15)], range);
+    let p = ingress(&dp, &Frame::tcp((WAN, 40000), (EXT, 7001), SYN, b""));
+    assert_eq!((p.dst, p.ports.1), (C1, 7001));
+    let elsewhere =
+        Frame::tcp((WAN, 40000), (Ipv4Addr::new(198, 18, 0, 9), 7001), SYN, b"").bytes();
+    let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &elsewhere);
+    assert_eq!((verdict, out), (TC_ACT_UNSPEC, elsewhere.to_vec()));
 }
 
 #[test]

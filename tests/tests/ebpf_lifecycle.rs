@@ -16,7 +16,7 @@ use std::{
 use aya::programs::{SchedClassifier, TcAttachType};
 use netlab_e2e::{
     Lab, cmd_ok,
-    harness::{HOST_EXT, Mode, Server, assert_refused},
+    harness::{HOST_EXT, Mode, Server, WAN, assert_http, assert_refused, client},
     netlab_bin, sh_in_ok, unique,
 };
 use serde_json::Value;
@@ -239,8 +239,9 @@ fn up_reattaches_to_a_recreated_container() {
     );
 }
 
-/// What forwards is what `status` shows: a publish-map entry that no command recorded (left
-/// by a crash between the map update and the state file) is removed by the next `up`.
+/// What forwards is what `status` shows: a publish-map entry or a range block that no command
+/// recorded (left by a crash between the map update and the state file) is removed by the
+/// next `up`.
 #[test]
 fn up_removes_ports_that_forward_but_are_not_published() {
     let lab = Lab::up(&["--backend", "ebpf"]);
@@ -271,6 +272,23 @@ fn up_removes_ports_that_forward_but_are_not_published() {
             .success(),
         "the stray entry is there before `up`"
     );
+    // And a range's block, 0.0.0.0:7000-7001/tcp -> 172.18.0.10:7000 (prefix length 48 + 15).
+    let ranges = pins(&lab.name).join(netlab_common::nat::maps::PUBLISH_RANGES);
+    let ranges = ranges.to_str().expect("UTF-8 path");
+    let block = [
+        "63", "0", "0", "0", "0", "0", "0", "0", "6", "0", "0x1b", "0x58",
+    ];
+    let range = [
+        "172", "18", "0", "10", "0x58", "0x1b", "0x58", "0x1b", "0", "0", "0", "0", "0", "0", "0",
+        "0", "0", "0", "0", "0", "0", "0", "0", "0",
+    ];
+    let update: Vec<&str> = ["map", "update", "pinned", ranges, "key"]
+        .into_iter()
+        .chain(block)
+        .chain(["value"])
+        .chain(range)
+        .collect();
+    cmd_ok("bpftool", &update);
     lab.netlab_ok(&["up"]);
     assert!(
         !Command::new("bpftool")
@@ -281,36 +299,128 @@ fn up_removes_ports_that_forward_but_are_not_published() {
             .success(),
         "`up` left a port that forwards but is not published"
     );
+    let blocks = bpftool_json(&["map", "dump", "pinned", ranges, "-j"]);
+    assert_eq!(
+        blocks.as_array().map(Vec::len),
+        Some(0),
+        "`up` left a range block that forwards but is not published: {blocks}"
+    );
     assert!(
         lab.netlab_ok(&["status"]).contains("5000:5000/tcp"),
         "declared ports stay"
     );
 }
 
-/// Unpublishing a range whose entries are partly gone already (a crash in the middle of a
+/// Unpublishing ports whose entries are partly gone already (a crash in the middle of a
 /// batched delete) removes the rest: the batch skips the missing entries, it does not stop
-/// at them.
+/// at them, and so does the removal of a range's blocks.
 #[test]
-fn unpublishing_a_range_partly_gone_removes_the_rest() {
+fn unpublishing_ports_partly_gone_removes_the_rest() {
     let lab = Lab::up(&["--backend", "ebpf"]);
-    lab.netlab_ok(&["publish", "netns1", "9000-9009:9000-9009"]);
-    let map = pins(&lab.name).join(netlab_common::nat::maps::PUBLISH);
-    let map = map.to_str().expect("UTF-8 path");
-    // 0.0.0.0:9000/tcp and 0.0.0.0:9005/tcp, deleted behind netlab's back.
-    for port in ["0x28", "0x2d"] {
-        cmd_ok(
-            "bpftool",
-            &[
-                "map", "delete", "pinned", map, "key", "0", "0", "0", "0", "0x23", port, "6", "0",
-            ],
-        );
-    }
-    lab.netlab_ok(&["unpublish", "netns1", "9000-9009:9000-9009"]);
-    let entries = bpftool_json(&["map", "dump", "pinned", map, "-j"]);
+    lab.netlab_ok(&[
+        "publish",
+        "netns1",
+        "9000-9009:9000-9009",
+        "9100:9100",
+        "9101:9101",
+        "9102:9102",
+    ]);
+    let pins = pins(&lab.name);
+    let map = |name: &str| pins.join(name).to_str().expect("UTF-8 path").to_owned();
+    let (ports, ranges) = (
+        map(netlab_common::nat::maps::PUBLISH),
+        map(netlab_common::nat::maps::PUBLISH_RANGES),
+    );
+    // 0.0.0.0:9101/tcp, and the block 9000-9007/tcp (prefix length 48 + 13), deleted behind
+    // netlab's back.
+    cmd_ok(
+        "bpftool",
+        &[
+            "map", "delete", "pinned", &ports, "key", "0", "0", "0", "0", "0x23", "0x8d", "6", "0",
+        ],
+    );
+    cmd_ok(
+        "bpftool",
+        &[
+            "map", "delete", "pinned", &ranges, "key", "61", "0", "0", "0", "0", "0", "0", "0",
+            "6", "0", "0x23", "0x28",
+        ],
+    );
+    lab.netlab_ok(&[
+        "unpublish",
+        "netns1",
+        "9000-9009:9000-9009",
+        "9100:9100",
+        "9101:9101",
+        "9102:9102",
+    ]);
+    let entries = bpftool_json(&["map", "dump", "pinned", &ports, "-j"]);
     assert_eq!(
         entries.as_array().map(Vec::len),
         Some(1),
         "only 5000:5000 is left: {entries}"
+    );
+    let blocks = bpftool_json(&["map", "dump", "pinned", &ranges, "-j"]);
+    assert_eq!(
+        blocks.as_array().map(Vec::len),
+        Some(0),
+        "no block of the range is left: {blocks}"
+    );
+}
+
+/// Every port of both protocols is 32 entries of the ranges map (16 aligned blocks each), not
+/// 131,070 of the per-port map: the first, a middle and the last port reach their listeners
+/// over TCP, UDP datagrams come back whole, the range counts its traffic, and unpublishing
+/// leaves neither map an entry.
+#[test]
+fn every_port_is_a_few_blocks_and_every_port_forwards() {
+    let lab = Lab::up(&["--backend", "ebpf"]);
+    lab.netlab_ok(&["unpublish", "netns0", "5000:5000"]);
+    let every_port = ["1-65535:1-65535/tcp", "1-65535:1-65535/udp"];
+    lab.netlab_ok(&["publish", "netns1", every_port[0], every_port[1]]);
+    let inspect = lab.netlab_ok(&["inspect", "host"]);
+    for expected in [
+        "map NETLAB_NAT_PUBLISH: 0 entries",
+        "map NETLAB_NAT_PUBLISH_RANGES: 32 entries",
+        "publish *:32768-65535/tcp -> 172.18.0.20:32768-65535 (range from 1)",
+    ] {
+        assert!(inspect.contains(expected), "no {expected:?} in:\n{inspect}");
+    }
+    let _web = Server::start(&lab, "netns1", Mode::Http, &[1, 33333, 65535]);
+    for port in [1, 33333, 65535] {
+        assert_http(&lab, "wan", HOST_EXT, port, port, WAN);
+    }
+    let _echo = Server::start(&lab, "netns1", Mode::Udp, &[53, 65535]);
+    for port in ["53", "65535"] {
+        assert_eq!(
+            client(&lab, "wan", &["udp", HOST_EXT, port, "20"]).trim(),
+            "matched=20/20",
+            "UDP port {port}"
+        );
+    }
+    let rows: Value = serde_json::from_str(&lab.netlab_ok(&["ports", "--json"])).expect("JSON");
+    for spec in every_port {
+        let row = rows
+            .as_array()
+            .and_then(|rows| rows.iter().find(|row| row["spec"] == spec))
+            .unwrap_or_else(|| panic!("no row for {spec}: {rows}"));
+        assert!(
+            row["packets"].as_u64().is_some_and(|packets| packets >= 20),
+            "{spec} counted its traffic: {row}"
+        );
+    }
+    lab.netlab_ok(&["unpublish", "netns1", every_port[0], every_port[1]]);
+    let inspect = lab.netlab_ok(&["inspect", "host"]);
+    assert!(
+        inspect.contains("map NETLAB_NAT_PUBLISH_RANGES: 0 entries"),
+        "{inspect}"
+    );
+    assert_refused(
+        &lab,
+        "wan",
+        HOST_EXT,
+        33333,
+        "no port is published any more",
     );
 }
 

@@ -3,13 +3,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
 };
 use netlab_common::nat::{
     CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CounterRef, CtEntry,
     FRAGMENTS_MAX_ENTRIES, FlowKey, FragEntry, FragKey, NEXT_HOP_MAX_ENTRIES, NatConfig, NextHop,
-    PORT_COUNTER_SLOTS, PUBLISH_MAX_ENTRIES, PublishKey, PublishValue, SOCK_ORIG_MAX_ENTRIES,
-    STAT_COUNT, SockKey, SockOrig, Stat, TrafficCounters, flags,
+    PORT_COUNTER_SLOTS, PORT_PREFIX_FIXED_BITS, PUBLISH_MAX_ENTRIES, PUBLISH_RANGES_MAX_ENTRIES,
+    PortPrefix, PublishKey, PublishRange, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey,
+    SockOrig, Stat, TrafficCounters, flags,
 };
 
 use aya_ebpf::EbpfContext;
@@ -21,6 +22,10 @@ pub static CONFIG: Array<NatConfig> = Array::pinned(1, 0);
 
 #[map(name = "NETLAB_NAT_PUBLISH")]
 pub static PUBLISH: HashMap<PublishKey, PublishValue> = HashMap::pinned(PUBLISH_MAX_ENTRIES, 0);
+
+#[map(name = "NETLAB_NAT_PUBLISH_RANGES")]
+pub static PUBLISH_RANGES: LpmTrie<PortPrefix, PublishRange> =
+    LpmTrie::pinned(PUBLISH_RANGES_MAX_ENTRIES, 0);
 
 #[map(name = "NETLAB_NAT_CT")]
 pub static CONNTRACK: LruHashMap<FlowKey, CtEntry> = LruHashMap::pinned(CONNTRACK_MAX_ENTRIES, 0);
@@ -126,25 +131,39 @@ pub fn published(
     if loopback && !loopback_ok {
         return None;
     }
-    let exact = PublishKey {
+    if let Some(value) = published_on(ip, port, proto) {
+        return Some(value);
+    }
+    if ip != config.external_ip && !loopback {
+        return None;
+    }
+    published_on(0, port, proto)
+}
+
+/// The port published on exactly `ip` (0: every address): a single port, else the range
+/// that holds it.
+#[inline(always)]
+fn published_on(ip: u32, port: u16, proto: u8) -> Option<PublishValue> {
+    let key = PublishKey {
         ip,
         port,
         proto,
         pad: 0,
     };
     // SAFETY: the value is copied out at once.
-    if let Some(value) = unsafe { PUBLISH.get(exact) } {
+    if let Some(value) = unsafe { PUBLISH.get(key) } {
         return Some(*value);
     }
-    if ip != config.external_ip && !loopback {
-        return None;
-    }
-    let any = PublishKey {
-        ip: 0,
-        port,
-        proto,
-        pad: 0,
-    };
-    // SAFETY: the value is copied out at once.
-    unsafe { PUBLISH.get(any) }.copied()
+    let prefix = Key::new(
+        PORT_PREFIX_FIXED_BITS + 16,
+        PortPrefix {
+            ip,
+            proto,
+            pad: 0,
+            port,
+        },
+    );
+    PUBLISH_RANGES
+        .get(prefix)
+        .map(|range| range.target(u16::from_be(port)))
 }

@@ -6,6 +6,7 @@ pub(crate) mod attach;
 mod batch;
 mod block;
 pub mod events;
+mod ranges;
 pub(crate) mod tables;
 
 use netlab_common::nat::{CtEntry, FlowKey, ct_flags, ct_state, maps as map_names, programs};
@@ -142,15 +143,20 @@ impl NatBackend for Ebpf {
         lines.extend(block_filter);
         for publish in &ctx.lab.publish {
             if let Some(container) = ctx.lab.container(&publish.node) {
+                let spec = &publish.spec;
+                let (map, entries) = if ranges::is_range(spec) {
+                    let blocks = ranges::range_keys(spec).len();
+                    (map_names::PUBLISH_RANGES, format!("{blocks} blocks"))
+                } else {
+                    (map_names::PUBLISH, "1 port".to_owned())
+                };
                 lines.push(format!(
-                    "bpftool map update pinned {dir}/{} key <{} {}/{}> value <{container_ip}:{}>   # x{} ports",
-                    map_names::PUBLISH,
-                    publish.spec.host_ip.map_or_else(|| "*".to_string(), |ip| ip.to_string()),
-                    publish.spec.host,
-                    publish.spec.proto,
-                    publish.spec.container,
-                    publish.spec.host.len(),
-                    container_ip = container.address,
+                    "bpftool map update pinned {dir}/{map} key <{} {}/{}> value <{}:{}>   # {entries}",
+                    spec.host_ip.map_or_else(|| "*".to_string(), |ip| ip.to_string()),
+                    spec.host,
+                    spec.proto,
+                    container.address,
+                    spec.container,
                 ));
             }
         }

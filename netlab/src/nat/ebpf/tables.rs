@@ -6,7 +6,7 @@ use std::{collections::HashSet, fmt::Write as _, net::Ipv4Addr, path::PathBuf};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use netlab_common::nat::{
     ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PORT_COUNTER_SLOTS,
-    PUBLISH_MAX_ENTRIES, PublishKey, PublishValue, Stat, TrafficCounters, ct_flags,
+    PUBLISH_MAX_ENTRIES, PublishKey, PublishRange, PublishValue, Stat, TrafficCounters, ct_flags,
     maps as map_names,
 };
 
@@ -18,7 +18,10 @@ use crate::{
     ports::{PortSpec, Proto},
 };
 
-use super::{batch, pin_dir};
+use super::{
+    batch, pin_dir,
+    ranges::{self, RangeKey},
+};
 
 /// The pinned maps of one lab.
 #[derive(Debug)]
@@ -74,7 +77,7 @@ impl Tables {
         Self { dir }
     }
 
-    fn data(&self, name: &str) -> Result<MapData> {
+    pub(super) fn data(&self, name: &str) -> Result<MapData> {
         let path = self.dir.join(name);
         MapData::from_pin(&path)
             .map_err(|err| Error::ebpf(format!("opening {}", path.display()), err))
@@ -83,14 +86,18 @@ impl Tables {
     /// Bytes of kernel memory the published ports' maps take (the map and its counters,
     /// preallocated for their largest size), as `memlock` in the maps' fdinfo.
     pub fn publish_memory(&self) -> Result<u64> {
-        [map_names::PUBLISH, map_names::PORT_COUNTERS]
-            .iter()
-            .map(|name| {
-                let map = self.data(name)?;
-                crate::bpf_loader::map_memory(&map)
-                    .map_err(|err| Error::io(format!("reading the memory of map {name}"), err))
-            })
-            .sum()
+        [
+            map_names::PUBLISH,
+            map_names::PUBLISH_RANGES,
+            map_names::PORT_COUNTERS,
+        ]
+        .iter()
+        .map(|name| {
+            let map = self.data(name)?;
+            crate::bpf_loader::map_memory(&map)
+                .map_err(|err| Error::io(format!("reading the memory of map {name}"), err))
+        })
+        .sum()
     }
 
     pub(crate) fn publish_map(&self) -> Result<HashMap<MapData, PublishKey, PublishValue>> {
@@ -148,10 +155,17 @@ impl Tables {
     /// counter slots needs), however many specs it then writes.
     pub(crate) fn port_writer(&self) -> Result<PortWriter<'_>> {
         let existing = self.published()?;
-        let free = FreeSlots::new(existing.values().map(|value| value.counter.slot));
+        let ranges = self.published_ranges()?;
+        let free = FreeSlots::new(
+            existing
+                .values()
+                .map(|value| value.counter.slot)
+                .chain(ranges.values().map(|range| range.counter.slot)),
+        );
         Ok(PortWriter {
             tables: self,
             existing,
+            ranges,
             free,
             generation: new_generation()?,
         })
@@ -164,10 +178,15 @@ impl Tables {
         let mut gone = HashSet::new();
         for publish in removed {
             crash_point::reached("", &format!("map unpublish {}", publish.spec));
-            let keys: Vec<PublishKey> = publish_keys(publish).map(|(key, _)| key).collect();
-            self.remove_ports(&keys, &publish.spec.to_string())?;
+            let what = publish.spec.to_string();
+            if ranges::is_range(&publish.spec) {
+                self.remove_ranges(&ranges::range_keys(&publish.spec), &what)?;
+            } else {
+                let keys: Vec<PublishKey> = publish_keys(publish).map(|(key, _)| key).collect();
+                self.remove_ports(&keys, &what)?;
+            }
             if publish.spec.proto == Proto::Udp {
-                gone.extend(keys);
+                gone.extend(publish_keys(publish).map(|(key, _)| key));
             }
         }
         self.forget_flows(&gone)
@@ -213,34 +232,58 @@ impl Tables {
     /// Removes the ports that forward but that `lab` does not publish (left by a crashed
     /// command; their counter slots are free again): what forwards is what `status` shows.
     pub fn prune(&self, lab: &Lab) -> Result<()> {
-        let wanted: HashSet<PublishKey> = lab
+        let (ranges, ports): (Vec<&Publish>, Vec<&Publish>) = lab
             .publish
             .iter()
+            .partition(|publish| ranges::is_range(&publish.spec));
+        let wanted: HashSet<PublishKey> = ports
+            .iter()
             .flat_map(|publish| publish_keys(publish).map(|(key, _)| key))
+            .collect();
+        let wanted_ranges: HashSet<RangeKey> = ranges
+            .iter()
+            .flat_map(|publish| ranges::range_keys(&publish.spec))
             .collect();
         let stale: Vec<PublishKey> = self
             .published()?
             .into_keys()
             .filter(|key| !wanted.contains(key))
             .collect();
-        if stale.is_empty() {
+        let stale_ranges: Vec<RangeKey> = self
+            .published_ranges()?
+            .into_keys()
+            .filter(|key| !wanted_ranges.contains(key))
+            .collect();
+        if stale.is_empty() && stale_ranges.is_empty() {
             return Ok(());
         }
         crash_point::reached("", "map prune");
-        self.remove_ports(&stale, "ports no command published")
+        self.remove_ports(&stale, "ports no command published")?;
+        self.remove_ranges(&stale_ranges, "port ranges no command published")
     }
 
     /// Packets and bytes per published spec, summed over its ports and the CPUs.
     pub fn port_counters(&self, lab: &Lab) -> Result<Vec<PortCounters>> {
         let counters = self.port_counters_map()?;
         let published = self.published()?;
+        let published_ranges = self.published_ranges()?;
         let mut rows = Vec::new();
         for publish in &lab.publish {
+            // A range counts in one slot, which all its blocks name.
+            let slots: Vec<CounterRef> = if ranges::is_range(&publish.spec) {
+                ranges::range_keys(&publish.spec)
+                    .first()
+                    .and_then(|key| published_ranges.get(key))
+                    .map(|range| range.counter)
+                    .into_iter()
+                    .collect()
+            } else {
+                publish_keys(publish)
+                    .filter_map(|(key, _)| published.get(&key).map(|value| value.counter))
+                    .collect()
+            };
             let (mut packets, mut bytes) = (0, 0);
-            for (key, _) in publish_keys(publish) {
-                let Some(counter) = published.get(&key).map(|value| value.counter) else {
-                    continue;
-                };
+            for counter in slots {
                 if let Ok(values) = counters.get(&counter.slot, 0) {
                     for value in values.iter().filter(|v| v.generation == counter.generation) {
                         packets += value.packets;
@@ -309,8 +352,15 @@ impl Tables {
             let _ = writeln!(out, "attached: {link}");
         }
         let publish = self.publish_map()?.keys().count();
+        let mut published_ranges: Vec<_> = self.published_ranges()?.into_iter().collect();
         let conntrack = self.conntrack_map()?.keys().count();
         let _ = writeln!(out, "map {}: {publish} entries", map_names::PUBLISH);
+        let _ = writeln!(
+            out,
+            "map {}: {} entries",
+            map_names::PUBLISH_RANGES,
+            published_ranges.len()
+        );
         let _ = writeln!(out, "map {}: {conntrack} entries", map_names::CONNTRACK);
         for (name, value) in self.stats()? {
             let _ = writeln!(out, "stat {name}: {value}");
@@ -329,6 +379,19 @@ impl Tables {
                 endpoint(target.ip, target.port)
             );
         }
+        published_ranges.sort_by_key(|(key, _)| (key.prefix.proto, key.prefix.ip, key.block.first));
+        for (key, range) in published_ranges.iter().take(40) {
+            let (first, last) = (key.block.first, key.block.last());
+            let _ = writeln!(
+                out,
+                "publish {}-{last}/{} -> {}-{} (range from {})",
+                endpoint(key.prefix.ip, key.prefix.port).replacen("0.0.0.0:", "*:", 1),
+                crate::ports::protocol_name(key.prefix.proto),
+                endpoint(range.ip, range.target(first).port),
+                u16::from_be(range.target(last).port),
+                range.host_start,
+            );
+        }
         Ok(out)
     }
 }
@@ -345,40 +408,32 @@ fn reply_key(key: &FlowKey, entry: &CtEntry) -> FlowKey {
     }
 }
 
-/// Writes the ports of one command, spec after spec, from one read of the publish map.
+/// Writes the ports of one command, spec after spec, from one read of the publish maps.
 pub(crate) struct PortWriter<'a> {
     tables: &'a Tables,
     /// The publish map as read, and as this writer has written it since.
     existing: std::collections::HashMap<PublishKey, PublishValue>,
+    /// The ranges map, the same way.
+    ranges: std::collections::HashMap<RangeKey, PublishRange>,
     free: FreeSlots,
     /// The counter generation of the slots this command gives out.
     generation: u32,
 }
 
 impl PortWriter<'_> {
-    /// Forwards the host ports of `spec` to `container`, marked as `owner`'s.
+    /// Forwards the host ports of `spec` to `container`, marked as `owner`'s: a single port
+    /// in the per-port map, a range as its blocks.
     pub(crate) fn write(&mut self, spec: &PortSpec, container: Ipv4Addr, owner: u64) -> Result<()> {
+        if ranges::is_range(spec) {
+            return self.write_range(spec, container, owner);
+        }
         let ip = u32::from(container).to_be();
         let mut new_slots = Vec::new();
         let mut keys = Vec::new();
         let mut values = Vec::new();
         for (key, container_port) in spec_keys(spec) {
-            // A port published again (by `up`) keeps its counter, and its counts.
-            let counter = match self.existing.get(&key) {
-                Some(value) if value.counter.slot != 0 => value.counter,
-                _ => {
-                    let slot = self.free.take().ok_or_else(|| {
-                        Error::invalid(format!(
-                            "publishing {spec}: no counter slot left (at most {PUBLISH_MAX_ENTRIES} ports)"
-                        ))
-                    })?;
-                    new_slots.push(slot);
-                    CounterRef {
-                        slot,
-                        generation: self.generation,
-                    }
-                }
-            };
+            let earlier = self.existing.get(&key).map(|value| value.counter);
+            let counter = self.counter(earlier, spec, &mut new_slots)?;
             keys.push(key);
             values.push(PublishValue {
                 ip,
@@ -388,27 +443,76 @@ impl PortWriter<'_> {
                 counter,
             });
         }
-        // Counters first, zeroed and with their new generation on every CPU: a flow that
-        // outlived the slot's previous port stops counting here.
-        let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
-        let fresh = TrafficCounters {
-            generation: self.generation,
-            ..TrafficCounters::default()
-        };
-        let counters = vec![fresh; new_slots.len() * cpus];
-        batch::update_per_cpu(
-            &self.tables.data(map_names::PORT_COUNTERS)?,
-            &new_slots,
-            &counters,
-            cpus,
-        )
-        .map_err(|err| Error::io(format!("adding the counters of {spec}"), err))?;
+        self.reset_counters(&new_slots, spec)?;
         // Every port as the caller says: one a crashed command left forwarding elsewhere
         // is set right, one already right is written the same.
         batch::update(&self.tables.data(map_names::PUBLISH)?, &keys, &values)
             .map_err(|err| Error::io(format!("publishing {spec}"), err))?;
         self.existing.extend(keys.into_iter().zip(values));
         Ok(())
+    }
+
+    /// A range: one counter slot, and the same value in each of its blocks.
+    fn write_range(&mut self, spec: &PortSpec, container: Ipv4Addr, owner: u64) -> Result<()> {
+        let keys = ranges::range_keys(spec);
+        let earlier = keys
+            .first()
+            .and_then(|key| self.ranges.get(key))
+            .filter(|range| range.host_start == spec.host.start)
+            .map(|range| range.counter);
+        let mut new_slots = Vec::new();
+        let range = PublishRange {
+            ip: u32::from(container).to_be(),
+            host_start: spec.host.start,
+            container_start: spec.container.start,
+            owner,
+            counter: self.counter(earlier, spec, &mut new_slots)?,
+        };
+        self.reset_counters(&new_slots, spec)?;
+        self.tables.write_range(&keys, range, &spec.to_string())?;
+        self.ranges.extend(keys.into_iter().map(|key| (key, range)));
+        Ok(())
+    }
+
+    /// The counter of a port or range: the one it had (published again by `up`, it keeps
+    /// its counts), else a free slot, added to `new_slots`.
+    fn counter(
+        &mut self,
+        earlier: Option<CounterRef>,
+        spec: &PortSpec,
+        new_slots: &mut Vec<u32>,
+    ) -> Result<CounterRef> {
+        if let Some(counter) = earlier.filter(|counter| counter.slot != 0) {
+            return Ok(counter);
+        }
+        let slot = self.free.take().ok_or_else(|| {
+            Error::invalid(format!(
+                "publishing {spec}: no counter slot left (at most {PUBLISH_MAX_ENTRIES} ports)"
+            ))
+        })?;
+        new_slots.push(slot);
+        Ok(CounterRef {
+            slot,
+            generation: self.generation,
+        })
+    }
+
+    /// Zeroes `slots` with this command's generation on every CPU, before any port names
+    /// them: a flow that outlived a slot's previous port stops counting there.
+    fn reset_counters(&self, slots: &[u32], spec: &PortSpec) -> Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, err)| Error::io("counting CPUs", err))?;
+        let fresh = TrafficCounters {
+            generation: self.generation,
+            ..TrafficCounters::default()
+        };
+        let counters = vec![fresh; slots.len() * cpus];
+        batch::update_per_cpu(
+            &self.tables.data(map_names::PORT_COUNTERS)?,
+            slots,
+            &counters,
+            cpus,
+        )
+        .map_err(|err| Error::io(format!("adding the counters of {spec}"), err))
     }
 }
 
