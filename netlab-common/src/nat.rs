@@ -31,8 +31,10 @@ pub mod maps {
     pub const FRAGMENTS: &str = "NETLAB_NAT_FRAGMENTS";
     /// `PerCpuArray<u64>`, one slot: when each CPU last logged a drop.
     pub const DROP_LOG: &str = "NETLAB_NAT_DROP_LOG";
-    /// `LruHashMap<u32 /* client address, network order */, NextHop>`: where the fast path
-    /// sends replies to a client, learned from the FIB and checked again about once a second.
+    /// `PerCpuArray<NextHop>` of [`super::NEXT_HOP_SLOTS`]: where the fast path sends replies
+    /// to a client, learned from the FIB and checked again about once a second. A cache with
+    /// one place per client ([`super::next_hop_slot`]), so that finding it is an array access,
+    /// not a hash lookup; per CPU, so that no reader sees a half-written hop.
     pub const NEXT_HOP: &str = "NETLAB_NAT_NEXT_HOP";
 
     /// Every NAT map. The eBPF side must spell its map names as literals; a unit test of
@@ -497,8 +499,20 @@ pub const PUBLISH_RANGES_MAX_ENTRIES: u32 = 8192;
 pub const PORT_COUNTER_SLOTS: u32 = PUBLISH_MAX_ENTRIES + PUBLISH_RANGES_MAX_ENTRIES + 1;
 pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
 pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
-/// Clients whose next hop the fast path remembers (an LRU).
-pub const NEXT_HOP_MAX_ENTRIES: u32 = 16_384;
+/// Places in the fast path's cache of next hops, per CPU (a power of two). Two clients whose
+/// places collide take turns: each miss costs one FIB lookup.
+pub const NEXT_HOP_SLOTS: u32 = 4096;
+
+/// The place of `client` (network order) in the next-hop cache: a multiplicative hash, so
+/// that neighbouring addresses spread.
+#[expect(
+    clippy::inline_always,
+    reason = "two instructions on every fast-pathed reply: a BPF call would cost more"
+)]
+#[inline(always)]
+pub const fn next_hop_slot(client: u32) -> u32 {
+    client.wrapping_mul(0x9e37_79b1) >> (32 - NEXT_HOP_SLOTS.trailing_zeros())
+}
 
 /// Where a reply to one client leaves: what `bpf_fib_lookup` said, remembered so that an
 /// established flow's replies need no FIB lookup.
@@ -509,13 +523,15 @@ pub struct NextHop {
     pub learned_ns: u64,
     /// The device to send on (host order).
     pub ifindex: u32,
-    /// Its MTU (host order): a longer packet goes the FIB's way.
+    /// The client it leads to (network order); 0 for a place never filled.
+    pub client: u32,
+    /// The device's MTU (host order): a longer packet goes the FIB's way.
     pub mtu: u16,
     /// Ethernet destination (the next hop's MAC) and source (the device's).
     pub dmac: [u8; 6],
     pub smac: [u8; 6],
     /// Explicit padding, always 0.
-    pub pad: [u8; 6],
+    pub pad: [u8; 2],
 }
 
 /// Lifetimes of conntrack entries without traffic, in seconds, by protocol and TCP state

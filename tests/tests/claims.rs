@@ -704,29 +704,42 @@ fn the_fast_path_remembers_the_next_hop_and_checks_it_again() {
         lab.name,
         netlab_common::nat::maps::NEXT_HOP
     );
-    // The remembered destination MAC for replies to `wan` (198.18.0.2), as "aa:bb:..".
+    // The remembered destination MAC for replies to `wan` (198.18.0.2), as "aa:bb:..": the
+    // freshest of the CPUs' copies of its place in the cache.
+    let wan = u32::from(WAN.parse::<std::net::Ipv4Addr>().expect("address")).to_be();
+    let slot = netlab_common::nat::next_hop_slot(wan)
+        .to_le_bytes()
+        .map(|b| b.to_string());
     let remembered = || -> Option<String> {
-        let dump = netlab_e2e::cmd_ok("bpftool", &["-j", "map", "dump", "pinned", &map]);
-        let entries: Value = serde_json::from_str(&dump).expect("bpftool JSON");
-        entries.as_array()?.iter().find_map(|entry| {
-            let bytes = |field: &str| -> Vec<u8> {
-                entry[field]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|b| {
-                        u8::from_str_radix(b.as_str()?.trim_start_matches("0x"), 16).ok()
-                    })
-                    .collect()
-            };
-            (bytes("key") == [198, 18, 0, 2]).then(|| {
-                bytes("value")[14..20]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
+        let mut lookup = vec!["-j", "map", "lookup", "pinned", map.as_str(), "key"];
+        lookup.extend(slot.iter().map(String::as_str));
+        let found: Value =
+            serde_json::from_str(&netlab_e2e::cmd_ok("bpftool", &lookup)).expect("bpftool JSON");
+        let hops = found["values"].as_array()?.iter().map(|copy| {
+            copy["value"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| u8::from_str_radix(b.as_str()?.trim_start_matches("0x"), 16).ok())
+                .collect::<Vec<u8>>()
+        });
+        // NextHop: learned_ns (8 bytes), ifindex (4), client (4), mtu (2), dmac (6), ...
+        let (_, hop) = hops
+            .filter(|hop| hop.len() == 32 && hop[12..16] == [198, 18, 0, 2])
+            .map(|hop| {
+                (
+                    u64::from_le_bytes(hop[..8].try_into().expect("8 bytes")),
+                    hop,
+                )
             })
-        })
+            .max_by_key(|(learned, _)| *learned)?;
+        Some(
+            hop[18..24]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        )
     };
     assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
     assert_eq!(

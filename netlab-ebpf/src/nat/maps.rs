@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use netlab_common::nat::{
     CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CounterRef, CtEntry,
-    FRAGMENTS_MAX_ENTRIES, FlowKey, FragEntry, FragKey, NEXT_HOP_MAX_ENTRIES, NatConfig, NextHop,
+    FRAGMENTS_MAX_ENTRIES, FlowKey, FragEntry, FragKey, NEXT_HOP_SLOTS, NatConfig, NextHop,
     PORT_COUNTER_SLOTS, PORT_PREFIX_FIXED_BITS, PUBLISH_MAX_ENTRIES, PUBLISH_RANGES_MAX_ENTRIES,
     PortPrefix, PublishKey, PublishRange, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey,
     SockOrig, Stat, TrafficCounters, flags,
@@ -49,7 +49,7 @@ pub static DEVMAP: DevMapHash = DevMapHash::pinned(CONTAINERS_MAX_ENTRIES, 0);
 pub static FRAGMENTS: LruHashMap<FragKey, FragEntry> = LruHashMap::pinned(FRAGMENTS_MAX_ENTRIES, 0);
 
 #[map(name = "NETLAB_NAT_NEXT_HOP")]
-pub static NEXT_HOP: LruHashMap<u32, NextHop> = LruHashMap::pinned(NEXT_HOP_MAX_ENTRIES, 0);
+pub static NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(NEXT_HOP_SLOTS, 0);
 
 /// When each CPU last logged a drop (`bpf_ktime_get_ns`), to rate-limit drop events.
 #[map(name = "NETLAB_NAT_DROP_LOG")]

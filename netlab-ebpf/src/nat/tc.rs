@@ -19,7 +19,7 @@ use aya_ebpf::{
 };
 use netlab_common::nat::{
     CounterRef, CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, NextHop, Stat, XDP_META_TRANSLATED,
-    ct_flags, flags,
+    ct_flags, flags, next_hop_slot,
 };
 
 use super::{
@@ -479,8 +479,9 @@ const NEXT_HOP_LIFETIME_NS: u64 = 1_000_000_000;
 /// FIB is asked, and its answer remembered.
 #[inline(always)]
 fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, Stat> {
-    // SAFETY: the value is copied out at once.
-    if let Some(hop) = unsafe { NEXT_HOP.get(entry.dst_ip) }.copied()
+    // A per-CPU slot, copied out at once: no one writes it meanwhile.
+    if let Some(hop) = NEXT_HOP.get(next_hop_slot(entry.dst_ip)).copied()
+        && hop.client == entry.dst_ip
         && entry.last_seen_ns.wrapping_sub(hop.learned_ns) < NEXT_HOP_LIFETIME_NS
         && pkt.len <= hop.mtu
         && pkt.ttl > 1
@@ -558,13 +559,17 @@ fn fib_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, 
     let hop = NextHop {
         learned_ns: entry.last_seen_ns,
         ifindex: params.ifindex,
+        client: entry.dst_ip,
         // With tot_len 0, the lookup reports the device's MTU here.
         // SAFETY: a union of two u16.
         mtu: unsafe { params.__bindgen_anon_1.mtu_result },
         dmac: params.dmac,
         smac: params.smac,
-        pad: [0; 6],
+        pad: [0; 2],
     };
-    let _ = NEXT_HOP.insert(entry.dst_ip, hop, 0);
+    if let Some(place) = NEXT_HOP.get_ptr_mut(next_hop_slot(entry.dst_ip)) {
+        // SAFETY: this CPU's copy of the slot; nothing else writes it meanwhile.
+        unsafe { *place = hop };
+    }
     send_reply(ctx, pkt, entry, &hop)
 }
