@@ -31,15 +31,20 @@ pub mod maps {
     pub const FRAGMENTS: &str = "NETLAB_NAT_FRAGMENTS";
     /// `PerCpuArray<u64>`, one slot: when each CPU last logged a drop.
     pub const DROP_LOG: &str = "NETLAB_NAT_DROP_LOG";
-    /// `PerCpuArray<NextHop>` of [`super::NEXT_HOP_SLOTS`]: where the fast path sends replies
+    /// `PerCpuArray<NextHop>` of [`super::CACHE_SLOTS`]: where the fast path sends replies
     /// to a client, learned from the FIB and checked again about once a second. A cache with
-    /// one place per client ([`super::next_hop_slot`]), so that finding it is an array access,
+    /// one place per client ([`super::cache_slot`]), so that finding it is an array access,
     /// not a hash lookup; per CPU, so that no reader sees a half-written hop.
     pub const NEXT_HOP: &str = "NETLAB_NAT_NEXT_HOP";
+    /// `PerCpuArray<CachedContainer>` of [`super::CACHE_SLOTS`]: the fast path's copies of
+    /// [`CONTAINERS`] entries, one place per container address, valid for one
+    /// [`super::NatConfig::containers_generation`]: an established flow into a container
+    /// costs its conntrack lookup and an array access.
+    pub const CONTAINER_CACHE: &str = "NETLAB_NAT_CONTAINER_CACHE";
 
     /// Every NAT map. The eBPF side must spell its map names as literals; a unit test of
     /// netlab checks the built object against this list, so the two cannot drift apart.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         CONFIG,
         PUBLISH,
         PUBLISH_RANGES,
@@ -52,6 +57,7 @@ pub mod maps {
         FRAGMENTS,
         DROP_LOG,
         NEXT_HOP,
+        CONTAINER_CACHE,
     ];
 }
 
@@ -123,8 +129,10 @@ pub struct NatConfig {
     pub subnet_mask: u32,
     /// [`flags`] (host order).
     pub flags: u32,
-    /// Explicit padding.
-    pub pad: u32,
+    /// A new random value each time the loader writes the config, which it does after every
+    /// change of [`maps::CONTAINERS`] (host order): the datapath's container cache holds
+    /// only what it read under the current value.
+    pub containers_generation: u32,
     /// Network namespace cookie of the host node, for the cgroup hooks (host order).
     pub host_netns_cookie: u64,
     /// MAC address of the bridge, the source of frames netlab hands to containers.
@@ -366,6 +374,18 @@ pub struct ContainerInfo {
     pub owner: u64,
 }
 
+/// A container as the fast path's cache holds it: a copy of its [`maps::CONTAINERS`] entry,
+/// taken under one [`NatConfig::containers_generation`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedContainer {
+    /// The container's address (network order); 0 for a place never filled.
+    pub ip: u32,
+    /// The generation it was read under (host order).
+    pub generation: u32,
+    pub info: ContainerInfo,
+}
+
 /// Packet and byte counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -499,19 +519,20 @@ pub const PUBLISH_RANGES_MAX_ENTRIES: u32 = 8192;
 pub const PORT_COUNTER_SLOTS: u32 = PUBLISH_MAX_ENTRIES + PUBLISH_RANGES_MAX_ENTRIES + 1;
 pub const CONTAINERS_MAX_ENTRIES: u32 = 4096;
 pub const SOCK_ORIG_MAX_ENTRIES: u32 = 65_536;
-/// Places in the fast path's cache of next hops, per CPU (a power of two). Two clients whose
-/// places collide take turns: each miss costs one FIB lookup.
-pub const NEXT_HOP_SLOTS: u32 = 4096;
+/// Places in each of the fast path's caches (next hops, containers), per CPU (a power of
+/// two). Two addresses whose places collide take turns: each miss costs the lookup the
+/// cache saves.
+pub const CACHE_SLOTS: u32 = 4096;
 
-/// The place of `client` (network order) in the next-hop cache: a multiplicative hash, so
-/// that neighbouring addresses spread.
+/// The place of an address (network order) in the fast path's caches: a multiplicative
+/// hash, so that neighbouring addresses spread.
 #[expect(
     clippy::inline_always,
     reason = "two instructions on every fast-pathed reply: a BPF call would cost more"
 )]
 #[inline(always)]
-pub const fn next_hop_slot(client: u32) -> u32 {
-    client.wrapping_mul(0x9e37_79b1) >> (32 - NEXT_HOP_SLOTS.trailing_zeros())
+pub const fn cache_slot(ip: u32) -> u32 {
+    ip.wrapping_mul(0x9e37_79b1) >> (32 - CACHE_SLOTS.trailing_zeros())
 }
 
 /// Where a reply to one client leaves: what `bpf_fib_lookup` said, remembered so that an
@@ -621,6 +642,7 @@ const _: () = assert!(size_of::<FragKey>() == 12);
 const _: () = assert!(size_of::<FragEntry>() == 12);
 const _: () = assert!(size_of::<TrafficCounters>() == 24);
 const _: () = assert!(size_of::<NextHop>() == 32);
+const _: () = assert!(size_of::<CachedContainer>() == 32);
 const _: () = assert!(size_of::<SockKey>() == 16);
 const _: () = assert!(size_of::<SockOrig>() == 8);
 
@@ -659,4 +681,6 @@ mod pod {
     unsafe impl aya::Pod for super::SockOrig {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::NextHop {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::CachedContainer {}
 }

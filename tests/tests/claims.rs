@@ -707,7 +707,7 @@ fn the_fast_path_remembers_the_next_hop_and_checks_it_again() {
     // The remembered destination MAC for replies to `wan` (198.18.0.2), as "aa:bb:..": the
     // freshest of the CPUs' copies of its place in the cache.
     let wan = u32::from(WAN.parse::<std::net::Ipv4Addr>().expect("address")).to_be();
-    let slot = netlab_common::nat::next_hop_slot(wan)
+    let slot = netlab_common::nat::cache_slot(wan)
         .to_le_bytes()
         .map(|b| b.to_string());
     let remembered = || -> Option<String> {

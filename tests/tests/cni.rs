@@ -479,7 +479,8 @@ fn without_a_default_route_the_external_device_is_named() {
 
 /// A container gone without netlab-cni's DEL leaves its entries; when the IPAM gives its
 /// address to a new container, that ADD removes them: the old port stops forwarding, the
-/// old hook goes, the new container's port works.
+/// old hook goes, the new container's port works, on each CPU, whose fast path had the old
+/// container cached.
 #[test]
 fn a_stale_owner_of_the_address_is_removed() {
     let host = CniHost::new("1.0.0");
@@ -487,6 +488,15 @@ fn a_stale_owner_of_the_address_is_removed() {
         .add("old", &json!([tcp(8080, 80)]))
         .expect("ADD of old");
     let address = CniHost::address_of(&old);
+    {
+        let _server = Server::start(&host.lab, "old", Mode::Http, &[80]);
+        for cpu in 0..2 {
+            host.lab.sh_ok(
+                "wan",
+                &format!("taskset -c {cpu} curl -sS --fail --max-time 5 -o /dev/null http://{HOST_EXT}:8080/"),
+            );
+        }
+    }
     assert!(host.bridge_del("old"));
     let args = format!("IgnoreUnknown=1;IP={address}");
     let new = host
@@ -502,6 +512,14 @@ fn a_stale_owner_of_the_address_is_removed() {
         "the IPAM gave the address out again"
     );
     let _server = Server::start(&host.lab, "new", Mode::Http, &[80]);
+    for cpu in 0..2 {
+        host.lab.sh_ok(
+            "wan",
+            &format!(
+                "taskset -c {cpu} curl -sS --fail --max-time 5 -o /dev/null http://{HOST_EXT}:8081/"
+            ),
+        );
+    }
     assert_http(&host.lab, "wan", HOST_EXT, 8081, 80, WAN);
     assert_refused(
         &host.lab,

@@ -34,6 +34,8 @@ const ACK: u8 = 0x10;
 const TC_ACT_UNSPEC: i32 = -1;
 /// tc's "drop" verdict.
 const TC_ACT_SHOT: i32 = 2;
+/// tc's verdict after `bpf_redirect*`.
+const TC_ACT_REDIRECT: i32 = 7;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
@@ -130,12 +132,17 @@ impl Datapath {
 
     /// Tells the datapath where container `ip` is (its host-side veth's index).
     fn add_container(&mut self, ip: Ipv4Addr, host_ifindex: u32) {
+        self.set_container(ip, host_ifindex, [2, 0, 0, 0, 0, 0x10]);
+    }
+
+    /// Writes container `ip`'s entry, as the loader does (the config is not touched).
+    fn set_container(&mut self, ip: Ipv4Addr, host_ifindex: u32, mac: [u8; 6]) {
         let mut containers: HashMap<&mut MapData, u32, ContainerInfo> =
             HashMap::try_from(self.bpf.map_mut(maps::CONTAINERS).expect("containers map"))
                 .expect("hash map");
         let info = ContainerInfo {
             host_ifindex,
-            mac: [2, 0, 0, 0, 0, 0x10],
+            mac,
             pad: [0; 6],
             owner: 0,
         };
@@ -976,6 +983,43 @@ fn a_reply_to_a_host_process_is_never_hairpinned() {
     let syn = Frame::tcp((C1, 40000), (EXT, 5000), SYN, b"").bytes();
     let (_, out) = dp.tc(programs::TC_CONTAINER_INGRESS, &syn);
     assert_eq!(parse(&out).dst, C0, "a SYN from a container is hairpinned");
+}
+
+/// The fast path finds a container in a per-CPU cache; a container re-created under the same
+/// address (a new veth, a new MAC) is reached through its new one once the loader has written
+/// a new containers generation, as it does after every change of the containers.
+#[test]
+fn a_recreated_container_is_reached_through_its_new_device() {
+    // One CPU, so that both packets meet the same CPU's cache.
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
+            0
+        );
+    }
+    let mut dp = Datapath::new();
+    dp.add_flags(flags::FAST_PATH);
+    let (old_mac, new_mac) = ([2, 0, 0, 0, 0, 0x10], [2, 0, 0, 0, 0, 0x11]);
+    dp.set_container(C0, 4242, old_mac);
+    let syn = |port| Frame::tcp((WAN, port), (EXT, 5000), SYN, b"").bytes();
+    let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &syn(41200));
+    assert_eq!(
+        (verdict, &out[..6]),
+        (TC_ACT_REDIRECT, &old_mac[..]),
+        "to the container"
+    );
+
+    dp.set_container(C0, 4343, new_mac);
+    dp.edit_config(|config| config.containers_generation ^= 1);
+    let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &syn(41201));
+    assert_eq!(
+        (verdict, &out[..6]),
+        (TC_ACT_REDIRECT, &new_mac[..]),
+        "to the re-created container, not through the cached copy of the old one"
+    );
 }
 
 #[test]

@@ -6,11 +6,11 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
 };
 use netlab_common::nat::{
-    CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, ContainerInfo, CounterRef, CtEntry,
-    FRAGMENTS_MAX_ENTRIES, FlowKey, FragEntry, FragKey, NEXT_HOP_SLOTS, NatConfig, NextHop,
+    CACHE_SLOTS, CONNTRACK_MAX_ENTRIES, CONTAINERS_MAX_ENTRIES, CachedContainer, ContainerInfo,
+    CounterRef, CtEntry, FRAGMENTS_MAX_ENTRIES, FlowKey, FragEntry, FragKey, NatConfig, NextHop,
     PORT_COUNTER_SLOTS, PORT_PREFIX_FIXED_BITS, PUBLISH_MAX_ENTRIES, PUBLISH_RANGES_MAX_ENTRIES,
     PortPrefix, PublishKey, PublishRange, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey,
-    SockOrig, Stat, TrafficCounters, flags,
+    SockOrig, Stat, TrafficCounters, cache_slot, flags,
 };
 
 use aya_ebpf::EbpfContext;
@@ -49,7 +49,10 @@ pub static DEVMAP: DevMapHash = DevMapHash::pinned(CONTAINERS_MAX_ENTRIES, 0);
 pub static FRAGMENTS: LruHashMap<FragKey, FragEntry> = LruHashMap::pinned(FRAGMENTS_MAX_ENTRIES, 0);
 
 #[map(name = "NETLAB_NAT_NEXT_HOP")]
-pub static NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(NEXT_HOP_SLOTS, 0);
+pub static NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(CACHE_SLOTS, 0);
+
+#[map(name = "NETLAB_NAT_CONTAINER_CACHE")]
+pub static CONTAINER_CACHE: PerCpuArray<CachedContainer> = PerCpuArray::pinned(CACHE_SLOTS, 0);
 
 /// When each CPU last logged a drop (`bpf_ktime_get_ns`), to rate-limit drop events.
 #[map(name = "NETLAB_NAT_DROP_LOG")]
@@ -61,6 +64,28 @@ pub fn config() -> Option<&'static NatConfig> {
     CONFIG
         .get(0)
         .filter(|config| config.flags & flags::READY != 0)
+}
+
+/// The container at `ip`, from this CPU's cache when it was read under the config's current
+/// containers generation, else from [`CONTAINERS`] (and cached): the loader writes a new
+/// generation after every change of the containers, so a re-created container is never
+/// reached through its old device.
+#[inline(always)]
+pub fn container(config: &NatConfig, ip: u32) -> Option<ContainerInfo> {
+    let place = CONTAINER_CACHE.get_ptr_mut(cache_slot(ip))?;
+    // SAFETY: this CPU's copy of the place; nothing else writes it meanwhile.
+    let cached = unsafe { &mut *place };
+    if cached.ip == ip && cached.generation == config.containers_generation {
+        return Some(cached.info);
+    }
+    // SAFETY: the value is copied out at once.
+    let info = unsafe { CONTAINERS.get(ip) }.copied()?;
+    *cached = CachedContainer {
+        ip,
+        generation: config.containers_generation,
+        info,
+    };
+    Some(info)
 }
 
 /// Adds one to a datapath statistic.

@@ -19,12 +19,12 @@ use aya_ebpf::{
 };
 use netlab_common::nat::{
     CounterRef, CtEntry, FlowKey, MARK_TRANSLATED, NatConfig, NextHop, Stat, XDP_META_TRANSLATED,
-    ct_flags, flags, next_hop_slot,
+    cache_slot, ct_flags, flags,
 };
 
 use super::{
     csum, ct, frag, host_sockets, icmp, log,
-    maps::{CONTAINERS, NEXT_HOP, config, count, count_port, count_untranslated, published},
+    maps::{NEXT_HOP, config, container, count, count_port, count_untranslated, published},
     packet::{
         self, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Packet,
         in_subnet, parse, rewrite_addresses, skb_ptr_at, to_container,
@@ -440,8 +440,7 @@ fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Stat> {
 /// host's routing and bridge. Falls back to the stack whenever it cannot be sure.
 #[inline(always)]
 fn to_container_peer(ctx: &TcContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) -> Verdict {
-    // SAFETY: the value is copied out at once.
-    let Some(info) = (unsafe { CONTAINERS.get(dst_ip) }).copied() else {
+    let Some(info) = container(config, dst_ip) else {
         return Verdict::Pass;
     };
     if pkt.ttl <= 1 || decrement_ttl(ctx, pkt).is_err() {
@@ -458,8 +457,7 @@ fn to_container_peer(ctx: &TcContext, pkt: &Packet, dst_ip: u32, config: &NatCon
 /// Hairpin delivery: out of the target container's host-side veth, as the bridge would.
 #[inline(always)]
 fn to_container_egress(ctx: &TcContext, dst_ip: u32, config: &NatConfig) -> Verdict {
-    // SAFETY: the value is copied out at once.
-    let Some(info) = (unsafe { CONTAINERS.get(dst_ip) }).copied() else {
+    let Some(info) = container(config, dst_ip) else {
         return Verdict::Pass;
     };
     if set_macs(ctx, &info.mac, &config.bridge_mac).is_err() {
@@ -480,7 +478,7 @@ const NEXT_HOP_LIFETIME_NS: u64 = 1_000_000_000;
 #[inline(always)]
 fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, Stat> {
     // A per-CPU slot, copied out at once: no one writes it meanwhile.
-    if let Some(hop) = NEXT_HOP.get(next_hop_slot(entry.dst_ip)).copied()
+    if let Some(hop) = NEXT_HOP.get(cache_slot(entry.dst_ip)).copied()
         && hop.client == entry.dst_ip
         && entry.last_seen_ns.wrapping_sub(hop.learned_ns) < NEXT_HOP_LIFETIME_NS
         && pkt.len <= hop.mtu
@@ -567,7 +565,7 @@ fn fib_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, 
         smac: params.smac,
         pad: [0; 2],
     };
-    if let Some(place) = NEXT_HOP.get_ptr_mut(next_hop_slot(entry.dst_ip)) {
+    if let Some(place) = NEXT_HOP.get_ptr_mut(cache_slot(entry.dst_ip)) {
         // SAFETY: this CPU's copy of the slot; nothing else writes it meanwhile.
         unsafe { *place = hop };
     }

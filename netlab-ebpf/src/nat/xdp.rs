@@ -13,7 +13,7 @@ use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, XDP_META_TRANSLATED,
 
 use super::{
     csum, ct, frag, log,
-    maps::{CONTAINERS, DEVMAP, config, count, count_port, count_untranslated},
+    maps::{DEVMAP, config, container, count, count_port, count_untranslated},
     packet::{
         self, ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
         Ipv4Hdr, Packet, parse_ip, rewrite_addresses, to_container,
@@ -209,8 +209,7 @@ fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
 /// Fast path: rewrite the Ethernet header and TTL, then hand the frame to the container's
 /// host-side veth through the devmap; anything uncertain goes to the stack instead.
 fn fast_path(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) -> u32 {
-    // SAFETY: the value is copied out at once.
-    let Some(info) = (unsafe { CONTAINERS.get(dst_ip) }).copied() else {
+    let Some(info) = container(config, dst_ip) else {
         return xdp_action::XDP_PASS;
     };
     if pkt.ttl <= 1 {

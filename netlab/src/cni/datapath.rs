@@ -166,7 +166,8 @@ impl Datapath {
                     0
                 }
                 | if network.masq_all { flags::MASQ_ALL } else { 0 },
-            pad: 0,
+            // `write_config` draws it.
+            containers_generation: 0,
             host_netns_cookie: network.netns_cookie,
             bridge_mac: network.bridge_mac,
             pad2: [0; 2],
@@ -233,6 +234,7 @@ impl Datapath {
                 err,
             )
         })?;
+        self.tables().containers_changed()?;
         let (device, pin) = (
             &attachment.link.host_device,
             container_pin(&self.dir, attachment.owner),
@@ -304,8 +306,12 @@ impl Datapath {
                     .filter(|(_, info)| info.owner == owner)
                     .map(|(ip, _)| ip)
                     .collect();
+                let changed = !mine.is_empty();
                 for ip in mine {
                     let _ = containers.remove(&ip);
+                }
+                if changed {
+                    errors.extend(self.tables().containers_changed().err());
                 }
             }
             Err(err) => errors.push(err),

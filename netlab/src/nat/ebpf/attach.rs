@@ -414,7 +414,8 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
         subnet: u32::from(lab.subnet.network()).to_be(),
         subnet_mask: u32::from(lab.subnet.netmask()).to_be(),
         flags: config_flags,
-        pad: 0,
+        // Written after the containers: the datapath's copies of the old ones are stale.
+        containers_generation: super::tables::random_generation()?,
         host_netns_cookie: interfaces.host_netns_cookie,
         bridge_mac: interfaces.bridge_mac,
         pad2: [0; 2],

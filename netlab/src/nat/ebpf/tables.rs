@@ -110,14 +110,32 @@ impl Tables {
             .map_err(|err| Error::ebpf("opening the containers map", err))
     }
 
-    /// Writes the datapath's configuration (the programs read it on every packet).
+    fn config_map(&self) -> Result<Array<MapData, NatConfig>> {
+        Array::try_from(Map::Array(self.data(map_names::CONFIG)?))
+            .map_err(|err| Error::ebpf("opening the config map", err))
+    }
+
+    /// Writes the datapath's configuration (the programs read it on every packet), with a
+    /// new containers generation.
     pub(crate) fn write_config(&self, config: NatConfig) -> Result<()> {
-        let mut array: Array<MapData, NatConfig> =
-            Array::try_from(Map::Array(self.data(map_names::CONFIG)?))
-                .map_err(|err| Error::ebpf("opening the config map", err))?;
-        array
+        let config = NatConfig {
+            containers_generation: random_generation()?,
+            ..config
+        };
+        self.config_map()?
             .set(0, config, 0)
             .map_err(|err| Error::ebpf("writing the NAT config", err))
+    }
+
+    /// Gives the config a new containers generation, after a change of the containers map:
+    /// the datapath's cached copies of containers are then read again. Writers that race
+    /// each leave a value written after their own change, so the last one covers them all.
+    pub(crate) fn containers_changed(&self) -> Result<()> {
+        let config = self
+            .config_map()?
+            .get(&0, 0)
+            .map_err(|err| Error::ebpf("reading the NAT config", err))?;
+        self.write_config(config)
     }
 
     fn port_counters_map(&self) -> Result<PerCpuArray<MapData, TrafficCounters>> {
@@ -167,7 +185,7 @@ impl Tables {
             existing,
             ranges,
             free,
-            generation: new_generation()?,
+            generation: random_generation()?,
         })
     }
 
@@ -542,15 +560,16 @@ impl FreeSlots {
     }
 }
 
-/// A counter generation for the slots one command gives out: random, so that it differs
-/// from what any flow still holds for those slots (never 0, the value of an unused slot).
-fn new_generation() -> Result<u32> {
+/// A generation: of the counter slots one command gives out, or of the containers map.
+/// Random, so that it differs from what any flow or cache still holds (never 0, the value
+/// of an unused slot or place).
+pub(crate) fn random_generation() -> Result<u32> {
     let mut bytes = [0u8; 4];
     // SAFETY: a valid buffer of the length we pass.
     let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
     if got != 4 {
         return Err(Error::io(
-            "drawing a counter generation (getrandom)",
+            "drawing a generation (getrandom)",
             std::io::Error::last_os_error(),
         ));
     }
