@@ -202,7 +202,7 @@ macro_rules! backend_tests {
             iptables_tx_csum_off: "--backend iptables +tx-csum-off";
             ebpf_tc_tx_csum_off: "--backend ebpf --ingress tc --fast-path on +tx-csum-off";
             ebpf_xdp_tx_csum_off: "--backend ebpf --ingress xdp --fast-path on +tx-csum-off";
-            ebpf_xdp_redirect_tx_csum_off: "--backend ebpf --ingress xdp --fast-path xdp-redirect +tx-csum-off";
+            ebpf_xdp_redirect: "--backend ebpf --ingress xdp --fast-path xdp-redirect";
         );
     };
     (@configs $cases:tt $($module:ident: $backend:literal;)+) => {$(

@@ -8,7 +8,7 @@ use std::{net::Ipv4Addr, path::PathBuf};
 use aya::{
     Ebpf,
     maps::{
-        Array, HashMap, MapData, PerCpuArray,
+        Array, DevMapHash, HashMap, MapData, PerCpuArray,
         lpm_trie::{Key, LpmTrie},
     },
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
@@ -38,6 +38,7 @@ const TC_ACT_SHOT: i32 = 2;
 const TC_ACT_REDIRECT: i32 = 7;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
 
 /// One loaded copy of the datapath: config for the default lab, 5000/tcp published to
 /// netns0 and 6000/udp to netns1, masquerade on, fast path off (test runs do not redirect).
@@ -1039,6 +1040,59 @@ fn a_failed_xdp_redirect_leaves_the_ttl_to_the_stack() {
     );
     assert_checksums(&p);
     assert_eq!(dp.stat(Stat::FastPath), 0);
+}
+
+/// With `--fast-path xdp-redirect`, a frame goes from XDP straight to the container, whose
+/// stack then verifies its checksum: XDP writes it in full, even over a sender's partial one
+/// (checksum offload), for TCP and UDP of every length up to a page; UDP's "no checksum"
+/// stays 0.
+#[test]
+fn xdp_redirect_writes_full_checksums_over_partial_ones() {
+    let mut dp = Datapath::new();
+    dp.add_flags(flags::FAST_PATH | flags::XDP_REDIRECT);
+    // Both containers on the loopback device's index, which the devmap can hold here.
+    dp.add_container(C0, 1);
+    dp.add_container(C1, 1);
+    {
+        let mut devmap: DevMapHash<&mut MapData> =
+            DevMapHash::try_from(dp.bpf.map_mut(maps::DEVMAP).expect("devmap")).expect("devmap");
+        devmap.insert(1, 1, None, 0).expect("a devmap entry");
+    }
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for (n, len) in [0usize, 1, 2, 3, 5, 31, 63, 64, 65, 127, 1000, 1448, 3000]
+        .into_iter()
+        .enumerate()
+    {
+        let port = 42000 + u16::try_from(n).expect("few");
+        for (frame, target) in [
+            (
+                Frame::tcp((WAN, port), (EXT, 5000), ACK, &payload[..len]),
+                C0,
+            ),
+            (Frame::udp((WAN, port), (EXT, 6000), &payload[..len]), C1),
+        ] {
+            let mut bytes = frame.bytes().to_vec();
+            // What a sender with checksum offload leaves in the field: not the sum.
+            let field = 34 + if frame.proto == TCP { 16 } else { 6 };
+            bytes[field..field + 2].copy_from_slice(&[0x12, 0x34]);
+            let (action, out) = dp.xdp(&bytes);
+            assert_eq!(action, XDP_REDIRECT, "{len} bytes");
+            let p = parse(&out);
+            assert_eq!(p.dst, target);
+            assert_checksums(&p);
+            assert!(p.l4.ends_with(&payload[..len]), "payload untouched");
+        }
+    }
+    let mut none = Frame::udp((WAN, 42999), (EXT, 6000), b"no checksum")
+        .bytes()
+        .to_vec();
+    none[40..42].copy_from_slice(&[0, 0]);
+    let (action, out) = dp.xdp(&none);
+    assert_eq!(
+        (action, &out[40..42]),
+        (XDP_REDIRECT, &[0u8, 0][..]),
+        "UDP without checksum"
+    );
 }
 
 #[test]

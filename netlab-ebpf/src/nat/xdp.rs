@@ -7,7 +7,10 @@
 )]
 
 use aya_ebpf::{
-    bindings::xdp_action, helpers::bpf_xdp_adjust_meta, macros::xdp, programs::XdpContext,
+    bindings::xdp_action,
+    helpers::{bpf_csum_diff, bpf_xdp_adjust_meta},
+    macros::xdp,
+    programs::XdpContext,
 };
 use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, XDP_META_TRANSLATED, ct_flags, flags};
 
@@ -215,6 +218,16 @@ fn fast_path(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) ->
     if pkt.ttl <= 1 {
         return xdp_action::XDP_PASS;
     }
+    // A frame redirected by XDP reaches the container's stack without the skb's note that
+    // its checksum is partial (a sender with checksum offload): the stack would verify it
+    // and drop it. So a whole datagram's checksum is made full; a fragment's covers the
+    // whole datagram, whose senders compute it in full before fragmenting.
+    if pkt.frag == Frag::Whole
+        && matches!(pkt.key.proto, IPPROTO_TCP | IPPROTO_UDP)
+        && full_l4_checksum(ctx, pkt).is_none()
+    {
+        return xdp_action::XDP_PASS;
+    }
     let (Some(eth), Some(iph)) = (ptr_at::<[u8; 12]>(ctx, 0), ptr_at::<Ipv4Hdr>(ctx, pkt.l3))
     else {
         return xdp_action::XDP_PASS;
@@ -233,4 +246,88 @@ fn fast_path(ctx: &XdpContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) ->
     }
     count(Stat::FastPath);
     action
+}
+
+/// Bytes one `bpf_csum_diff` call sums, and how many calls a frame may take (frames on a
+/// veth with XDP are at most a page).
+const CSUM_CHUNK: usize = 64;
+const CSUM_CHUNKS: usize = 4096 / CSUM_CHUNK;
+
+/// Recomputes a whole TCP or UDP datagram's checksum from its bytes and its (already
+/// rewritten) addresses. `None` when the frame is shorter than its IP length says.
+#[inline(always)]
+fn full_l4_checksum(ctx: &XdpContext, pkt: &Packet) -> Option<()> {
+    let l4_len = usize::from(pkt.len).checked_sub(pkt.l4 - pkt.l3)?;
+    // The whole datagram must be there before the field is touched.
+    if ctx.data() + pkt.l4 + l4_len > ctx.data_end() {
+        return None;
+    }
+    let iph: *mut Ipv4Hdr = ptr_at(ctx, pkt.l3)?;
+    // The addresses as rewritten (`pkt` holds them as they came).
+    // SAFETY: bounds checked by ptr_at.
+    let (src, dst) = unsafe { ((*iph).saddr, (*iph).daddr) };
+    let field: *mut u16 = ptr_at(ctx, pkt.l4_csum_offset())?;
+    // SAFETY: bounds checked by ptr_at.
+    let field = unsafe { &mut *field };
+    let udp = pkt.key.proto == IPPROTO_UDP;
+    // UDP's "no checksum" stays so.
+    if udp && *field == 0 {
+        return Some(());
+    }
+    *field = 0;
+    // The pseudo header, as its words sit in memory; the sum over the bytes below is kept
+    // the same way, so the folded result is stored as it comes.
+    let length = u16::try_from(l4_len).ok()?.to_be_bytes();
+    let mut sum = csum::add(
+        csum::add(src, dst),
+        u32::from_ne_bytes([0, pkt.key.proto, length[0], length[1]]),
+    );
+    let mut done = 0;
+    for _ in 0..CSUM_CHUNKS {
+        if done + CSUM_CHUNK > l4_len {
+            break;
+        }
+        sum = chunk_sum::<CSUM_CHUNK>(ctx, pkt.l4 + done, sum)?;
+        done += CSUM_CHUNK;
+    }
+    if l4_len - done >= 32 {
+        sum = chunk_sum::<32>(ctx, pkt.l4 + done, sum)?;
+        done += 32;
+    }
+    if l4_len - done >= 16 {
+        sum = chunk_sum::<16>(ctx, pkt.l4 + done, sum)?;
+        done += 16;
+    }
+    if l4_len - done >= 8 {
+        sum = chunk_sum::<8>(ctx, pkt.l4 + done, sum)?;
+        done += 8;
+    }
+    if l4_len - done >= 4 {
+        sum = chunk_sum::<4>(ctx, pkt.l4 + done, sum)?;
+        done += 4;
+    }
+    // The last 0 to 3 bytes, zero-padded to a word.
+    let mut tail = [0u8; 4];
+    for (i, byte) in tail.iter_mut().enumerate().take(3) {
+        if done + i < l4_len {
+            let at: *mut u8 = ptr_at(ctx, pkt.l4 + done + i)?;
+            // SAFETY: bounds checked by ptr_at.
+            *byte = unsafe { *at };
+        }
+    }
+    sum = csum::add(sum, u32::from_ne_bytes(tail));
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let folded = !(((folded & 0xffff) + (folded >> 16)) as u16);
+    // A UDP sum that comes out 0 is sent as all ones (0 means "none").
+    *field = if udp && folded == 0 { 0xffff } else { folded };
+    Some(())
+}
+
+/// `sum` plus the one's-complement sum of the `N` bytes at `offset` (`N` a multiple of 4).
+#[inline(always)]
+fn chunk_sum<const N: usize>(ctx: &XdpContext, offset: usize, sum: u32) -> Option<u32> {
+    let bytes: *mut [u8; N] = ptr_at(ctx, offset)?;
+    // SAFETY: the N bytes are inside the frame (ptr_at); the helper only reads them.
+    let got = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, bytes.cast(), N as u32, sum) };
+    u32::try_from(got).ok()
 }

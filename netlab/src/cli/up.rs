@@ -39,7 +39,7 @@ pub struct BackendArgs {
     pub ingress: Option<Ingress>,
     /// eBPF backend: hand translated packets straight to their veth (`on`), or through the
     /// host's routing and bridge (`off`); `xdp-redirect` also redirects from XDP through a
-    /// devmap (needs senders with transmit checksum offload off) [default: the running
+    /// devmap, writing full checksums (slower than `on` on veth) [default: the running
     /// lab's, else on].
     #[arg(long, value_enum)]
     pub fast_path: Option<FastPath>,

@@ -76,8 +76,8 @@ pub enum FastPath {
     #[default]
     On,
     /// As `on`, and XDP redirects into containers through a devmap. XDP frames lose the
-    /// skb's partial-checksum state, so only for senders that compute full checksums
-    /// (transmit checksum offload off): with offloads on, receivers drop the frames.
+    /// skb's note that a checksum is partial, so XDP writes each whole datagram's TCP or
+    /// UDP checksum in full first: correct with any sender, and slower than `on` on veth.
     XdpRedirect,
 }
 
