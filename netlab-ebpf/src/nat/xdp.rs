@@ -290,22 +290,11 @@ fn full_l4_checksum(ctx: &XdpContext, pkt: &Packet) -> Option<()> {
         sum = chunk_sum::<CSUM_CHUNK>(ctx, pkt.l4 + done, sum)?;
         done += CSUM_CHUNK;
     }
-    if l4_len - done >= 32 {
-        sum = chunk_sum::<32>(ctx, pkt.l4 + done, sum)?;
-        done += 32;
-    }
-    if l4_len - done >= 16 {
-        sum = chunk_sum::<16>(ctx, pkt.l4 + done, sum)?;
-        done += 16;
-    }
-    if l4_len - done >= 8 {
-        sum = chunk_sum::<8>(ctx, pkt.l4 + done, sum)?;
-        done += 8;
-    }
-    if l4_len - done >= 4 {
-        sum = chunk_sum::<4>(ctx, pkt.l4 + done, sum)?;
-        done += 4;
-    }
+    // What is left is under a chunk: halves of it, then the last bytes.
+    (sum, done) = part_sum::<32>(ctx, pkt.l4, l4_len, sum, done)?;
+    (sum, done) = part_sum::<16>(ctx, pkt.l4, l4_len, sum, done)?;
+    (sum, done) = part_sum::<8>(ctx, pkt.l4, l4_len, sum, done)?;
+    (sum, done) = part_sum::<4>(ctx, pkt.l4, l4_len, sum, done)?;
     // The last 0 to 3 bytes, zero-padded to a word.
     let mut tail = [0u8; 4];
     for (i, byte) in tail.iter_mut().enumerate().take(3) {
@@ -321,6 +310,22 @@ fn full_l4_checksum(ctx: &XdpContext, pkt: &Packet) -> Option<()> {
     // A UDP sum that comes out 0 is sent as all ones (0 means "none").
     *field = if udp && folded == 0 { 0xffff } else { folded };
     Some(())
+}
+
+/// [`chunk_sum`] of the next `N` bytes of the `len` at `start`, when `done` leaves as many;
+/// the new sum and bytes done.
+#[inline(always)]
+fn part_sum<const N: usize>(
+    ctx: &XdpContext,
+    start: usize,
+    len: usize,
+    sum: u32,
+    done: usize,
+) -> Option<(u32, usize)> {
+    if len - done < N {
+        return Some((sum, done));
+    }
+    Some((chunk_sum::<N>(ctx, start + done, sum)?, done + N))
 }
 
 /// `sum` plus the one's-complement sum of the `N` bytes at `offset` (`N` a multiple of 4).
