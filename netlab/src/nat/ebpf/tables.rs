@@ -41,7 +41,8 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-/// The host-side keys of a published spec: one per host port.
+/// The host-side keys of a published spec, one per host port (a range's ports too: the
+/// UDP flows to forget are keyed by port).
 fn publish_keys(publish: &Publish) -> impl Iterator<Item = (PublishKey, u16)> + '_ {
     spec_keys(&publish.spec)
 }
@@ -157,8 +158,8 @@ impl Tables {
             .map_err(|err| Error::ebpf("opening the conntrack map", err))
     }
 
-    /// One map entry per host port, written in batches: a range of 10,000 ports is a few
-    /// system calls, not a program change.
+    /// A single port as one entry of the per-port map, a range as the few blocks of the
+    /// ranges map that cover it (see `PortWriter`): map updates, not a program change.
     pub fn publish(&self, lab: &Lab, added: &[Publish]) -> Result<()> {
         let mut writer = self.port_writer()?;
         for publish in added {
