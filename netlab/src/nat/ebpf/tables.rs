@@ -195,19 +195,21 @@ impl Tables {
     /// Docker flushes conntrack for UDP).
     pub fn unpublish(&self, _lab: &Lab, removed: &[Publish]) -> Result<()> {
         let mut gone = HashSet::new();
+        // The single ports of every spec in one batch.
+        let mut ports = Vec::new();
         for publish in removed {
             crash_point::reached("", &format!("map unpublish {}", publish.spec));
-            let what = publish.spec.to_string();
             if ranges::is_range(&publish.spec) {
+                let what = publish.spec.to_string();
                 self.remove_ranges(&ranges::range_keys(&publish.spec), &what)?;
             } else {
-                let keys: Vec<PublishKey> = publish_keys(publish).map(|(key, _)| key).collect();
-                self.remove_ports(&keys, &what)?;
+                ports.extend(publish_keys(publish).map(|(key, _)| key));
             }
             if publish.spec.proto == Proto::Udp {
                 gone.extend(publish_keys(publish).map(|(key, _)| key));
             }
         }
+        self.remove_ports(&ports, &format!("{} ports", ports.len()))?;
         self.forget_flows(&gone)
     }
 
