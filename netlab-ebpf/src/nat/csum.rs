@@ -42,8 +42,13 @@ pub fn update(check: u16, old: &[u8], new: &[u8]) -> u16 {
     let check = u16::from_be(check);
     // ~m summed word by word equals (0xffff * words) - m; add the complement per word.
     let old_words = (old.len() / 2) as u32;
-    let mut sum = u32::from(!check) + old_words * 0xffff - words(old) + words(new);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    (!(sum as u16)).to_be()
+    let sum = u32::from(!check) + old_words * 0xffff - words(old) + words(new);
+    (!fold(sum)).to_be()
+}
+
+/// A 32-bit one's-complement sum folded to 16 bits (end-around carries), not complemented.
+#[inline(always)]
+pub fn fold(sum: u32) -> u16 {
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ((sum & 0xffff) + (sum >> 16)) as u16
 }

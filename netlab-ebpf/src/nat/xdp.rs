@@ -305,8 +305,7 @@ fn full_l4_checksum(ctx: &XdpContext, pkt: &Packet) -> Option<()> {
         }
     }
     sum = csum::add(sum, u32::from_ne_bytes(tail));
-    let folded = (sum & 0xffff) + (sum >> 16);
-    let folded = !(((folded & 0xffff) + (folded >> 16)) as u16);
+    let folded = !csum::fold(sum);
     // A UDP sum that comes out 0 is sent as all ones (0 means "none").
     *field = if udp && folded == 0 { 0xffff } else { folded };
     Some(())
