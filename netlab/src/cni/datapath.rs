@@ -118,7 +118,8 @@ impl Datapath {
     /// Makes the datapath ready for one more container and returns the container program.
     /// The first ADD (or one that finds a hook gone with its device) loads the object,
     /// reusing the pinned maps, attaches the external device's and the host processes'
-    /// hooks, and pins the container program; later ADDs only write the network's config.
+    /// hooks, and pins the container program; later ADDs find it ready. (`add` writes the
+    /// network's config once the container is in.)
     fn prepare(&self, network: &Network) -> Result<SchedClassifier> {
         let links = self.dir.join("links");
         let external = &network.external.device;
@@ -127,9 +128,7 @@ impl Datapath {
             && attach::CGROUP_HOOKS
                 .iter()
                 .all(|name| links.join(name).exists());
-        if ready {
-            self.write_config(network)?;
-        } else {
+        if !ready {
             bpffs::create_dir(&links)?;
             bpffs::create_dir(&self.dir.join("progs"))?;
             crash_point::reached("", "cni: load the eBPF object, pin its maps");
@@ -234,7 +233,9 @@ impl Datapath {
                 err,
             )
         })?;
-        self.tables().containers_changed()?;
+        // The config after the container, with a new containers generation: the datapath's
+        // cached copy of an earlier container at this address is stale.
+        self.write_config(network)?;
         let (device, pin) = (
             &attachment.link.host_device,
             container_pin(&self.dir, attachment.owner),
