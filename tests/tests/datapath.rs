@@ -175,8 +175,21 @@ impl Datapath {
     }
 
     /// Publishes a range on `ip` (0: every address) as the loader writes one: each of
-    /// `blocks` (first port, bits of the port it fixes) leads to the range's value.
-    fn publish_range(&mut self, ip: Ipv4Addr, blocks: &[(u16, u32)], range: PublishRange) {
+    /// `blocks` (first port, bits of the port it fixes) leads to the range that starts at
+    /// host port `host_start` and at `target:target_start` (not counted: slot 0).
+    fn publish_range(
+        &mut self,
+        ip: Ipv4Addr,
+        blocks: &[(u16, u32)],
+        (host_start, target, target_start): (u16, Ipv4Addr, u16),
+    ) {
+        let range = PublishRange {
+            ip: u32::from(target).to_be(),
+            host_start,
+            container_start: target_start,
+            owner: 0,
+            counter: CounterRef::default(),
+        };
         let mut trie: LpmTrie<&mut MapData, PortPrefix, PublishRange> =
             LpmTrie::try_from(self.bpf.map_mut(maps::PUBLISH_RANGES).expect("ranges map"))
                 .expect("trie");
@@ -333,14 +346,7 @@ fn a_published_range_translates_each_port_by_its_offset() {
     let mut dp = Datapath::new();
     // 8000-8100:80-180, as the loader splits it (the unit tests of netlab check the split).
     let blocks = [(8000, 10), (8064, 11), (8096, 14), (8100, 16)];
-    let range = PublishRange {
-        ip: u32::from(C1).to_be(),
-        host_start: 8000,
-        container_start: 80,
-        owner: 0,
-        counter: CounterRef::default(),
-    };
-    dp.publish_range(Ipv4Addr::UNSPECIFIED, &blocks, range);
+    dp.publish_range(Ipv4Addr::UNSPECIFIED, &blocks, (8000, C1, 80));
     for (host_port, container_port) in [
         (8000, 80),
         (8063, 143),
@@ -387,14 +393,7 @@ fn a_published_range_translates_each_port_by_its_offset() {
 #[test]
 fn a_range_on_one_address_is_only_reached_there() {
     let mut dp = Datapath::new();
-    let range = PublishRange {
-        ip: u32::from(C1).to_be(),
-        host_start: 7000,
-        container_start: 7000,
-        owner: 0,
-        counter: CounterRef::default(),
-    };
-    dp.publish_range(EXT, &[(7000, 15)], range);
+    dp.publish_range(EXT, &[(7000, 15)], (7000, C1, 7000));
     let p = ingress(&dp, &Frame::tcp((WAN, 40000), (EXT, 7001), SYN, b""));
     assert_eq!((p.dst, p.ports.1), (C1, 7001));
     let elsewhere =
