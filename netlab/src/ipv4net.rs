@@ -115,28 +115,40 @@ impl FromStr for Ipv4Net {
     type Err = CidrError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| CidrError {
-            input: input.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (addr, prefix) = input
-            .split_once('/')
-            .ok_or_else(|| bad("expected ADDRESS/PREFIX, e.g. 172.18.0.0/16"))?;
-        let addr = addr
-            .parse()
-            .map_err(|_| bad(&format!("\"{addr}\" is not an IPv4 address")))?;
-        // Only plain digits: `u8::from_str` would also take "+16".
-        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad(&format!("prefix length \"{prefix}\" is not a number")));
-        }
-        // All digits, so a failed parse can only mean too large.
-        let prefix_len = prefix
-            .parse::<u8>()
-            .ok()
-            .filter(|&len| len <= 32)
-            .ok_or_else(|| bad(&format!("prefix length {prefix} is larger than 32")))?;
+        let (addr, prefix_len) = split_cidr(input, 32, "IPv4", "172.18.0.0/16")?;
         Ok(Ipv4Net { addr, prefix_len })
     }
+}
+
+/// `ADDRESS/PREFIX` of one family: the address, and a prefix length of at most `max_len`
+/// (`family` and `example` go in the messages).
+pub(crate) fn split_cidr<A: FromStr>(
+    input: &str,
+    max_len: u8,
+    family: &str,
+    example: &str,
+) -> Result<(A, u8), CidrError> {
+    let bad = |reason: &str| CidrError {
+        input: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (addr, prefix) = input
+        .split_once('/')
+        .ok_or_else(|| bad(&format!("expected ADDRESS/PREFIX, e.g. {example}")))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| bad(&format!("\"{addr}\" is not an {family} address")))?;
+    // Only plain digits: `u8::from_str` would also take "+16".
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(&format!("prefix length \"{prefix}\" is not a number")));
+    }
+    // All digits, so a failed parse can only mean too large.
+    let prefix_len = prefix
+        .parse::<u8>()
+        .ok()
+        .filter(|&len| len <= max_len)
+        .ok_or_else(|| bad(&format!("prefix length {prefix} is larger than {max_len}")))?;
+    Ok((addr, prefix_len))
 }
 
 // Lab files and JSON output write networks the way `ip` does.

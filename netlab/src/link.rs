@@ -2,11 +2,14 @@
 //! the namespace it acts in; each doc comment gives the iproute2 equivalent. Every "add" is
 //! idempotent (an existing object is success), so `netlab up` converges when run again.
 
-use std::{net::Ipv4Addr, os::fd::AsRawFd as _};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    os::fd::AsRawFd as _,
+};
 
 use futures::TryStreamExt as _;
 use netlink_packet_route::{
-    address::AddressMessage,
+    address::{AddressHeaderFlags, AddressMessage},
     link::{InfoData, InfoVeth, LinkAttribute, LinkMessage},
     neighbour::NeighbourMessage,
     route::RouteMessage,
@@ -19,6 +22,7 @@ use rtnetlink::{
 use crate::{
     error::{Context as _, Error, Result},
     ipv4net::Ipv4Net,
+    ipv6net::Ipv6Net,
 };
 
 const EEXIST: i32 = libc::EEXIST;
@@ -152,6 +156,35 @@ pub async fn add_address(handle: &Handle, name: &str, address: Ipv4Net) -> Resul
         .execute()
         .await
         .op(|| format!("adding address {address} to {name}"))
+}
+
+/// `ip -6 addr replace ADDRESS dev NAME nodad`: a static address, usable at once.
+pub async fn add_address6(handle: &Handle, name: &str, address: Ipv6Net) -> Result<()> {
+    let index = require_index(handle, name).await?;
+    let mut request = handle
+        .address()
+        .add(index, address.addr().into(), address.prefix_len())
+        .replace();
+    request.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+    request
+        .execute()
+        .await
+        .op(|| format!("adding address {address} to {name}"))
+}
+
+/// `ip -6 route replace default via GATEWAY`.
+pub async fn add_default_route6(handle: &Handle, gateway: Ipv6Addr) -> Result<()> {
+    let route = RouteMessageBuilder::<Ipv6Addr>::new()
+        .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
+        .gateway(gateway)
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .op(|| format!("adding the IPv6 default route via {gateway}"))
 }
 
 /// `ip route replace default via GATEWAY`.

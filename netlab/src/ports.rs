@@ -1,16 +1,16 @@
 //! Published-port specs in Docker's `-p` syntax.
 //!
 //! `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]`, for example
-//! `8080:80`, `127.0.0.1:5353:53/udp` or `8000-8009:9000-9009`.
+//! `8080:80`, `127.0.0.1:5353:53/udp`, `[2001:2::1]:8080:80` or `8000-8009:9000-9009`.
 //!
-//! Two things differ from Docker on purpose: ranges always map 1:1 (Docker
-//! lets a host range share one container port, which needs a load-balancing
-//! rule netlab doesn't build), and the host address is IPv4 only because the
-//! lab has no IPv6 addressing. An explicit `0.0.0.0` host address means "all
-//! addresses" and is stored as no address at all, so equal specs compare equal.
+//! As in Docker, a spec without a host address is published on every address of
+//! both families (of each family the lab has), `0.0.0.0` means every IPv4 address and
+//! `[::]` every IPv6 one, and an IPv6 address goes in brackets. One thing differs on
+//! purpose: ranges always map 1:1 (Docker lets a host range share one container port,
+//! which needs a load-balancing rule netlab doesn't build).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -134,8 +134,9 @@ impl fmt::Display for PortRange {
 /// One published port or port range: host side, container side, protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PortSpec {
-    /// Host address the port is bound to; `None` means every address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// Host address the port is bound to: `None` for every address of both families,
+    /// an unspecified address (`0.0.0.0`, `::`) for every address of its family.
+    pub host_ip: Option<IpAddr>,
     /// Ports on the host.
     pub host: PortRange,
     /// Ports in the container, the same length as `host`.
@@ -162,20 +163,43 @@ impl PortSpec {
 
     /// True when both specs could claim the same (address, port, protocol):
     /// same protocol, overlapping host ranges, and the same host address or
-    /// either one bound to every address.
+    /// either one bound to every address of the other's family.
     pub fn conflicts_with(&self, other: &PortSpec) -> bool {
         let same_address = match (self.host_ip, other.host_ip) {
-            (Some(a), Some(b)) => a == b || a.is_unspecified() || b.is_unspecified(),
+            (Some(a), Some(b)) => {
+                a.is_ipv4() == b.is_ipv4() && (a == b || a.is_unspecified() || b.is_unspecified())
+            }
             _ => true,
         };
         self.proto == other.proto && self.host.overlaps(other.host) && same_address
+    }
+
+    /// Where the spec is published in IPv4: `None` when it is not (an IPv6 host address),
+    /// `Some(None)` on every address, `Some(Some(ip))` on `ip` only.
+    pub fn host_ip4(&self) -> Option<Option<Ipv4Addr>> {
+        match self.host_ip {
+            None => Some(None),
+            Some(IpAddr::V4(ip)) => Some((!ip.is_unspecified()).then_some(ip)),
+            Some(IpAddr::V6(_)) => None,
+        }
+    }
+
+    /// Where the spec is published in IPv6, as [`Self::host_ip4`] says for IPv4.
+    pub fn host_ip6(&self) -> Option<Option<Ipv6Addr>> {
+        match self.host_ip {
+            None => Some(None),
+            Some(IpAddr::V6(ip)) => Some((!ip.is_unspecified()).then_some(ip)),
+            Some(IpAddr::V4(_)) => None,
+        }
     }
 }
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ip) = self.host_ip {
-            write!(f, "{ip}:")?;
+        match self.host_ip {
+            Some(IpAddr::V4(ip)) => write!(f, "{ip}:")?,
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:")?,
+            None => {}
         }
         write!(f, "{}:{}/{}", self.host, self.container, self.proto)
     }
@@ -246,16 +270,18 @@ pub enum PortSpecError {
         /// The single container port.
         container: u16,
     },
-    /// A host address that is not an IPv4 address.
-    #[error("invalid port spec \"{input}\": \"{ip}\" is not an IPv4 host address")]
+    /// A host address that is not an IP address.
+    #[error("invalid port spec \"{input}\": \"{ip}\" is not a host IP address")]
     BadHostIp {
         /// The whole spec.
         input: String,
         /// The offending address text.
         ip: String,
     },
-    /// An IPv6 host address.
-    #[error("invalid port spec \"{input}\": IPv6 host addresses are not supported ({ip})")]
+    /// An IPv6 host address without brackets, which cannot be told from the ports.
+    #[error(
+        "invalid port spec \"{input}\": an IPv6 host address goes in brackets, e.g. [{ip}]:8080:80"
+    )]
     Ipv6HostIp {
         /// The whole spec.
         input: String,
@@ -315,8 +341,7 @@ impl FromStr for PortSpec {
             }
         };
 
-        // Split from the right: the address may itself contain ':' (IPv6),
-        // and we want to recognise that to say so.
+        // Split from the right: the address may itself contain ':' (IPv6).
         let mut fields = port_text.rsplitn(3, ':');
         let container_text = fields.next().unwrap_or_default();
         let Some(host_text) = fields.next() else {
@@ -346,7 +371,7 @@ impl FromStr for PortSpec {
         }
 
         Ok(PortSpec {
-            host_ip: host_ip.filter(|ip| !ip.is_unspecified()),
+            host_ip,
             host,
             container,
             proto,
@@ -354,20 +379,16 @@ impl FromStr for PortSpec {
     }
 }
 
-fn parse_host_ip(input: &str, text: &str) -> Result<Ipv4Addr, PortSpecError> {
-    // Docker writes IPv6 host addresses in brackets; accept either form
-    // just far enough to recognise them.
-    let unbracketed = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    match unbracketed.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => Ok(ip),
-        Ok(IpAddr::V6(_)) => Err(PortSpecError::Ipv6HostIp {
+fn parse_host_ip(input: &str, text: &str) -> Result<IpAddr, PortSpecError> {
+    // IPv6 in brackets, as Docker writes it; IPv4 without.
+    let bracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    match (bracketed, bracketed.unwrap_or(text).parse::<IpAddr>()) {
+        (Some(_), Ok(ip @ IpAddr::V6(_))) | (None, Ok(ip @ IpAddr::V4(_))) => Ok(ip),
+        (None, Ok(IpAddr::V6(_))) => Err(PortSpecError::Ipv6HostIp {
             input: input.to_owned(),
             ip: text.to_owned(),
         }),
-        Err(_) => Err(PortSpecError::BadHostIp {
+        _ => Err(PortSpecError::BadHostIp {
             input: input.to_owned(),
             ip: text.to_owned(),
         }),
@@ -438,8 +459,11 @@ mod tests {
 
     #[test]
     fn parses_valid_specs() {
-        let lo = Some(Ipv4Addr::LOCALHOST);
-        let cases: &[(&str, Option<Ipv4Addr>, PortRange, PortRange, Proto)] = &[
+        let lo = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let any4 = Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let any6 = Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        let ext6 = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1)));
+        let cases: &[(&str, Option<IpAddr>, PortRange, PortRange, Proto)] = &[
             (
                 "8080:80",
                 None,
@@ -486,9 +510,23 @@ mod tests {
             ),
             (
                 "0.0.0.0:8080:80",
-                None,
+                any4,
                 range(8080, 8080),
                 range(80, 80),
+                Proto::Tcp,
+            ),
+            (
+                "[::]:53:53/udp",
+                any6,
+                range(53, 53),
+                range(53, 53),
+                Proto::Udp,
+            ),
+            (
+                "[2001:2::1]:8080-8081:80-81",
+                ext6,
+                range(8080, 8081),
+                range(80, 81),
                 Proto::Tcp,
             ),
         ];
@@ -511,7 +549,9 @@ mod tests {
             ("8000-8009:9000-9009", "8000-8009:9000-9009/tcp"),
             ("7-7:8-8/udp", "7:8/udp"),
             ("127.0.0.1:5353:53/udp", "127.0.0.1:5353:53/udp"),
-            ("0.0.0.0:8080:80", "8080:80/tcp"),
+            ("0.0.0.0:8080:80", "0.0.0.0:8080:80/tcp"),
+            ("[::]:8080:80", "[::]:8080:80/tcp"),
+            ("[2001:2:0::1]:53:53/udp", "[2001:2::1]:53:53/udp"),
         ];
         for (text, canonical) in cases {
             let parsed = spec(text);
@@ -613,13 +653,11 @@ mod tests {
             ("localhost:80:80", "localhost"),
             ("1.2.3.4:5:80:80", "1.2.3.4:5"),
             (":80:80", ""),
+            ("[127.0.0.1]:80:80", "[127.0.0.1]"),
+            ("[::1:80:80", "[::1"),
         ];
         check_errors(&cases, |input, ip| PortSpecError::BadHostIp { input, ip });
-        let cases = [
-            ("[::1]:80:80", "[::1]"),
-            ("::1:80:80", "::1"),
-            ("fe80::1:80:80", "fe80::1"),
-        ];
+        let cases = [("::1:80:80", "::1"), ("fe80::1:80:80", "fe80::1")];
         check_errors(&cases, |input, ip| PortSpecError::Ipv6HostIp { input, ip });
         let cases = [("80:80/sctp", "sctp"), ("80:80/", ""), ("80:80/TCP", "TCP")];
         check_errors(&cases, |input, proto| PortSpecError::UnknownProto {
@@ -645,8 +683,8 @@ mod tests {
                 "host range 80-81 has 2 ports but container range 90-92 has 3",
             ),
             ("80-81:90", "1:1"),
-            ("1.2.3:80:80", "\"1.2.3\" is not an IPv4 host address"),
-            ("[::1]:80:80", "IPv6 host addresses are not supported"),
+            ("1.2.3:80:80", "\"1.2.3\" is not a host IP address"),
+            ("::1:80:80", "goes in brackets, e.g. [::1]:8080:80"),
             ("80:80/sctp", "unknown protocol \"sctp\""),
             ("80:80/tcp/x", "unexpected \"/x\" after the protocol"),
         ];
@@ -731,15 +769,33 @@ mod tests {
             ("127.0.0.1:8080:80", "198.18.0.1:8080:80", false),
             ("127.0.0.1:8080:80", "198.18.0.1:8081:80", false),
             ("0.0.0.0:8080:80", "198.18.0.1:8080:80", true),
+            ("0.0.0.0:8080:80", "8080:80", true),
+            ("[::]:8080:80", "8080:80", true),
+            ("[::]:8080:80", "0.0.0.0:8080:80", false),
+            ("[::]:8080:80", "[2001:2::1]:8080:80", true),
+            ("[::1]:8080:80", "127.0.0.1:8080:80", false),
+            ("[::1]:8080:80", "[2001:2::1]:8080:80", false),
         ];
         for (a, b, expected) in cases {
             assert_eq!(spec(a).conflicts_with(&spec(b)), expected, "{a} vs {b}");
             assert_eq!(spec(b).conflicts_with(&spec(a)), expected, "{b} vs {a}");
         }
-        // A hand-built explicit 0.0.0.0 still means every address.
-        let mut any = spec("8080:80");
-        any.host_ip = Some(Ipv4Addr::UNSPECIFIED);
-        assert!(any.conflicts_with(&spec("198.18.0.1:8080:80")));
+    }
+
+    #[test]
+    fn each_family_sees_where_a_spec_is_published() {
+        let lo6 = Ipv6Addr::LOCALHOST;
+        let cases = [
+            ("8080:80", Some(None), Some(None)),
+            ("0.0.0.0:8080:80", Some(None), None),
+            ("127.0.0.1:8080:80", Some(Some(Ipv4Addr::LOCALHOST)), None),
+            ("[::]:8080:80", None, Some(None)),
+            ("[::1]:8080:80", None, Some(Some(lo6))),
+        ];
+        for (text, v4, v6) in cases {
+            assert_eq!(spec(text).host_ip4(), v4, "{text}");
+            assert_eq!(spec(text).host_ip6(), v6, "{text}");
+        }
     }
 
     #[derive(Debug, Deserialize)]

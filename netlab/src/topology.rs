@@ -2,7 +2,11 @@
 //! same data drives `up` and `up --explain` (which prints each step's iproute2 equivalent):
 //! the explanation cannot drift from what is done.
 
-use std::{collections::HashMap, fs::File, net::Ipv4Addr};
+use std::{
+    collections::HashMap,
+    fs::File,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use futures::future::try_join_all;
 use rtnetlink::Handle;
@@ -11,6 +15,7 @@ use crate::{
     crash_point,
     error::{Error, Result},
     ipv4net::Ipv4Net,
+    ipv6net::Ipv6Net,
     lab::{HOST_NODE, HostMode, Lab, WAN_NODE},
     link,
     netlink::{self, Place},
@@ -74,6 +79,35 @@ pub enum Step {
         place: Place,
         via: Ipv4Addr,
     },
+    /// A static IPv6 address, without duplicate address detection.
+    AddAddress6 {
+        place: Place,
+        device: String,
+        address: Ipv6Net,
+    },
+    DefaultRoute6 {
+        place: Place,
+        via: Ipv6Addr,
+    },
+}
+
+/// The sysctls that keep IPv6 static in a node, written before its devices exist (a new
+/// device copies `default`): no router advertisements taken, no duplicate address
+/// detection holding addresses back.
+const IPV6_STATIC: [&str; 4] = [
+    "net.ipv6.conf.all.accept_ra",
+    "net.ipv6.conf.default.accept_ra",
+    "net.ipv6.conf.all.accept_dad",
+    "net.ipv6.conf.default.accept_dad",
+];
+
+/// The steps that write [`IPV6_STATIC`] in `place`.
+fn ipv6_static(place: &Place) -> impl Iterator<Item = Step> + '_ {
+    IPV6_STATIC.into_iter().map(|key| Step::Sysctl {
+        place: place.clone(),
+        key,
+        value: "0",
+    })
 }
 
 impl Step {
@@ -119,6 +153,16 @@ impl Step {
             }
             Self::DefaultRoute { place, via } => {
                 format!("{} route add default via {via}", place.ip())
+            }
+            Self::AddAddress6 {
+                place,
+                device,
+                address,
+            } => {
+                format!("{} -6 addr add {address} dev {device} nodad", place.ip())
+            }
+            Self::DefaultRoute6 { place, via } => {
+                format!("{} -6 route add default via {via}", place.ip())
             }
         }
     }
@@ -179,6 +223,14 @@ impl Step {
             Self::DefaultRoute { place, via } => {
                 link::add_default_route(ctx.handle(place)?, *via).await
             }
+            Self::AddAddress6 {
+                place,
+                device,
+                address,
+            } => link::add_address6(ctx.handle(place)?, device, *address).await,
+            Self::DefaultRoute6 { place, via } => {
+                link::add_default_route6(ctx.handle(place)?, *via).await
+            }
         }
     }
 }
@@ -214,7 +266,12 @@ impl Plan {
                 let ns = place(lab_name, lab, &c.name);
                 let address =
                     Ipv4Net::new(c.address, lab.subnet.prefix_len()).unwrap_or(lab.subnet);
-                vec![
+                let ipv6 = lab.ipv6.zip(c.address6);
+                let mut steps: Vec<Step> = ipv6
+                    .iter()
+                    .flat_map(|_| ipv6_static(&ns).collect::<Vec<_>>())
+                    .collect();
+                steps.extend([
                     Step::LinkUp {
                         place: ns.clone(),
                         device: "lo".into(),
@@ -244,10 +301,24 @@ impl Plan {
                         device: c.device.clone(),
                     },
                     Step::DefaultRoute {
-                        place: ns,
+                        place: ns.clone(),
                         via: lab.gateway,
                     },
-                ]
+                ]);
+                if let Some((ipv6, address6)) = ipv6 {
+                    steps.extend([
+                        Step::AddAddress6 {
+                            place: ns.clone(),
+                            device: c.device.clone(),
+                            address: ipv6.subnet.with_address(address6),
+                        },
+                        Step::DefaultRoute6 {
+                            place: ns,
+                            via: ipv6.gateway,
+                        },
+                    ]);
+                }
+                steps
             })
             .collect();
         Self {
@@ -266,7 +337,16 @@ impl Plan {
             Ipv4Net::new(lab.gateway, lab.subnet.prefix_len()).unwrap_or(lab.subnet);
         let external_peer =
             Ipv4Net::new(ext.peer_address, ext.address.prefix_len()).unwrap_or(ext.address);
-        vec![
+        let mut steps = Vec::new();
+        if lab.ipv6.is_some() {
+            steps.extend(ipv6_static(&host).chain(ipv6_static(&wan)));
+            steps.push(Step::Sysctl {
+                place: host.clone(),
+                key: "net.ipv6.conf.all.forwarding",
+                value: "1",
+            });
+        }
+        steps.extend([
             Step::Sysctl {
                 place: host.clone(),
                 key: "net.ipv4.ip_forward",
@@ -314,10 +394,30 @@ impl Plan {
                 address: external_peer,
             },
             Step::LinkUp {
-                place: wan,
+                place: wan.clone(),
                 device: ext.peer_device.clone(),
             },
-        ]
+        ]);
+        if let Some(ipv6) = lab.ipv6 {
+            steps.extend([
+                Step::AddAddress6 {
+                    place: host.clone(),
+                    device: lab.bridge.clone(),
+                    address: ipv6.subnet.with_address(ipv6.gateway),
+                },
+                Step::AddAddress6 {
+                    place: host,
+                    device: ext.device.clone(),
+                    address: ipv6.external,
+                },
+                Step::AddAddress6 {
+                    place: wan,
+                    device: ext.peer_device.clone(),
+                    address: ipv6.external.with_address(ipv6.peer),
+                },
+            ]);
+        }
+        steps
     }
 
     /// Every step, in an order that works when run one by one.
@@ -390,7 +490,9 @@ impl Ctx {
                 | Step::AddBridge { place, .. }
                 | Step::SetMaster { place, .. }
                 | Step::AddAddress { place, .. }
-                | Step::DefaultRoute { place, .. } => (place, None),
+                | Step::DefaultRoute { place, .. }
+                | Step::AddAddress6 { place, .. }
+                | Step::DefaultRoute6 { place, .. } => (place, None),
             };
             if !ctx.handles.contains_key(place) {
                 ctx.handles.insert(place.clone(), netlink::connect(place)?);

@@ -46,7 +46,7 @@ fn soak(backend: &str) {
             .max()
             .unwrap_or(0)
     };
-    let least = |third: &[Value], field: &str| {
+    let floor = |third: &[Value], field: &str| {
         third
             .iter()
             .filter_map(|s| s[field].as_u64())
@@ -78,8 +78,8 @@ fn soak(backend: &str) {
     // A sample taken while the loader runs a tool (`iptables -L` for the counters) sees
     // that child's pipes for a moment. A leak raises the floor: the fewest descriptors open.
     let (fds_first, fds_last) = (
-        least(thirds[0], "loader_fds"),
-        least(thirds[2], "loader_fds"),
+        floor(thirds[0], "loader_fds"),
+        floor(thirds[2], "loader_fds"),
     );
     assert!(fds_first > 0, "{backend}: no loader descriptors read");
     assert!(

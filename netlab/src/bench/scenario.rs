@@ -302,6 +302,7 @@ pub fn lab_times(config: Config, containers: usize) -> Result<(Duration, Duratio
                 u8::try_from((i + 2) / 250).unwrap_or(0),
                 u8::try_from((i + 2) % 250 + 2).unwrap_or(2),
             ),
+            address6: None,
             device: "eth0".into(),
             host_device: format!("veth{i}"),
         })

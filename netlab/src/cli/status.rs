@@ -1,6 +1,9 @@
 //! `netlab status [--json]`.
 
-use std::{net::Ipv4Addr, process::ExitCode};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    process::ExitCode,
+};
 
 use serde::Serialize;
 
@@ -34,6 +37,8 @@ struct Status {
     lab: String,
     backend: String,
     subnet: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subnet6: Option<String>,
     bridge: String,
     nodes: Vec<Node>,
     published: Vec<Published>,
@@ -44,6 +49,9 @@ struct Published {
     node: String,
     spec: String,
     container: Ipv4Addr,
+    /// The container's IPv6 address, when the spec is published in IPv6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container6: Option<Ipv6Addr>,
 }
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
@@ -64,39 +72,52 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
             addresses,
         }
     };
-    let mut nodes = vec![
-        node(
-            HOST_NODE,
-            vec![
-                format!("{} {}/{}", lab.bridge, lab.gateway, lab.subnet.prefix_len()),
-                format!("{} {}", lab.external.device, lab.external.address),
-            ],
-        ),
-        node(
-            WAN_NODE,
-            vec![format!(
-                "{} {}/{}",
-                lab.external.peer_device,
-                lab.external.peer_address,
-                lab.external.address.prefix_len()
-            )],
-        ),
+    let ipv6 = lab.ipv6;
+    let mut host = vec![
+        format!("{} {}/{}", lab.bridge, lab.gateway, lab.subnet.prefix_len()),
+        format!("{} {}", lab.external.device, lab.external.address),
     ];
-    for c in &lab.containers {
-        nodes.push(node(
-            &c.name,
-            vec![format!(
-                "{} {}/{}",
-                c.device,
-                c.address,
-                lab.subnet.prefix_len()
-            )],
+    let mut wan = vec![format!(
+        "{} {}/{}",
+        lab.external.peer_device,
+        lab.external.peer_address,
+        lab.external.address.prefix_len()
+    )];
+    if let Some(ipv6) = ipv6 {
+        host.push(format!(
+            "{} {}",
+            lab.bridge,
+            ipv6.subnet.with_address(ipv6.gateway)
         ));
+        host.push(format!("{} {}", lab.external.device, ipv6.external));
+        wan.push(format!(
+            "{} {}",
+            lab.external.peer_device,
+            ipv6.external.with_address(ipv6.peer)
+        ));
+    }
+    let mut nodes = vec![node(HOST_NODE, host), node(WAN_NODE, wan)];
+    for c in &lab.containers {
+        let mut addresses = vec![format!(
+            "{} {}/{}",
+            c.device,
+            c.address,
+            lab.subnet.prefix_len()
+        )];
+        if let (Some(ipv6), Some(address6)) = (ipv6, c.address6) {
+            addresses.push(format!(
+                "{} {}",
+                c.device,
+                ipv6.subnet.with_address(address6)
+            ));
+        }
+        nodes.push(node(&c.name, addresses));
     }
     let status = Status {
         lab: lab_name.to_string(),
         backend: saved.backend.to_string(),
         subnet: lab.subnet.to_string(),
+        subnet6: ipv6.map(|ipv6| ipv6.subnet.to_string()),
         bridge: lab.bridge.clone(),
         nodes,
         published: lab
@@ -107,6 +128,9 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
                     node: p.node.clone(),
                     spec: p.spec.to_string(),
                     container: c.address,
+                    container6: c
+                        .address6
+                        .filter(|_| ipv6.is_some() && p.spec.host_ip6().is_some()),
                 })
             })
             .collect(),
@@ -121,8 +145,12 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
 
 /// The status for people: a line about the lab, its nodes, what is published.
 fn print_text(status: &Status) {
+    let subnet6 = status
+        .subnet6
+        .as_ref()
+        .map_or_else(String::new, |subnet6| format!("  subnet6 {subnet6}"));
     println!(
-        "lab {}  backend {}  subnet {}  bridge {}",
+        "lab {}  backend {}  subnet {}{subnet6}  bridge {}",
         status.lab, status.backend, status.subnet, status.bridge
     );
     let mut nodes = text_table::new(
@@ -153,7 +181,12 @@ fn print_text(status: &Status) {
             Destination::Stdout,
         );
         for p in &status.published {
-            published.add_row([p.spec.clone(), p.node.clone(), p.container.to_string()]);
+            let container = match (p.container6, p.spec.starts_with('[')) {
+                (Some(v6), true) => v6.to_string(),
+                (Some(v6), false) => format!("{}, {v6}", p.container),
+                (None, _) => p.container.to_string(),
+            };
+            published.add_row([p.spec.clone(), p.node.clone(), container]);
         }
         println!("\n{}", text_table::render(&published));
     }

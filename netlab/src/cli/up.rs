@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use crate::{
     error::{Context as _, Result},
-    lab::Lab,
+    lab::{DEFAULT_SUBNET6, Lab, LabIpv6},
     lifecycle,
     nat::{
         BackendKind, BackendOptions, FastPath, Ingress, NftShape, ct_timeouts::CtTimeoutChanges,
@@ -17,6 +17,11 @@ pub struct Args {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
+    /// Make the lab dual-stack: IPv6 subnet `fd00:172:18::/64` (bridge `::1`, containers
+    /// their IPv4 host number in the same digits, external link `2001:2::1/64`), unless the
+    /// lab file gives subnet6. Needs a backend that carries IPv6 (iptables, none).
+    #[arg(long)]
+    pub ipv6: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
     /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
@@ -109,7 +114,10 @@ pub fn choose(args: &BackendArgs, running: Option<&LabState>) -> (BackendKind, B
 }
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
-    let lab = load_lab(args.file.as_ref())?;
+    let mut lab = load_lab(args.file.as_ref())?;
+    if args.ipv6 && lab.ipv6.is_none() {
+        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+    }
     if args.explain {
         crate::state::validate_name(lab_name)?;
         lab.validate()?;
@@ -121,11 +129,13 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let backend = lifecycle::up(lab_name, &lab, |running| choose(&args.backend, running))?;
+    let subnets = match &lab.ipv6 {
+        Some(ipv6) => format!("{} and {}", lab.subnet, ipv6.subnet),
+        None => lab.subnet.to_string(),
+    };
     println!(
-        "lab {lab_name} is up: {} containers on {} ({} backend)",
+        "lab {lab_name} is up: {} containers on {subnets} ({backend} backend)",
         lab.containers.len(),
-        lab.subnet,
-        backend
     );
     if args.foreground {
         super::foreground::run(lab_name)?;

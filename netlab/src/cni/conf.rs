@@ -217,7 +217,7 @@ fn port_spec(mapping: &PortMapping) -> Result<Option<PortSpec>, CniError> {
         "" => None,
         text => match text.parse::<IpAddr>() {
             Ok(IpAddr::V4(ip)) if ip.is_unspecified() => None,
-            Ok(IpAddr::V4(ip)) => Some(ip),
+            Ok(ip @ IpAddr::V4(_)) => Some(ip),
             Ok(IpAddr::V6(_)) => return Ok(None),
             Err(_) => {
                 return Err(CniError::new(

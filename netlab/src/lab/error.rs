@@ -1,6 +1,6 @@
 //! Why a lab is invalid or could not be read.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::ipv4net::{CidrError, Ipv4Net};
 use crate::ports::PortSpec;
@@ -109,6 +109,21 @@ pub enum LabError {
     /// The wan node's address is the host's own external address.
     #[error("external peer_address {0} is the same as the external address")]
     PeerIsHost(Ipv4Addr),
+    /// An IPv6 setting in a lab without an IPv6 subnet.
+    #[error(
+        "{0} needs an IPv6 subnet: add subnet6 to the lab, e.g. subnet6 = \"fd00:172:18::/64\""
+    )]
+    NeedsSubnet6(String),
+    /// An IPv6 address or network that cannot serve where it is.
+    #[error("{what} {address}: {reason}")]
+    Ipv6 {
+        /// Whose address, e.g. `gateway6`.
+        what: String,
+        /// The address or network, as netlab writes it.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A publish aimed at something that is not a container.
     #[error("publish \"{spec}\" targets \"{node}\", which is not a container of the lab")]
     UnknownNode {
@@ -121,7 +136,7 @@ pub enum LabError {
     #[error("publish \"{spec}\": host address {address} is not an address of the host")]
     ForeignHostIp {
         /// The address.
-        address: Ipv4Addr,
+        address: IpAddr,
         /// The spec.
         spec: PortSpec,
     },

@@ -1,11 +1,12 @@
 //! The lab file: TOML with every key optional, defaults filled in.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::Deserialize;
 
-use super::{Container, External, HostMode, Lab, LabError, Publish};
+use super::{Container, External, HostMode, Lab, LabError, LabIpv6, Publish};
 use crate::ipv4net::Ipv4Net;
+use crate::ipv6net::Ipv6Net;
 use crate::ports::PortSpec;
 
 impl Lab {
@@ -21,9 +22,16 @@ impl Lab {
     /// the file. Each string of a `[[publish]]` table's `ports` becomes one
     /// [`Publish`].
     ///
+    /// `subnet6` makes the lab dual-stack: `gateway6` is then `::1` of it by default, the
+    /// external link's IPv6 side `2001:2::1/64` to `wan` at `2001:2::2`, and a container's
+    /// missing `address6` its IPv4 host number in the same digits (172.18.0.10 gets `::10`).
+    /// The other IPv6 keys need `subnet6`.
+    ///
     /// ```toml
     /// subnet = "172.18.0.0/16"
     /// gateway = "172.18.0.1"
+    /// subnet6 = "fd00:172:18::/64"  # IPv6 too; none by default
+    /// gateway6 = "fd00:172:18::1"
     /// bridge = "br0"
     /// host = "namespace"          # or "root"
     /// masquerade = true
@@ -32,18 +40,21 @@ impl Lab {
     /// address = "198.18.0.1/24"
     /// peer_device = "eth0"
     /// peer_address = "198.18.0.2"
+    /// address6 = "2001:2::1/64"
+    /// peer_address6 = "2001:2::2"
     /// [[container]]
     /// name = "web"
     /// address = "172.18.0.10"
+    /// address6 = "fd00:172:18::10"
     /// device = "ceth0"
     /// host_device = "veth0"
     /// [[publish]]
     /// node = "web"
-    /// ports = ["8080:80", "127.0.0.1:5353:53/udp"]
+    /// ports = ["8080:80", "127.0.0.1:5353:53/udp", "[::1]:8081:81"]
     /// ```
     pub fn from_toml(text: &str) -> Result<Lab, LabError> {
         let file: LabFile = toml::from_str(text).map_err(|e| file_error(text, &e))?;
-        let lab = file.into_lab();
+        let lab = file.into_lab()?;
         lab.validate()?;
         Ok(lab)
     }
@@ -94,6 +105,8 @@ fn file_error(text: &str, err: &toml::de::Error) -> LabError {
 struct LabFile {
     subnet: Option<Ipv4Net>,
     gateway: Option<Ipv4Addr>,
+    subnet6: Option<Ipv6Net>,
+    gateway6: Option<Ipv6Addr>,
     bridge: Option<String>,
     host: Option<HostMode>,
     masquerade: Option<bool>,
@@ -111,6 +124,8 @@ struct ExternalFile {
     address: Option<Ipv4Net>,
     peer_device: Option<String>,
     peer_address: Option<Ipv4Addr>,
+    address6: Option<Ipv6Net>,
+    peer_address6: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +133,7 @@ struct ExternalFile {
 struct ContainerFile {
     name: String,
     address: Ipv4Addr,
+    address6: Option<Ipv6Addr>,
     device: Option<String>,
     host_device: Option<String>,
 }
@@ -130,7 +146,7 @@ struct PublishFile {
 }
 
 impl LabFile {
-    fn into_lab(self) -> Lab {
+    fn into_lab(self) -> Result<Lab, LabError> {
         let defaults = Lab::empty();
         let subnet = self.subnet.unwrap_or(defaults.subnet);
         // A subnet too small for a first host fails validation anyway;
@@ -140,7 +156,31 @@ impl LabFile {
             .or_else(|| subnet.first_host())
             .unwrap_or_else(|| subnet.network());
         let ext = self.external.unwrap_or_default();
-        Lab {
+        let ipv6 = if let Some(subnet6) = self.subnet6 {
+            let mut ipv6 = LabIpv6::with_defaults(subnet6);
+            ipv6.gateway = self.gateway6.unwrap_or(ipv6.gateway);
+            ipv6.external = ext.address6.unwrap_or(ipv6.external);
+            ipv6.peer = ext.peer_address6.unwrap_or(ipv6.peer);
+            Some(ipv6)
+        } else {
+            let stray = [
+                ("gateway6", self.gateway6.is_some()),
+                ("external address6", ext.address6.is_some()),
+                ("external peer_address6", ext.peer_address6.is_some()),
+            ]
+            .into_iter()
+            .chain(
+                self.container
+                    .iter()
+                    .map(|c| ("a container's address6", c.address6.is_some())),
+            )
+            .find(|(_, given)| *given);
+            if let Some((what, _)) = stray {
+                return Err(LabError::NeedsSubnet6(what.to_owned()));
+            }
+            None
+        };
+        let mut lab = Lab {
             subnet,
             gateway,
             bridge: self.bridge.unwrap_or(defaults.bridge),
@@ -151,6 +191,7 @@ impl LabFile {
                 peer_device: ext.peer_device.unwrap_or(defaults.external.peer_device),
                 peer_address: ext.peer_address.unwrap_or(defaults.external.peer_address),
             },
+            ipv6: None,
             masquerade: self.masquerade.unwrap_or(defaults.masquerade),
             containers: self
                 .container
@@ -159,6 +200,7 @@ impl LabFile {
                 .map(|(index, c)| Container {
                     name: c.name,
                     address: c.address,
+                    address6: c.address6,
                     device: c.device.unwrap_or_else(|| format!("ceth{index}")),
                     host_device: c.host_device.unwrap_or_else(|| format!("veth{index}")),
                 })
@@ -174,7 +216,11 @@ impl LabFile {
                     })
                 })
                 .collect(),
+        };
+        if let Some(ipv6) = ipv6 {
+            lab.enable_ipv6(ipv6);
         }
+        Ok(lab)
     }
 }
 
@@ -239,17 +285,20 @@ ports = ["10.88.0.254:5432:5432"]
                 peer_device: "eth9".to_owned(),
                 peer_address: ip(192, 0, 2, 1),
             },
+            ipv6: None,
             masquerade: false,
             containers: vec![
                 Container {
                     name: "web".to_owned(),
                     address: ip(10, 88, 0, 10),
+                    address6: None,
                     device: "eth0".to_owned(),
                     host_device: "vethweb".to_owned(),
                 },
                 Container {
                     name: "db".to_owned(),
                     address: ip(10, 88, 0, 11),
+                    address6: None,
                     device: "ceth1".to_owned(),
                     host_device: "veth1".to_owned(),
                 },

@@ -14,13 +14,14 @@ mod error;
 mod file;
 mod validate;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 pub use error::LabError;
 
 use crate::ipv4net::Ipv4Net;
+use crate::ipv6net::Ipv6Net;
 use crate::ports::{PortRange, PortSpec, Proto};
 
 /// Name of the node that holds the bridge, the external link and the NAT.
@@ -32,6 +33,15 @@ pub const WAN_NODE: &str = "wan";
 const DEFAULT_SUBNET: Ipv4Net = Ipv4Net::literal(Ipv4Addr::new(172, 18, 0, 0), 16);
 /// The host's end of the external link, in the benchmarking range (RFC 2544).
 const DEFAULT_EXTERNAL: Ipv4Net = Ipv4Net::literal(Ipv4Addr::new(198, 18, 0, 1), 24);
+
+/// A dual-stack lab's default IPv6 container subnet: unique local (RFC 4193), its digits
+/// echoing the IPv4 subnet's.
+pub const DEFAULT_SUBNET6: Ipv6Net =
+    Ipv6Net::literal(Ipv6Addr::new(0xfd00, 0x172, 0x18, 0, 0, 0, 0, 0), 64);
+/// The host's IPv6 end of the external link, in the IPv6 benchmarking range (RFC 5180).
+const DEFAULT_EXTERNAL6: Ipv6Net = Ipv6Net::literal(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1), 64);
+/// The `wan` node's IPv6 address.
+const DEFAULT_PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 /// Where the host node lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,6 +61,9 @@ pub struct Container {
     pub name: String,
     /// Address on the container subnet.
     pub address: Ipv4Addr,
+    /// Address on the IPv6 container subnet, in a dual-stack lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Addr>,
     /// veth end inside the container, e.g. `ceth0`.
     pub device: String,
     /// veth end in the host node, enslaved to the bridge, e.g. `veth0`.
@@ -68,6 +81,40 @@ pub struct External {
     pub peer_device: String,
     /// Address of `peer_device`, inside the external network.
     pub peer_address: Ipv4Addr,
+}
+
+/// A dual-stack lab's IPv6 addressing. Addresses are static: router advertisements are not
+/// accepted and duplicate address detection is off, so a lab is usable when `up` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabIpv6 {
+    /// Container subnet, stored as its network address, e.g. `fd00:172:18::/64`.
+    pub subnet: Ipv6Net,
+    /// Bridge address; by default `::1` of the subnet.
+    pub gateway: Ipv6Addr,
+    /// The host's address on the external link, with its prefix: `2001:2::1/64`.
+    pub external: Ipv6Net,
+    /// The `wan` node's address on the external link.
+    pub peer: Ipv6Addr,
+}
+
+impl LabIpv6 {
+    /// `subnet` with the gateway and external link defaults.
+    pub fn with_defaults(subnet: Ipv6Net) -> Self {
+        LabIpv6 {
+            subnet,
+            gateway: subnet.host(1).unwrap_or_else(|| subnet.network()),
+            external: DEFAULT_EXTERNAL6,
+            peer: DEFAULT_PEER6,
+        }
+    }
+
+    /// A container's default IPv6 address: its IPv4 host number written in the same digits,
+    /// so 172.18.0.10 gets `::10` and 172.18.1.5 (host 261) gets `::261`.
+    pub fn default_address(&self, subnet4: Ipv4Net, address: Ipv4Addr) -> Option<Ipv6Addr> {
+        let host = address.to_bits() & !subnet4.netmask().to_bits();
+        let digits = u128::from_str_radix(&host.to_string(), 16).ok()?;
+        self.subnet.host(digits)
+    }
 }
 
 /// Ports of the host forwarded to a container.
@@ -92,6 +139,9 @@ pub struct Lab {
     pub host: HostMode,
     /// The link to the `wan` node.
     pub external: External,
+    /// IPv6 addressing; `None` for an IPv4-only lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<LabIpv6>,
     /// Masquerade traffic from the subnet that leaves by any device but the bridge.
     pub masquerade: bool,
     /// Containers, in creation order.
@@ -112,6 +162,7 @@ impl Lab {
             .map(|(index, (name, address))| Container {
                 name: name.to_owned(),
                 address: address.into(),
+                address6: None,
                 device: format!("ceth{index}"),
                 host_device: format!("veth{index}"),
             })
@@ -145,10 +196,49 @@ impl Lab {
                 peer_device: "eth0".to_owned(),
                 peer_address: Ipv4Addr::new(198, 18, 0, 2),
             },
+            ipv6: None,
             masquerade: true,
             containers: Vec::new(),
             publish: Vec::new(),
         }
+    }
+
+    /// The walkthrough's network made dual-stack: IPv6 subnet `fd00:172:18::/64` with the
+    /// bridge on `::1`, containers on `::10` and `::20`, `eth0` `2001:2::1/64` to `wan` at
+    /// `2001:2::2`.
+    pub fn default_dual_stack() -> Lab {
+        let mut lab = Lab::default_lab();
+        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+        lab
+    }
+
+    /// Makes the lab dual-stack with `ipv6`, giving each container without an IPv6 address
+    /// its default one.
+    pub fn enable_ipv6(&mut self, ipv6: LabIpv6) {
+        for c in &mut self.containers {
+            if c.address6.is_none() {
+                c.address6 = ipv6.default_address(self.subnet, c.address);
+            }
+        }
+        self.ipv6 = Some(ipv6);
+    }
+
+    /// The host node's addresses that a port may be published on: the external address,
+    /// the gateway and loopback, of each family the lab has.
+    pub fn host_addresses(&self) -> Vec<IpAddr> {
+        let mut addresses = vec![
+            IpAddr::V4(self.external.address.addr()),
+            IpAddr::V4(self.gateway),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ];
+        if let Some(ipv6) = &self.ipv6 {
+            addresses.extend([
+                IpAddr::V6(ipv6.external.addr()),
+                IpAddr::V6(ipv6.gateway),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]);
+        }
+        addresses
     }
 
     /// The container called `name`.

@@ -1,10 +1,11 @@
 //! The checks a lab must pass before anything touches the kernel.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{HOST_NODE, HostMode, Lab, LabError, WAN_NODE};
+use super::{HOST_NODE, HostMode, Lab, LabError, LabIpv6, WAN_NODE};
 use crate::ipv4net::Ipv4Net;
+use crate::ipv6net::Ipv6Net;
 
 /// Linux's `IFNAMSIZ` less the terminating NUL; network namespace names are
 /// held to the same limit so every node name is also a valid device name.
@@ -17,7 +18,97 @@ impl Lab {
         self.validate_external()?;
         self.validate_names()?;
         self.validate_containers()?;
+        if let Some(ipv6) = &self.ipv6 {
+            self.validate_ipv6(ipv6)?;
+        }
         self.validate_publish()
+    }
+
+    fn validate_ipv6(&self, ipv6: &LabIpv6) -> Result<(), LabError> {
+        let bad = |what: &str, address: String, reason: &str| LabError::Ipv6 {
+            what: what.to_owned(),
+            address,
+            reason: reason.to_owned(),
+        };
+        let subnet = ipv6.subnet;
+        if self.host == HostMode::Root {
+            // It would turn on the real host's IPv6 forwarding, which stops it taking
+            // router advertisements on its own interfaces.
+            return Err(bad(
+                "subnet6",
+                subnet.to_string(),
+                "IPv6 needs host = \"namespace\"; a root-mode lab is IPv4 only",
+            ));
+        }
+        if subnet.prefix_len() > 120 {
+            return Err(bad(
+                "subnet6",
+                subnet.to_string(),
+                "too small: its prefix length must be at most 120",
+            ));
+        }
+        if subnet.addr() != subnet.network() {
+            return Err(bad(
+                "subnet6",
+                subnet.to_string(),
+                &format!("has host bits set; write it as {}", subnet.trunc()),
+            ));
+        }
+        let in_network = |what: &str, address: Ipv6Addr, network: Ipv6Net| {
+            if !network.contains(address) {
+                return Err(bad(
+                    what,
+                    address.to_string(),
+                    &format!("is outside {}", network.trunc()),
+                ));
+            }
+            if address == network.network() {
+                return Err(bad(
+                    what,
+                    address.to_string(),
+                    &format!(
+                        "is the subnet-router anycast address of {}",
+                        network.trunc()
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        in_network("gateway6", ipv6.gateway, subnet)?;
+        let external = ipv6.external.trunc();
+        if external.overlaps(subnet) {
+            return Err(bad(
+                "external address6",
+                ipv6.external.to_string(),
+                &format!("overlaps subnet6 {subnet}"),
+            ));
+        }
+        in_network("external address6", ipv6.external.addr(), external)?;
+        in_network("external peer_address6", ipv6.peer, external)?;
+        if ipv6.peer == ipv6.external.addr() {
+            return Err(bad(
+                "external peer_address6",
+                ipv6.peer.to_string(),
+                "is the same as the external address6",
+            ));
+        }
+        let mut addresses: HashMap<Ipv6Addr, String> = HashMap::new();
+        addresses.insert(ipv6.gateway, "the gateway6".to_owned());
+        for c in &self.containers {
+            let what = format!("address6 of container \"{}\"", c.name);
+            let Some(address) = c.address6 else {
+                return Err(bad(
+                    &what,
+                    format!("(default for {})", c.address),
+                    &format!("does not fit {subnet}; give the container an address6"),
+                ));
+            };
+            in_network(&what, address, subnet)?;
+            if let Some(first) = addresses.insert(address, what.clone()) {
+                return Err(bad(&what, address.to_string(), &format!("is also {first}")));
+            }
+        }
+        Ok(())
     }
 
     fn validate_subnet(&self) -> Result<(), LabError> {
@@ -126,17 +217,18 @@ impl Lab {
     }
 
     fn validate_publish(&self) -> Result<(), LabError> {
-        let host_addresses = [
-            self.external.address.addr(),
-            self.gateway,
-            Ipv4Addr::LOCALHOST,
-        ];
+        let host_addresses = self.host_addresses();
         for (index, p) in self.publish.iter().enumerate() {
             if self.container(&p.node).is_none() {
                 return Err(LabError::UnknownNode {
                     node: p.node.clone(),
                     spec: p.spec.clone(),
                 });
+            }
+            if let Some(IpAddr::V6(_)) = p.spec.host_ip
+                && self.ipv6.is_none()
+            {
+                return Err(LabError::NeedsSubnet6(format!("publish \"{}\"", p.spec)));
             }
             if let Some(address) = p.spec.host_ip
                 && !address.is_unspecified()
@@ -305,7 +397,7 @@ mod tests {
     }
 
     fn set_host_ip(lab: &mut Lab, addr: Ipv4Addr) {
-        lab.publish[0].spec.host_ip = Some(addr);
+        lab.publish[0].spec.host_ip = Some(addr.into());
     }
 
     #[test]

@@ -54,4 +54,8 @@ impl NatBackend for NoNat {
     fn hooks(&self, _ctx: NatContext<'_>) -> Vec<Hook> {
         Vec::new()
     }
+
+    fn carries_ipv6(&self) -> bool {
+        true
+    }
 }

@@ -84,9 +84,13 @@ impl RangeKey {
     }
 }
 
-/// The trie keys of range `spec`, one per block.
+/// The trie keys of range `spec`, one per block (none for a spec published on IPv6 only,
+/// which this datapath does not carry).
 pub(crate) fn range_keys(spec: &PortSpec) -> Vec<RangeKey> {
-    let ip = spec.host_ip.map_or(0, |ip| u32::from(ip).to_be());
+    let Some(host_ip) = spec.host_ip4() else {
+        return Vec::new();
+    };
+    let ip = host_ip.map_or(0, |ip| u32::from(ip).to_be());
     blocks(spec.host.start, spec.host.end)
         .into_iter()
         .map(|block| RangeKey {

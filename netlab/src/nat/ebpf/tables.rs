@@ -47,10 +47,13 @@ fn publish_keys(publish: &Publish) -> impl Iterator<Item = (PublishKey, u16)> + 
     spec_keys(&publish.spec)
 }
 
-/// The host-side keys of `spec`, each with its container port: one per host port.
+/// The host-side keys of `spec`, each with its container port: one per host port (none
+/// for a spec published on IPv6 only, which this datapath does not carry).
 pub(crate) fn spec_keys(spec: &PortSpec) -> impl Iterator<Item = (PublishKey, u16)> + '_ {
-    let ip = spec.host_ip.map_or(0, |ip| u32::from(ip).to_be());
-    (spec.host.start..=spec.host.end).filter_map(move |host_port| {
+    let host_ip = spec.host_ip4();
+    let ip = host_ip.flatten().map_or(0, |ip| u32::from(ip).to_be());
+    let ports = host_ip.map(|_| spec.host.start..=spec.host.end);
+    ports.into_iter().flatten().filter_map(move |host_port| {
         let container_port = spec.container_port_for(host_port)?;
         let key = PublishKey {
             ip,

@@ -1,6 +1,6 @@
 //! Reading what the tools print: `iptables-save`, `iptables -L -v`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::lab::Publish;
 
@@ -42,7 +42,7 @@ fn lines_of_table<'a>(saved: &'a str, table: &str) -> impl Iterator<Item = &'a s
 pub(super) fn dnat_counters(
     listing: &str,
     publish: &Publish,
-    container: Ipv4Addr,
+    container: IpAddr,
     destination: &str,
 ) -> (u64, u64) {
     let (mut packets, mut bytes) = (0, 0);
@@ -59,7 +59,11 @@ pub(super) fn dnat_counters(
         let proto_ok = fields
             .get(3)
             .is_some_and(|p| *p == proto.name() || *p == proto.number().to_string());
-        let to_ok = line.contains(&format!("to:{container}:"));
+        // `to:172.18.0.10:80`, `to:[fd00:172:18::10]:80`.
+        let to_ok = line.contains(&match container {
+            IpAddr::V4(ip) => format!("to:{ip}:"),
+            IpAddr::V6(ip) => format!("to:[{ip}]:"),
+        });
         // The destination column tells specs on different host addresses apart.
         let destination_ok = fields.get(8).is_some_and(|d| *d == destination);
         if proto_ok && to_ok && destination_ok && publish.spec.host.contains(port) {
@@ -87,7 +91,7 @@ mod tests {
             node: "netns0".into(),
             spec: spec.parse().expect("spec"),
         };
-        let container = Ipv4Addr::new(172, 18, 0, 10);
+        let container = IpAddr::from([172, 18, 0, 10]);
         let range = publish("8080-8081:80-81");
         assert_eq!(
             dnat_counters(listing, &range, container, "!172.18.0.1"),
@@ -103,7 +107,7 @@ mod tests {
             dnat_counters(listing, &udp, container, "!172.18.0.1"),
             (5, 300)
         );
-        let elsewhere = Ipv4Addr::new(172, 18, 0, 20);
+        let elsewhere = IpAddr::from([172, 18, 0, 20]);
         assert_eq!(
             dnat_counters(listing, &range, elsewhere, "!172.18.0.1"),
             (0, 0)

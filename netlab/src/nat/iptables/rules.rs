@@ -4,7 +4,11 @@
 use std::fmt::Write as _;
 
 use super::parse;
-use crate::nat::NatContext;
+use crate::{
+    error::{Error, Result},
+    family::{Addressing, Family, socket_text},
+    nat::NatContext,
+};
 
 /// The chains of one lab: (table, chain suffix, built-in chain that jumps to it, jump match).
 /// Ports published on a loopback address go in `LOCAL`, jumped to from OUTPUT only: a
@@ -31,10 +35,11 @@ pub fn chain_prefix(lab_name: &str) -> String {
     format!("NL-{lab_name}-")
 }
 
-/// The full content of the lab's chains for the current published set. Each call
-/// rewrites the chains whole (declaring a chain in `--noflush` mode flushes it), so
-/// the result never depends on what was there before.
-pub(super) fn chains(ctx: NatContext<'_>) -> String {
+/// The full content of the lab's chains in one family (for `iptables-restore` or
+/// `ip6tables-restore`) for the current published set. Each call rewrites the chains whole
+/// (declaring a chain in `--noflush` mode flushes it), so the result never depends on what
+/// was there before.
+pub(super) fn chains(ctx: NatContext<'_>, family: Addressing<'_>) -> String {
     let lab = ctx.lab;
     let (raw_chain, dnat, local, post, fwd) = (
         chain(ctx.lab_name, "RAW"),
@@ -44,33 +49,50 @@ pub(super) fn chains(ctx: NatContext<'_>) -> String {
         chain(ctx.lab_name, "FWD"),
     );
     let bridge = &lab.bridge;
-    let subnet = lab.subnet;
+    let subnet = family.subnet();
+    let loopback = family.family.loopback_net();
+    let host_len = family.family.host_prefix_len();
     let external = &lab.external.device;
     // Martians: the container subnet and loopback only ever arrive from the bridge and
     // `lo`. From the external device they are spoofed (with rp_filter off, as in a fresh
     // namespace, the kernel would DNAT and forward the subnet's, and answer them).
     let raw = format!(
-        "*raw\n:{raw_chain} - [0:0]\n-A {raw_chain} -s {subnet} -i {external} -j DROP\n-A {raw_chain} -s 127.0.0.0/8 -i {external} -j DROP\n"
+        "*raw\n:{raw_chain} - [0:0]\n-A {raw_chain} -s {subnet} -i {external} -j DROP\n-A {raw_chain} -s {loopback} -i {external} -j DROP\n"
     );
     let mut nat = format!("*nat\n:{dnat} - [0:0]\n:{local} - [0:0]\n:{post} - [0:0]\n");
     let mut filter = format!("*filter\n:{fwd} - [0:0]\n");
     if lab.masquerade {
         let _ = writeln!(nat, "-A {post} -s {subnet} ! -o {bridge} -j MASQUERADE");
     }
-    // Host processes reaching a port published on 127.0.0.1 (route_localnet is on for
-    // the bridge): the container must answer to an address it can route back to.
-    let _ = writeln!(nat, "-A {post} -s 127.0.0.0/8 -o {bridge} -j MASQUERADE");
+    match family.family {
+        // Host processes reaching a port published on loopback (route_localnet is on for
+        // the bridge): the container must answer to an address it can route back to.
+        Family::V4 => {
+            let _ = writeln!(nat, "-A {post} -s {loopback} -o {bridge} -j MASQUERADE");
+        }
+        // IPv6 has no route_localnet: the reply, translated back to ::1, would arrive on
+        // the bridge and be dropped as a martian. ::1 stays the host's own, so a connection
+        // there is answered (or refused) by the host instead of hanging.
+        Family::V6 => {
+            let _ = writeln!(nat, "-A {dnat} -d {loopback} -j RETURN");
+        }
+    }
     for publish in &lab.publish {
-        let Some(container) = lab.container(&publish.node) else {
+        let spec = &publish.spec;
+        let (Some(container), Some(host_ip)) = (
+            lab.container(&publish.node)
+                .and_then(|c| family.container(c)),
+            family.host_ip(spec),
+        ) else {
             continue;
         };
-        let spec = &publish.spec;
         let proto = spec.proto;
-        let cip = container.address;
-        let destination = spec
-            .host_ip
-            .map_or_else(|| format!("! -d {}", lab.gateway), |ip| format!("-d {ip}"));
-        let dnat = if spec.host_ip.is_some_and(|ip| ip.is_loopback()) {
+        let cip = container;
+        let destination = host_ip.map_or_else(
+            || format!("! -d {}", family.gateway()),
+            |ip| format!("-d {ip}"),
+        );
+        let dnat = if host_ip.is_some_and(|ip| ip.is_loopback()) {
             &local
         } else {
             &dnat
@@ -83,7 +105,8 @@ pub(super) fn chains(ctx: NatContext<'_>) -> String {
             };
             let _ = writeln!(
                 nat,
-                "-A {dnat} {destination} -p {proto} -m {proto} --dport {host_port} -j DNAT --to-destination {cip}:{container_port}"
+                "-A {dnat} {destination} -p {proto} -m {proto} --dport {host_port} -j DNAT --to-destination {}",
+                socket_text(cip, container_port)
             );
         }
         let cports = port_match(spec.container.start, spec.container.end);
@@ -91,13 +114,13 @@ pub(super) fn chains(ctx: NatContext<'_>) -> String {
         // address must see the reply come from the host, not from itself.
         let _ = writeln!(
             nat,
-            "-A {post} -s {cip}/32 -d {cip}/32 -p {proto} -m {proto} --dport {cports} -j MASQUERADE"
+            "-A {post} -s {cip}/{host_len} -d {cip}/{host_len} -p {proto} -m {proto} --dport {cports} -j MASQUERADE"
         );
         // Only connections this lab DNAT'd to the port: the same port addressed straight
         // to the container (a neighbour routing the subnet via the host) is not published.
         let _ = writeln!(
             filter,
-            "-A {fwd} -d {cip}/32 -o {bridge} -p {proto} -m {proto} --dport {cports} -m conntrack --ctstate DNAT -j ACCEPT"
+            "-A {fwd} -d {cip}/{host_len} -o {bridge} -p {proto} -m {proto} --dport {cports} -m conntrack --ctstate DNAT -j ACCEPT"
         );
     }
     // Replies, containers' own traffic (out, to each other, hairpin), then, as Docker 28
@@ -112,6 +135,22 @@ pub(super) fn chains(ctx: NatContext<'_>) -> String {
         let _ = writeln!(filter, "-A {fwd} ! -i {bridge} -o {bridge} -j DROP");
     }
     format!("{raw}COMMIT\n{nat}COMMIT\n{filter}COMMIT\n")
+}
+
+/// The error for a spec the rules cannot carry: one published on `::1` (see [`chains`]).
+pub(super) fn refuse_ipv6_loopback(ctx: NatContext<'_>) -> Result<()> {
+    match ctx.lab.publish.iter().find(|p| {
+        p.spec
+            .host_ip6()
+            .flatten()
+            .is_some_and(|ip| ip.is_loopback())
+    }) {
+        Some(publish) => Err(Error::invalid(format!(
+            "cannot publish {} with the iptables backend: the kernel does not route IPv6 loopback traffic out of lo (there is no route_localnet for IPv6); publish on [::] or another host address",
+            publish.spec
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Jump rules from the built-in chains that are missing, given the current rules.
@@ -174,17 +213,73 @@ fn port_match(start: u16, end: u16) -> String {
 pub(super) mod tests {
     use super::*;
     pub(in crate::nat::iptables) use crate::nat::test_support::lab_with;
-    use crate::{lab::Lab, nat::BackendOptions};
+    use crate::{
+        family::Family,
+        lab::{DEFAULT_SUBNET6, Lab, LabIpv6},
+        nat::BackendOptions,
+    };
 
     /// The context the backend gets for `lab`, with the default options.
     pub(in crate::nat::iptables) fn ctx(lab: &Lab) -> NatContext<'_> {
         crate::nat::test_support::ctx(lab, BackendOptions::default())
     }
 
+    fn chains4(lab: &Lab) -> String {
+        chains(ctx(lab), Addressing::of(lab, Family::V4).expect("IPv4"))
+    }
+
+    fn chains6(lab: &Lab) -> String {
+        chains(ctx(lab), Addressing::of(lab, Family::V6).expect("IPv6"))
+    }
+
+    #[test]
+    fn a_dual_stack_lab_has_the_same_rules_in_ip6tables() {
+        let mut lab = lab_with(&[
+            "8080:80",
+            "[2001:2::1]:8443:443",
+            "[fd00:172:18::1]:9000:90/udp",
+            "127.0.0.1:9001:91",
+        ]);
+        assert!(Addressing::of(&lab, Family::V6).is_none(), "IPv4 only");
+        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+        let v6 = chains6(&lab);
+        for rule in [
+            "-A NL-t-RAW -s fd00:172:18::/64 -i eth0 -j DROP\n",
+            "-A NL-t-RAW -s ::1/128 -i eth0 -j DROP\n",
+            "-A NL-t-POST -s fd00:172:18::/64 ! -o br0 -j MASQUERADE\n",
+            "-A NL-t-DNAT ! -d fd00:172:18::1 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:172:18::10]:80\n",
+            "-A NL-t-DNAT -d 2001:2::1 -p tcp -m tcp --dport 8443 -j DNAT --to-destination [fd00:172:18::10]:443\n",
+            "-A NL-t-DNAT -d ::1/128 -j RETURN\n-A NL-t-DNAT ! -d fd00:172:18::1 -p tcp -m tcp --dport 8080",
+            "-A NL-t-DNAT -d fd00:172:18::1 -p udp -m udp --dport 9000 -j DNAT --to-destination [fd00:172:18::10]:90\n",
+            "-A NL-t-POST -s fd00:172:18::10/128 -d fd00:172:18::10/128 -p tcp -m tcp --dport 80 -j MASQUERADE\n",
+            "-A NL-t-FWD -d fd00:172:18::10/128 -o br0 -p tcp -m tcp --dport 443 -m conntrack --ctstate DNAT -j ACCEPT\n",
+            "-A NL-t-FWD ! -i br0 -o br0 -j DROP\n",
+        ] {
+            assert!(v6.contains(rule), "missing {rule}in {v6}");
+        }
+        // Each family gets the specs published in it, and no address of the other.
+        assert!(!v6.contains("9001") && !v6.contains("172.18."), "{v6}");
+        assert!(!v6.contains("-s ::1/128 -o br0"), "{v6}");
+        assert!(refuse_ipv6_loopback(ctx(&lab)).is_ok());
+        lab.publish.push(crate::lab::Publish {
+            node: "netns0".into(),
+            spec: "[::1]:9002:92".parse().expect("spec"),
+        });
+        let refused = refuse_ipv6_loopback(ctx(&lab)).unwrap_err().to_string();
+        assert!(refused.contains("[::1]:9002:92/tcp") && refused.contains("route_localnet"));
+        let v4 = chains4(&lab);
+        assert!(v4.contains("--dport 8080 -j DNAT --to-destination 172.18.0.10:80\n"));
+        assert!(v4.contains("--dport 9001 "), "{v4}");
+        assert!(
+            !v4.contains("8443") && !v4.contains("9000") && !v4.contains("fd00"),
+            "{v4}"
+        );
+    }
+
     #[test]
     fn one_dnat_rule_per_port_mapped_one_to_one() {
         let lab = lab_with(&["7000-7002:8000-8002/udp", "127.0.0.1:9000:90"]);
-        let rules = chains(ctx(&lab));
+        let rules = chains4(&lab);
         for (host, container) in [(7000, 8000), (7001, 8001), (7002, 8002)] {
             assert!(
                 rules.contains(&format!(
@@ -207,7 +302,7 @@ pub(super) mod tests {
     #[test]
     fn martians_from_the_external_device_are_dropped_before_conntrack() {
         let lab = lab_with(&[]);
-        let rules = chains(ctx(&lab));
+        let rules = chains4(&lab);
         assert!(
             rules.starts_with(
                 "*raw\n:NL-t-RAW - [0:0]\n-A NL-t-RAW -s 172.18.0.0/16 -i eth0 -j DROP\n-A NL-t-RAW -s 127.0.0.0/8 -i eth0 -j DROP\nCOMMIT\n"
@@ -217,7 +312,7 @@ pub(super) mod tests {
         // The device is the lab's, whatever its name.
         let mut renamed = lab_with(&[]);
         renamed.external.device = "uplink".into();
-        let rules = chains(ctx(&renamed));
+        let rules = chains4(&renamed);
         assert!(
             rules.contains("-A NL-t-RAW -s 172.18.0.0/16 -i uplink -j DROP\n"),
             "{rules}"
@@ -228,7 +323,7 @@ pub(super) mod tests {
     #[test]
     fn forwarding_into_the_bridge_only_for_dnat_and_replies() {
         let lab = lab_with(&["8080:80", "7000-7002:8000-8002/udp"]);
-        let rules = chains(ctx(&lab));
+        let rules = chains4(&lab);
         let filter = rules.split("*filter\n").nth(1).expect("a filter section");
         assert_eq!(
             filter,
@@ -241,7 +336,7 @@ pub(super) mod tests {
              COMMIT\n"
         );
         // With nothing published, outside traffic into the bridge is still closed.
-        let rules = chains(ctx(&lab_with(&[])));
+        let rules = chains4(&lab_with(&[]));
         assert!(rules.contains("-A NL-t-FWD ! -i br0 -o br0 -j DROP\nCOMMIT\n"));
         assert!(!rules.contains("--ctstate DNAT"));
     }
@@ -250,7 +345,7 @@ pub(super) mod tests {
     fn no_masquerade_rule_when_the_lab_says_so() {
         let mut lab = lab_with(&[]);
         lab.masquerade = false;
-        let rules = chains(ctx(&lab));
+        let rules = chains4(&lab);
         assert!(!rules.contains("! -o br0 -j MASQUERADE"));
         assert!(
             !rules.contains("-j DROP\nCOMMIT\n*filter") && !rules.contains("-o br0 -j DROP"),

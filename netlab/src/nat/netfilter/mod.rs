@@ -8,12 +8,15 @@ use crate::{error::Result, nat::NatContext, sysctl, topology};
 
 /// Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
 /// bridged frames must traverse netfilter's IPv4 hooks (iptables and nftables `ip` tables
-/// alike) so the hairpin flow can be masqueraded. `route_localnet` lets host processes reach
+/// alike; the IPv6 hooks too in a dual-stack lab) so the hairpin flow can be masqueraded. `route_localnet` lets host processes reach
 /// ports published on 127.0.0.1.
 pub(in crate::nat) fn prepare_host(ctx: NatContext<'_>) -> Result<()> {
     let host = ctx.host();
     crate::crash_point::reached(ctx.lab_name, "sysctls and hairpin for netfilter");
     sysctl::write(&host, "net.bridge.bridge-nf-call-iptables", "1")?;
+    if ctx.lab.ipv6.is_some() {
+        sysctl::write(&host, "net.bridge.bridge-nf-call-ip6tables", "1")?;
+    }
     sysctl::write(
         &host,
         &format!("net.ipv4.conf.{}.route_localnet", ctx.lab.bridge),
@@ -32,6 +35,12 @@ pub(in crate::nat) fn explain_prepare_host(ctx: NatContext<'_>) -> Vec<String> {
             ctx.lab.bridge
         ),
     ];
+    if ctx.lab.ipv6.is_some() {
+        lines.insert(
+            1,
+            format!("{exec}sysctl -w net.bridge.bridge-nf-call-ip6tables=1"),
+        );
+    }
     for container in &ctx.lab.containers {
         lines.push(format!(
             "{exec}bridge link set dev {} hairpin on",

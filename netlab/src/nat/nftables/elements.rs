@@ -42,7 +42,11 @@ pub(super) fn of(
             continue;
         };
         let spec = &publish.spec;
-        let map = |role| PublishedMap::new(spec.host_ip.is_some(), role);
+        // This backend writes IPv4 only.
+        let Some(host_ip) = spec.host_ip4() else {
+            continue;
+        };
+        let map = |role| PublishedMap::new(host_ip.is_some(), role);
         let shifted = spec.host != spec.container;
         let addr_map = map(if shifted {
             Role::Shifted
@@ -51,7 +55,7 @@ pub(super) fn of(
         });
         let key = |port_part: Expr| {
             let mut parts = vec![word(spec.proto.name()), port_part];
-            if let Some(ip) = spec.host_ip {
+            if let Some(ip) = host_ip {
                 parts.insert(0, address(ip));
             }
             concat(parts)

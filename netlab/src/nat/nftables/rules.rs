@@ -134,7 +134,7 @@ fn raw(ctx: NatContext<'_>, rules: &mut Rules) {
     }
     for publish in &lab.publish {
         let spec = &publish.spec;
-        if let Some(ip) = spec.host_ip.filter(Ipv4Addr::is_loopback) {
+        if let Some(ip) = spec.host_ip4().flatten().filter(Ipv4Addr::is_loopback) {
             rules.add(
                 "raw",
                 vec![
@@ -156,7 +156,10 @@ fn dnat_per_port(ctx: NatContext<'_>, rules: &mut Rules) {
     rules.add("output", vec![to_the_host(), jump(LOCAL_CHAIN)]);
     for (publish, container) in published(lab) {
         let spec = &publish.spec;
-        let (chain, destination) = match spec.host_ip {
+        let Some(host_ip) = spec.host_ip4() else {
+            continue;
+        };
+        let (chain, destination) = match host_ip {
             Some(ip) if ip.is_loopback() => (LOCAL_CHAIN, is(daddr(), address(ip))),
             Some(ip) => (DNAT_CHAIN, is(daddr(), address(ip))),
             None => (DNAT_CHAIN, is_not(daddr(), address(lab.gateway))),
