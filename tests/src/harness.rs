@@ -260,7 +260,7 @@ pub fn assert_unreachable(lab: &Lab, node: &str, ip: &str, port: u16, why: &str)
 /// `GET http://IP:PORT/PATH` with curl from `node`; returns the body.
 #[track_caller]
 pub fn curl(lab: &Lab, node: &str, ip: &str, port: u16, path: &str) -> String {
-    let url = format!("http://{ip}:{port}{path}");
+    let url = format!("http://{}:{port}{path}", Net::url_host(ip));
     let out = run_in(
         &lab.ns(node),
         15,
@@ -365,16 +365,89 @@ pub fn pair(node: &str, spec: &str) -> (String, String) {
     (node.to_string(), spec.to_string())
 }
 
-/// The root namespace's `iptables-save`, without its `#` comment lines (they carry the time).
+/// The root namespace's `iptables-save` and `ip6tables-save`, without their `#` comment
+/// lines (they carry the time).
 pub fn root_iptables() -> String {
-    let out = Command::new("iptables-save")
-        .output()
-        .expect("running iptables-save");
-    checked("iptables-save in the root namespace", &out)
-        .lines()
-        .filter(|line| !line.starts_with('#'))
+    ["iptables-save", "ip6tables-save"]
+        .iter()
+        .map(|tool| {
+            let out = Command::new(tool)
+                .output()
+                .unwrap_or_else(|err| panic!("running {tool}: {err}"));
+            checked(&format!("{tool} in the root namespace"), &out)
+                .lines()
+                .filter(|line| !line.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The addresses a case uses, in the family it runs in: IPv6 when its backend arguments
+/// make the lab dual-stack (`--ipv6`), else IPv4. The family is one more parameter of a
+/// case, not a second copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    /// 4 or 6.
+    pub family: u8,
+    /// The host node's external address.
+    pub host_ext: &'static str,
+    /// `wan`'s address.
+    pub wan: &'static str,
+    /// The bridge's address.
+    pub gateway: &'static str,
+    pub netns0: &'static str,
+    pub netns1: &'static str,
+    /// The host's loopback address.
+    pub localhost: &'static str,
+    /// `status --json`'s key for a published spec's container address in this family.
+    pub container_key: &'static str,
+    /// Bytes of a SYN from Linux: the IP header, 20 of TCP, 20 of options.
+    pub syn_bytes: u64,
+}
+
+impl Net {
+    pub const V4: Net = Net {
+        family: 4,
+        host_ext: HOST_EXT,
+        wan: WAN,
+        gateway: GATEWAY,
+        netns0: NETNS0,
+        netns1: NETNS1,
+        localhost: "127.0.0.1",
+        container_key: "container",
+        syn_bytes: 60,
+    };
+    pub const V6: Net = Net {
+        family: 6,
+        host_ext: "2001:2::1",
+        wan: "2001:2::2",
+        gateway: "fd00:172:18::1",
+        netns0: "fd00:172:18::10",
+        netns1: "fd00:172:18::20",
+        localhost: "::1",
+        container_key: "container6",
+        syn_bytes: 80,
+    };
+
+    /// The family `backend` (a case's `netlab up` arguments) runs in.
+    pub fn of(backend: &str) -> Net {
+        if backend.split_whitespace().any(|arg| arg == "--ipv6") {
+            Net::V6
+        } else {
+            Net::V4
+        }
+    }
+
+    /// `host:port` as a URL writes it.
+    pub fn url_host(ip: &str) -> String {
+        if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        }
+    }
 }
 
 /// Marker in a backend's argument string (not passed to netlab): turn transmit checksum
@@ -392,6 +465,8 @@ pub const TX_CSUM_OFF: &str = "+tx-csum-off";
 #[derive(Debug)]
 pub struct CaseLab {
     lab: Lab,
+    /// The family the case runs in, and its addresses.
+    pub net: Net,
     backend: String,
     nodes: Vec<String>,
     checksum_nodes: Vec<String>,
@@ -531,11 +606,11 @@ pub fn rules_without_counters(rules: &str) -> Vec<String> {
         .collect()
 }
 
-/// The iptables and nftables rules of `node` that translate addresses (DNAT, SNAT,
+/// The iptables, ip6tables and nftables rules of `node` that translate addresses (DNAT, SNAT,
 /// MASQUERADE, REDIRECT, NETMAP, in any table, as either tool prints them). Both tools must
 /// run: a missing tool or a failing one fails the test rather than reading as "no rule".
 pub fn nat_rules(lab: &Lab, node: &str) -> Vec<String> {
-    let text = lab.sh_ok(node, "iptables-save && nft list ruleset");
+    let text = lab.sh_ok(node, "iptables-save && ip6tables-save && nft list ruleset");
     text.lines()
         .filter(|line| {
             let line = line.to_ascii_lowercase();
@@ -572,6 +647,7 @@ pub fn lab_with(backend: &str, extra: &[&str]) -> CaseLab {
     }
     let case = CaseLab {
         lab,
+        net: Net::of(backend),
         backend: backend.to_string(),
         nodes,
         checksum_nodes,

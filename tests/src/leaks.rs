@@ -1,6 +1,6 @@
 //! Finds what the suites left behind: namespaces, links in the root namespace, bpffs pins,
-//! state files, and iptables and nftables rules in the root namespace whose names carry a
-//! given prefix. A place that cannot be looked at (a tool that is missing or fails, a folder
+//! state files, and iptables, ip6tables and nftables rules in the root namespace whose names
+//! carry a given prefix, and IPv6 routes to netlab's default networks there. A place that cannot be looked at (a tool that is missing or fails, a folder
 //! that cannot be read) is reported like a leftover: the check never passes by looking at
 //! nothing.
 
@@ -60,10 +60,22 @@ pub fn find(prefix: &str) -> Vec<String> {
         }
     }
     let chain = format!("NL-{prefix}");
-    if let Some(rules) = tool_output("iptables-save", &[], &mut leaks) {
-        for line in rules.lines() {
-            if line.contains(&chain) {
-                leaks.push(format!("iptables in the root namespace: {line}"));
+    for tool in ["iptables-save", "ip6tables-save"] {
+        if let Some(rules) = tool_output(tool, &[], &mut leaks) {
+            for line in rules.lines() {
+                if line.contains(&chain) {
+                    leaks.push(format!("{tool} in the root namespace: {line}"));
+                }
+            }
+        }
+    }
+    // A lab's networks are routed inside its namespaces only: the root namespace never has
+    // a route to them (the IPv4 ones are the machine's to use; the IPv6 ones are netlab's
+    // defaults, which nothing else here uses).
+    if let Some(routes) = tool_output("ip", &["-6", "route", "show", "table", "all"], &mut leaks) {
+        for line in routes.lines() {
+            if line.starts_with("2001:2:") || line.starts_with("fd00:172:") {
+                leaks.push(format!("IPv6 route in the root namespace: {line}"));
             }
         }
     }

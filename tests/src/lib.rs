@@ -187,7 +187,9 @@ impl Drop for Lab {
 /// in a test file whose cases are `fn a(backend: &str)` ... turns them into `iptables::a`,
 /// `ebpf_tc::a`, ..., each calling its case with the configuration's `netlab up` arguments
 /// (plus [`harness::TX_CSUM_OFF`], a marker [`harness::lab_with`] acts on). The 11
-/// configurations are listed here once, for every suite that runs on all of them.
+/// configurations are listed here once, for every suite that runs on all of them;
+/// `backend_tests!(ipv6: a, b, c)` runs the cases on the configurations that carry IPv6,
+/// in IPv6.
 #[macro_export]
 macro_rules! backend_tests {
     ($($case:ident),+ $(,)?) => {
@@ -203,6 +205,14 @@ macro_rules! backend_tests {
             ebpf_tc_tx_csum_off: "--backend ebpf --ingress tc --fast-path on +tx-csum-off";
             ebpf_xdp_tx_csum_off: "--backend ebpf --ingress xdp --fast-path on +tx-csum-off";
             ebpf_xdp_redirect: "--backend ebpf --ingress xdp --fast-path xdp-redirect";
+        );
+    };
+    // The configurations that carry IPv6, each on a dual-stack lab (`--ipv6`), for the suites
+    // whose cases take the family from [`harness::Net`].
+    (ipv6: $($case:ident),+ $(,)?) => {
+        $crate::backend_tests!(@configs [$($case),+]
+            iptables_v6: "--backend iptables --ipv6";
+            iptables_v6_tx_csum_off: "--backend iptables --ipv6 +tx-csum-off";
         );
     };
     (@configs $cases:tt $($module:ident: $backend:literal;)+) => {$(

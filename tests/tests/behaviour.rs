@@ -2,10 +2,13 @@
 //! hairpin, the host's own traffic), payload integrity and concurrency through a published
 //! port, unpublish, input errors, publishing from a lab file, and `down`. Every case runs real
 //! clients and servers inside the namespaces of a lab of its own, and takes the NAT backend as
-//! a parameter: `backend_tests!` turns each case into one `#[test]` per backend.
+//! a parameter: `backend_tests!` turns each case into one `#[test]` per backend. The address
+//! family is one more parameter: a configuration whose arguments say `--ipv6` runs each case
+//! in IPv6 on a dual-stack lab ([`Net`] holds the addresses of each family).
 //!
-//! All traffic stays inside the lab: the container subnet 172.18.0.0/16, the external link
-//! 198.18.0.0/24 between the host node and `wan`, and loopback inside the lab's namespaces.
+//! All traffic stays inside the lab: the container subnets 172.18.0.0/16 and
+//! fd00:172:18::/64, the external link (198.18.0.0/24, 2001:2::/64) between the host node
+//! and `wan`, and loopback inside the lab's namespaces.
 //! The harness is `netlab_e2e::harness`, the Python programs `netlab_e2e::fixtures`.
 
 use std::{
@@ -18,8 +21,7 @@ use std::{
 use netlab_e2e::{
     fixtures::{MANY_FLOWS, RAW_SYN, UDP_PROBE, UDP_TWICE},
     harness::{
-        GATEWAY, Guarded, HOST_EXT, Mode, NETNS0, NETNS1, PYTHON, Server, Session, TempFile, WAN,
-        assert_http, assert_probe, assert_refused, checked, client, default_lab, lab_with, pair,
+        Guarded, Mode, Net, PYTHON, Server, Session, TempFile, assert_http, assert_probe, assert_refused, checked, client, default_lab, lab_with, pair,
         pairs, ports, published, root_iptables, run_in, status,
     },
 };
@@ -43,28 +45,30 @@ ports = ["8080:80"]
 /// fails at once with ENETUNREACH).
 fn masquerade(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
+    let wan = net.wan;
     let _outside = Server::start(&lab, "wan", Mode::Http, &[7777]);
     for container in ["netns0", "netns1"] {
-        assert_http(&lab, container, WAN, 7777, 7777, HOST_EXT);
+        assert_http(&lab, container, net.wan, 7777, 7777, net.host_ext);
     }
     let ping = checked(
         "ping from netns0 to wan",
         &run_in(
             &lab.ns("netns0"),
             15,
-            &["ping", "-c", "3", "-i", "0.2", "-W", "2", WAN],
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", net.wan],
         ),
     );
     assert!(
         ping.contains("3 packets transmitted, 3 received"),
-        "ping from netns0 to {WAN}: {ping}"
+        "ping from netns0 to {wan}: {ping}"
     );
 
     let _inside = Server::start(&lab, "netns0", Mode::Http, &[5000]);
     assert_probe(
         &lab,
         "wan",
-        NETNS0,
+        net.netns0,
         5000,
         "ENETUNREACH",
         "wan has no route to the container subnet",
@@ -77,9 +81,10 @@ fn masquerade(backend: &str) {
 /// the 3 connections (the nat table sees their SYNs only), on eBPF their packets.
 fn published_port_from_wan(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _web = Server::start(&lab, "netns0", Mode::Http, &[5000]);
     for _ in 0..3 {
-        assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
+        assert_http(&lab, "wan", net.host_ext, 5000, 5000, net.wan);
     }
     let rows = ports(&lab);
     let row = rows
@@ -95,10 +100,10 @@ fn published_port_from_wan(backend: &str) {
     if row["unit"] == "connections" {
         // The iptables backend counts its DNAT rule's packets: a connection's first, its SYN,
         // 60 bytes from Linux (20 of IPv4, 20 of TCP, 20 of options: MSS, SACK permitted,
-        // timestamps, window scale).
+        // timestamps, window scale); 80 in IPv6, whose header is 40.
         assert_eq!(
             (packets, bytes),
-            (3, 3 * 60),
+            (3, 3 * net.syn_bytes),
             "3 connections through 5000:5000/tcp, counted by their SYNs: {row}"
         );
     } else {
@@ -118,12 +123,25 @@ fn published_port_from_wan(backend: &str) {
 /// Case 3: The host node's own processes reach a published port (the OUTPUT path), through its
 /// external address and through 127.0.0.1. The container sees the host's address as the
 /// source: 198.18.0.1 unchanged, and for loopback the bridge address 172.18.0.1 (a container
-/// cannot answer 127.0.0.1), as Docker does without its userland proxy.
+/// cannot answer 127.0.0.1), as Docker does without its userland proxy. In IPv6, ::1 stays
+/// the host's own (the kernel drops IPv6 loopback traffic that leaves `lo`, and there is no
+/// route_localnet for it): nothing listens there, so the host refuses at once.
 fn from_the_host_node(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _web = Server::start(&lab, "netns0", Mode::Http, &[5000]);
-    assert_http(&lab, "host", HOST_EXT, 5000, 5000, HOST_EXT);
-    assert_http(&lab, "host", "127.0.0.1", 5000, 5000, GATEWAY);
+    assert_http(&lab, "host", net.host_ext, 5000, 5000, net.host_ext);
+    if net == Net::V4 {
+        assert_http(&lab, "host", net.localhost, 5000, 5000, net.gateway);
+    } else {
+        assert_refused(
+            &lab,
+            "host",
+            net.localhost,
+            5000,
+            "::1 is not forwarded: the host node itself answers",
+        );
+    }
 }
 
 /// Case 4: Hairpin: a container reaches another container's published port through the host's
@@ -133,13 +151,14 @@ fn from_the_host_node(backend: &str) {
 /// a published address.
 fn hairpin(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _web = Server::start(&lab, "netns0", Mode::Http, &[5000]);
-    assert_http(&lab, "netns1", HOST_EXT, 5000, 5000, NETNS1);
-    assert_http(&lab, "netns0", HOST_EXT, 5000, 5000, GATEWAY);
+    assert_http(&lab, "netns1", net.host_ext, 5000, 5000, net.netns1);
+    assert_http(&lab, "netns0", net.host_ext, 5000, 5000, net.gateway);
     assert_refused(
         &lab,
         "netns1",
-        GATEWAY,
+        net.gateway,
         5000,
         "port 5000 is published on every host address except the bridge's: the host node itself answers",
     );
@@ -150,15 +169,16 @@ fn hairpin(backend: &str) {
 /// server in netns1 sees them coming from 198.18.0.2.
 fn udp(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     lab.netlab_ok(&["publish", "netns1", "6000:6000/udp"]);
     let _echo = Server::start(&lab, "netns1", Mode::Udp, &[6000]);
     assert_eq!(
-        client(&lab, "wan", &["udp", HOST_EXT, "6000", "50"]).trim(),
+        client(&lab, "wan", &["udp", net.host_ext, "6000", "50"]).trim(),
         "matched=50/50"
     );
     assert_eq!(
-        client(&lab, "wan", &["udp-peer", HOST_EXT, "6000"]).trim(),
-        WAN
+        client(&lab, "wan", &["udp-peer", net.host_ext, "6000"]).trim(),
+        net.wan
     );
 }
 
@@ -167,6 +187,7 @@ fn udp(backend: &str) {
 /// container ports are not published as host ports themselves.
 fn port_ranges(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     lab.netlab_ok(&["publish", "netns0", "7000-7009:8000-8009"]);
     assert!(
         published(&lab).contains(&pair("netns0", "7000-7009:8000-8009/tcp")),
@@ -175,12 +196,12 @@ fn port_ranges(backend: &str) {
     );
     let _web = Server::start(&lab, "netns0", Mode::Http, &[8000, 8005, 8009]);
     for offset in [0, 5, 9] {
-        assert_http(&lab, "wan", HOST_EXT, 7000 + offset, 8000 + offset, WAN);
+        assert_http(&lab, "wan", net.host_ext, 7000 + offset, 8000 + offset, net.wan);
     }
     assert_refused(
         &lab,
         "wan",
-        HOST_EXT,
+        net.host_ext,
         8000,
         "host port 8000 is not published: the host node itself answers",
     );
@@ -190,6 +211,7 @@ fn port_ranges(backend: &str) {
 /// a middle and its last port reach their listeners.
 fn thousand_port_range(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     lab.netlab_ok(&["publish", "netns0", "20000-20999:20000-20999"]);
     let spec = pair("netns0", "20000-20999:20000-20999/tcp");
     let listed = published(&lab);
@@ -201,13 +223,13 @@ fn thousand_port_range(backend: &str) {
         .iter()
         .find(|row| row["spec"] == "20000-20999:20000-20999/tcp")
         .expect("listed above");
-    assert_eq!(entry["container"], NETNS0, "{entry}");
+    assert_eq!(entry[net.container_key], net.netns0, "{entry}");
     let rows = ports(&lab);
     assert!(pairs(&rows).contains(&spec), "ports --json: {rows}");
 
     let _web = Server::start(&lab, "netns0", Mode::Http, &[20000, 20500, 20999]);
     for port in [20000, 20500, 20999] {
-        assert_http(&lab, "wan", HOST_EXT, port, port, WAN);
+        assert_http(&lab, "wan", net.host_ext, port, port, net.wan);
     }
 }
 
@@ -217,9 +239,10 @@ fn thousand_port_range(backend: &str) {
 fn ten_megabytes_both_ways(backend: &str) {
     const SIZE: &str = "10485760";
     let lab = default_lab(backend);
+    let net = lab.net;
     let _bulk = Server::start(&lab, "netns0", Mode::Bulk, &[5000]);
     for direction in ["put", "get"] {
-        let out = client(&lab, "wan", &[direction, HOST_EXT, "5000", SIZE]);
+        let out = client(&lab, "wan", &[direction, net.host_ext, "5000", SIZE]);
         let client_side = out.lines().find_map(|line| line.strip_prefix("client "));
         let server_side = out.lines().find_map(|line| line.strip_prefix("server "));
         assert!(
@@ -234,11 +257,13 @@ fn ten_megabytes_both_ways(backend: &str) {
 /// each echoes its own distinct line intact, and the server saw every one come from `wan`.
 fn two_hundred_concurrent_connections(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
+    let wan = net.wan;
     let _echo = Server::start(&lab, "netns0", Mode::Lines, &[5000]);
-    let out = client(&lab, "wan", &["concurrent", HOST_EXT, "5000", "200"]);
+    let out = client(&lab, "wan", &["concurrent", net.host_ext, "5000", "200"]);
     assert_eq!(
         out.lines().next(),
-        Some(format!("ok=200/200 peers={WAN}").as_str()),
+        Some(format!("ok=200/200 peers={wan}").as_str()),
         "{out}"
     );
 }
@@ -249,40 +274,42 @@ fn two_hundred_concurrent_connections(backend: &str) {
 /// established before keeps carrying data both ways.
 fn unpublish(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
+    let wan = net.wan;
     lab.netlab_ok(&["publish", "netns0", "9001:9001", "9002:9002"]);
     let _echo = Server::start(&lab, "netns0", Mode::Lines, &[9001, 9002]);
     for port in ["9001", "9002"] {
         assert_eq!(
-            client(&lab, "wan", &["lines", HOST_EXT, port, "hello"]).trim(),
-            format!("{WAN} {port} hello"),
+            client(&lab, "wan", &["lines", net.host_ext, port, "hello"]).trim(),
+            format!("{wan} {port} hello"),
             "before unpublish, port {port}"
         );
     }
-    let mut session = Session::open(&lab, "wan", HOST_EXT, 9002);
-    assert_eq!(session.exchange("before"), format!("{WAN} 9002 before"));
+    let mut session = Session::open(&lab, "wan", net.host_ext, 9002);
+    assert_eq!(session.exchange("before"), format!("{wan} 9002 before"));
 
     lab.netlab_ok(&["unpublish", "netns0", "9001:9001/tcp"]);
 
     assert_eq!(
         session.exchange("after"),
-        format!("{WAN} 9002 after"),
+        format!("{wan} 9002 after"),
         "the connection established before the unpublish"
     );
     assert_refused(
         &lab,
         "wan",
-        HOST_EXT,
+        net.host_ext,
         9001,
         "9001 was unpublished: the host node itself answers",
     );
     assert_eq!(
-        client(&lab, "wan", &["lines", HOST_EXT, "9002", "again"]).trim(),
-        format!("{WAN} 9002 again"),
+        client(&lab, "wan", &["lines", net.host_ext, "9002", "again"]).trim(),
+        format!("{wan} 9002 again"),
         "a new connection to 9002"
     );
     assert_eq!(
         session.exchange("still"),
-        format!("{WAN} 9002 still"),
+        format!("{wan} 9002 still"),
         "the connection established before the unpublish"
     );
     session.close();
@@ -300,16 +327,18 @@ fn unpublish(backend: &str) {
 /// its own first connection.
 fn counters_of_a_new_port_start_empty(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
+    let wan = net.wan;
     lab.netlab_ok(&["publish", "netns0", "9001:9001"]);
     let _echo = Server::start(&lab, "netns0", Mode::Lines, &[9001, 9003]);
-    let mut session = Session::open(&lab, "wan", HOST_EXT, 9001);
-    assert_eq!(session.exchange("before"), format!("{WAN} 9001 before"));
+    let mut session = Session::open(&lab, "wan", net.host_ext, 9001);
+    assert_eq!(session.exchange("before"), format!("{wan} 9001 before"));
     lab.netlab_ok(&["unpublish", "netns0", "9001:9001/tcp"]);
     lab.netlab_ok(&["publish", "netns0", "9003:9003"]);
     for round in 0..5 {
         assert_eq!(
             session.exchange(&format!("after{round}")),
-            format!("{WAN} 9001 after{round}"),
+            format!("{wan} 9001 after{round}"),
             "the connection established before the unpublish"
         );
     }
@@ -324,8 +353,8 @@ fn counters_of_a_new_port_start_empty(backend: &str) {
     };
     assert_eq!(count(), 0, "9003 counted the traffic of 9001's connection");
     assert_eq!(
-        client(&lab, "wan", &["lines", HOST_EXT, "9003", "hello"]).trim(),
-        format!("{WAN} 9003 hello")
+        client(&lab, "wan", &["lines", net.host_ext, "9003", "hello"]).trim(),
+        format!("{wan} 9003 hello")
     );
     assert!(count() > 0, "9003 did not count its own connection");
     session.close();
@@ -335,6 +364,7 @@ fn counters_of_a_new_port_start_empty(backend: &str) {
 /// published set (and the datapath) as it was; TCP and UDP ports are allocated separately.
 fn bad_input(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _web = Server::start(&lab, "netns0", Mode::Http, &[5000, 8100]);
     let before = status(&lab)["published"].clone();
     let cases: &[(&[&str], &str)] = &[
@@ -381,11 +411,11 @@ fn bad_input(backend: &str) {
     assert_refused(
         &lab,
         "wan",
-        HOST_EXT,
+        net.host_ext,
         8100,
         "the failed `publish 8100:8100 5000:5000` must not publish 8100: the host node itself answers",
     );
-    assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
+    assert_http(&lab, "wan", net.host_ext, 5000, 5000, net.wan);
 
     lab.netlab_ok(&["publish", "netns0", "5000:5000/udp"]);
     let listed = published(&lab);
@@ -394,10 +424,10 @@ fn bad_input(backend: &str) {
     }
     let _echo = Server::start(&lab, "netns0", Mode::Udp, &[5000]);
     assert_eq!(
-        client(&lab, "wan", &["udp", HOST_EXT, "5000", "5"]).trim(),
+        client(&lab, "wan", &["udp", net.host_ext, "5000", "5"]).trim(),
         "matched=5/5"
     );
-    assert_http(&lab, "wan", HOST_EXT, 5000, 5000, WAN);
+    assert_http(&lab, "wan", net.host_ext, 5000, 5000, net.wan);
 }
 
 /// Case 12: `down` removes everything: the lab's namespaces and state file are gone, `status` says
@@ -407,6 +437,7 @@ fn down_removes_everything(backend: &str) {
     let before = root_iptables();
     let file = TempFile::new("toml", &format!("host = \"namespace\"\n{WEB_LAB}"));
     let lab = lab_with(backend, &["-f", file.path()]);
+    let net = lab.net;
     let prefix = format!("{}-", lab.name);
     let state = PathBuf::from(format!("/run/netlab/{}.json", lab.name));
     let namespaces = || -> Vec<String> {
@@ -419,7 +450,7 @@ fn down_removes_everything(backend: &str) {
     };
     {
         let _web = Server::start(&lab, "web", Mode::Http, &[80]);
-        assert_http(&lab, "wan", HOST_EXT, 8080, 80, WAN);
+        assert_http(&lab, "wan", net.host_ext, 8080, 80, net.wan);
     }
     assert_eq!(namespaces().len(), 3, "host, wan, web: {:?}", namespaces());
     assert!(state.exists(), "{} while the lab is up", state.display());
@@ -452,9 +483,10 @@ fn down_removes_everything(backend: &str) {
 fn publish_from_lab_file(backend: &str) {
     let file = TempFile::new("toml", WEB_LAB);
     let lab = lab_with(backend, &["-f", file.path()]);
+    let net = lab.net;
     assert_eq!(published(&lab), [pair("web", "8080:80/tcp")]);
     let _web = Server::start(&lab, "web", Mode::Http, &[80]);
-    assert_http(&lab, "wan", HOST_EXT, 8080, 80, WAN);
+    assert_http(&lab, "wan", net.host_ext, 8080, 80, net.wan);
 }
 
 /// Case 14: ICMP errors about translated flows reach the sender's socket: a container's
@@ -463,9 +495,10 @@ fn publish_from_lab_file(backend: &str) {
 /// needs the quoted header inside the ICMP error translated back.
 fn icmp_errors(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let out = checked(
         "UDP probe from netns0",
-        &run_in(&lab.ns("netns0"), 10, &[PYTHON, "-c", UDP_PROBE, WAN, "9"]),
+        &run_in(&lab.ns("netns0"), 10, &[PYTHON, "-c", UDP_PROBE, net.wan, "9"]),
     );
     assert_eq!(
         out.trim(),
@@ -478,7 +511,7 @@ fn icmp_errors(backend: &str) {
         &run_in(
             &lab.ns("wan"),
             10,
-            &[PYTHON, "-c", UDP_PROBE, HOST_EXT, "6100"],
+            &[PYTHON, "-c", UDP_PROBE, net.host_ext, "6100"],
         ),
     );
     assert_eq!(
@@ -495,13 +528,14 @@ fn icmp_errors(backend: &str) {
 /// is a loss, which fails the case.
 fn ten_thousand_udp_flows(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _echo = Server::start(&lab, "wan", Mode::Udp, &[7000]);
     let out = checked(
         "10,000 UDP flows from netns0",
         &run_in(
             &lab.ns("netns0"),
             60,
-            &[PYTHON, "-c", MANY_FLOWS, WAN, "7000", "10000", "100"],
+            &[PYTHON, "-c", MANY_FLOWS, net.wan, "7000", "10000", "100"],
         ),
     );
     assert_eq!(
@@ -514,9 +548,21 @@ fn ten_thousand_udp_flows(backend: &str) {
 /// Case 16: a port published on 127.0.0.1 is for the host's own processes only: SYNs to
 /// 127.0.0.1 arriving from the external link are never forwarded to the container (Docker's
 /// moby#45610), while a host process reaches it. The same raw SYNs to the external address
-/// of a port published everywhere are counted, so the check can fail.
+/// of a port published everywhere are counted, so the check can fail. In IPv6, where ::1
+/// cannot be forwarded (case 3), publishing on [::1] is refused with one line that says why,
+/// and nothing is published.
 fn loopback_port_is_not_reachable_from_outside(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
+    if net == Net::V6 {
+        let err = lab.netlab_err(&["publish", "netns0", "[::1]:7100:7100", "7101:7100"]);
+        assert!(
+            err.trim().lines().count() == 1 && err.contains("[::1]:7100:7100/tcp"),
+            "{err}"
+        );
+        assert_eq!(published(&lab), [pair("netns0", "5000:5000/tcp")]);
+        return;
+    }
     let _web = Server::start(&lab, "netns0", Mode::Http, &[7100]);
     lab.netlab_ok(&["publish", "netns0", "127.0.0.1:7100:7100", "7101:7100"]);
     let count = |spec: &str| {
@@ -541,7 +587,7 @@ fn loopback_port_is_not_reachable_from_outside(backend: &str) {
         0,
         "SYNs to 127.0.0.1 from the wire were translated"
     );
-    raw_syns(HOST_EXT, "7101");
+    raw_syns(net.host_ext, "7101");
     let counted = count("7101:7100/tcp");
     if backend.contains("ebpf") {
         // Every packet of the flow: the 3 SYNs, and the container's SYN-ACKs and the resets
@@ -558,7 +604,7 @@ fn loopback_port_is_not_reachable_from_outside(backend: &str) {
             "the same 3 raw SYNs to a port published everywhere are translated: {counted} connections"
         );
     }
-    assert_http(&lab, "host", "127.0.0.1", 7100, 7100, GATEWAY);
+    assert_http(&lab, "host", "127.0.0.1", 7100, 7100, net.gateway);
 }
 
 /// Case 17: unpublishing a UDP port also stops a flow that is already running: a client that
@@ -566,6 +612,7 @@ fn loopback_port_is_not_reachable_from_outside(backend: &str) {
 /// conntrack for UDP mappings it removes).
 fn unpublish_udp_forgets_running_flows(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _echo = Server::start(&lab, "netns1", Mode::Udp, &[6200]);
     lab.netlab_ok(&["publish", "netns1", "6200:6200/udp"]);
     let mut client = Guarded::spawn(
@@ -577,7 +624,7 @@ fn unpublish_udp_forgets_running_flows(backend: &str) {
                 PYTHON,
                 "-c",
                 UDP_TWICE,
-                HOST_EXT,
+                net.host_ext,
                 "6200",
             ])
             .stdin(Stdio::piped())
@@ -596,23 +643,32 @@ fn unpublish_udp_forgets_running_flows(backend: &str) {
     );
 }
 
-netlab_e2e::backend_tests!(
-    masquerade,
-    published_port_from_wan,
-    from_the_host_node,
-    hairpin,
-    udp,
-    port_ranges,
-    thousand_port_range,
-    ten_megabytes_both_ways,
-    two_hundred_concurrent_connections,
-    unpublish,
-    counters_of_a_new_port_start_empty,
-    bad_input,
-    down_removes_everything,
-    publish_from_lab_file,
-    icmp_errors,
-    ten_thousand_udp_flows,
-    loopback_port_is_not_reachable_from_outside,
-    unpublish_udp_forgets_running_flows,
-);
+/// Every case, on every configuration (`backend_tests!`) and, in IPv6, on those that carry
+/// it (`backend_tests!(ipv6: ...)`): one list for both.
+macro_rules! every_case {
+    ($($configurations:tt)*) => {
+        netlab_e2e::backend_tests!($($configurations)*
+            masquerade,
+            published_port_from_wan,
+            from_the_host_node,
+            hairpin,
+            udp,
+            port_ranges,
+            thousand_port_range,
+            ten_megabytes_both_ways,
+            two_hundred_concurrent_connections,
+            unpublish,
+            counters_of_a_new_port_start_empty,
+            bad_input,
+            down_removes_everything,
+            publish_from_lab_file,
+            icmp_errors,
+            ten_thousand_udp_flows,
+            loopback_port_is_not_reachable_from_outside,
+            unpublish_udp_forgets_running_flows,
+        );
+    };
+}
+
+every_case!();
+every_case!(ipv6:);

@@ -361,6 +361,58 @@ address = "10.0.0.6"
         assert!(lab.publish.is_empty());
     }
 
+    #[test]
+    fn subnet6_makes_the_lab_dual_stack() {
+        let text = r#"
+subnet6 = "fd00:10::/64"
+[[container]]
+name = "a"
+address = "172.18.0.5"
+[[container]]
+name = "b"
+address = "172.18.1.23"
+address6 = "fd00:10::beef"
+"#;
+        let lab = Lab::from_toml(text).unwrap();
+        let ipv6 = lab.ipv6.expect("dual-stack");
+        assert_eq!(ipv6.gateway.to_string(), "fd00:10::1");
+        assert_eq!(ipv6.external.to_string(), "2001:2::1/64");
+        assert_eq!(ipv6.peer.to_string(), "2001:2::2");
+        let addresses: Vec<String> = lab
+            .containers
+            .iter()
+            .map(|c| c.address6.expect("an address6").to_string())
+            .collect();
+        // 172.18.1.23 is host 279 of the /16: `::279`, unless the file says otherwise.
+        assert_eq!(addresses, ["fd00:10::5", "fd00:10::beef"]);
+        assert_eq!(
+            Lab::default_dual_stack().containers[1].address6,
+            "fd00:172:18::20".parse().ok()
+        );
+        let json = serde_json::to_value(&lab).unwrap();
+        assert_eq!(json["ipv6"]["subnet"], "fd00:10::/64");
+        let back: Lab = serde_json::from_value(json).unwrap();
+        assert_eq!(back, lab);
+        // An IPv4-only lab's state has no IPv6 keys, as before there were any.
+        let json = serde_json::to_value(Lab::default_lab()).unwrap();
+        assert!(json.get("ipv6").is_none() && json["containers"][0].get("address6").is_none());
+        for (text, needle) in [
+            ("gateway6 = \"fd00::1\"", "gateway6 needs an IPv6 subnet"),
+            (
+                "[external]\naddress6 = \"2001:2::1/64\"",
+                "external address6 needs an IPv6 subnet",
+            ),
+            (
+                "[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\naddress6 = \"fd00::5\"",
+                "address6 needs an IPv6 subnet",
+            ),
+            ("subnet6 = \"fd00::\"", "fd00::"),
+        ] {
+            let err = from_toml_err(text);
+            assert_message(&err, &[needle]);
+        }
+    }
+
     fn from_toml_err(text: &str) -> LabError {
         match Lab::from_toml(text) {
             Ok(lab) => panic!("accepted {text}: {lab:?}"),

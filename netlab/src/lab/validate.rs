@@ -571,6 +571,88 @@ mod tests {
         check_rejections(cases);
     }
 
+    #[test]
+    fn validate_rejects_bad_ipv6() {
+        fn dual(lab: &mut Lab) -> &mut LabIpv6 {
+            lab.enable_ipv6(LabIpv6::with_defaults(crate::lab::DEFAULT_SUBNET6));
+            lab.ipv6.as_mut().expect("dual-stack")
+        }
+        let cases: &[Case] = &[
+            (
+                |l| add_publish(l, "netns1", "[2001:2::1]:8080:80"),
+                &["publish \"[2001:2::1]:8080:80/tcp\"", "add subnet6"],
+            ),
+            (
+                |l| {
+                    dual(l);
+                    add_publish(l, "netns1", "[2001:2::9]:8080:80");
+                },
+                &["host address 2001:2::9 is not an address of the host"],
+            ),
+            (
+                |l| {
+                    dual(l);
+                    add_publish(l, "netns1", "[::]:5000:80");
+                },
+                &["\"5000:5000/tcp\"", "\"[::]:5000:80/tcp\"", "conflicts"],
+            ),
+            (
+                |l| dual(l).subnet = "fd00::/121".parse().expect("net"),
+                &["subnet6 fd00::/121", "at most 120"],
+            ),
+            (
+                |l| dual(l).subnet = "fd00::1/64".parse().expect("net"),
+                &["has host bits set", "fd00::/64"],
+            ),
+            (
+                |l| dual(l).gateway = "fd00:1::1".parse().expect("ip"),
+                &["gateway6 fd00:1::1", "outside fd00:172:18::/64"],
+            ),
+            (
+                |l| dual(l).external = "fd00:172:18::99/64".parse().expect("net"),
+                &["external address6", "overlaps subnet6"],
+            ),
+            (
+                |l| dual(l).peer = "2001:2::1".parse().expect("ip"),
+                &["peer_address6 2001:2::1", "same as the external address6"],
+            ),
+            (
+                |l| {
+                    dual(l);
+                    l.containers[1].address6 = "fd00:172:18::10".parse().ok();
+                },
+                &["container \"netns1\"", "fd00:172:18::10", "netns0"],
+            ),
+            (
+                |l| {
+                    dual(l);
+                    l.containers[0].address6 = None;
+                },
+                &["container \"netns0\"", "give the container an address6"],
+            ),
+            (
+                |l| {
+                    dual(l);
+                    l.host = HostMode::Root;
+                },
+                &["subnet6", "root-mode lab is IPv4 only"],
+            ),
+        ];
+        check_rejections(cases);
+        let mut lab = Lab::default_dual_stack();
+        lab.publish.push(Publish {
+            node: "netns1".into(),
+            spec: spec("[2001:2::1]:8080:80/udp"),
+        });
+        lab.publish.push(Publish {
+            node: "netns1".into(),
+            spec: spec("0.0.0.0:5000:80"),
+        });
+        assert!(lab.validate().is_err(), "0.0.0.0:5000 is 5000:5000's IPv4 side");
+        lab.publish.pop();
+        lab.validate().expect("a dual-stack lab");
+    }
+
     fn check_rejections(cases: &[Case]) {
         for (index, (mutate, needles)) in cases.iter().enumerate() {
             let mut lab = Lab::default_lab();

@@ -4,15 +4,30 @@
 use super::tool::run_in_host;
 use crate::{
     error::Result,
+    family::{Addressing, Family},
     lab::Publish,
     nat::{ConntrackRow, NatContext},
     ports::Proto,
 };
 
-/// Every tracked connection of the host node (`conntrack -L`).
+/// `conntrack`'s name for `family`.
+fn family_arg(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ipv4",
+        Family::V6 => "ipv6",
+    }
+}
+
+/// Every tracked connection of the host node, of each family the lab has (`conntrack -L -f
+/// ipv4`, `-f ipv6`).
 pub(in crate::nat) fn rows(ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
-    let out = run_in_host(ctx, "conntrack", &["-L"], None)?;
-    Ok(out.lines().filter_map(conntrack_row).collect())
+    let mut rows = Vec::new();
+    for addressing in Addressing::each(ctx.lab) {
+        let family = family_arg(addressing.family);
+        let out = run_in_host(ctx, "conntrack", &["-L", "-f", family], None)?;
+        rows.extend(out.lines().filter_map(conntrack_row));
+    }
+    Ok(rows)
 }
 
 /// Docker flushes conntrack for a UDP mapping it removes: otherwise a client that keeps
@@ -20,20 +35,21 @@ pub(in crate::nat) fn rows(ctx: NatContext<'_>) -> Result<Vec<ConntrackRow>> {
 /// translated to their container are deleted (`--reply-src`), not the host's own flows to
 /// the same port number. Best effort: without the `conntrack` tool they simply time out.
 pub(in crate::nat) fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish]) {
-    for publish in removed.iter().filter(|p| p.spec.proto == Proto::Udp) {
-        let Some(container) = ctx.lab.container(&publish.node) else {
+    let udp = removed.iter().filter(|p| p.spec.proto == Proto::Udp);
+    for (publish, addressing) in udp.flat_map(|p| Addressing::each(ctx.lab).map(move |a| (p, a))) {
+        let Some(container) = ctx
+            .lab
+            .container(&publish.node)
+            .and_then(|c| addressing.container(c))
+            .filter(|_| addressing.host_ip(&publish.spec).is_some())
+        else {
             continue;
         };
+        let (family, container) = (family_arg(addressing.family), container.to_string());
         let Ok(listing) = run_in_host(
             ctx,
             "conntrack",
-            &[
-                "-L",
-                "-p",
-                "udp",
-                "--reply-src",
-                &container.address.to_string(),
-            ],
+            &["-L", "-f", family, "-p", "udp", "--reply-src", &container],
             None,
         ) else {
             continue;
@@ -48,12 +64,14 @@ pub(in crate::nat) fn forget_udp_flows(ctx: NatContext<'_>, removed: &[Publish])
                 "conntrack",
                 &[
                     "-D",
+                    "-f",
+                    family,
                     "-p",
                     "udp",
                     "--orig-port-dst",
                     &port.to_string(),
                     "--reply-src",
-                    &container.address.to_string(),
+                    &container,
                 ],
                 None,
             );
