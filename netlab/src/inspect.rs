@@ -1,5 +1,5 @@
 //! What the walkthrough's inspect script shows for a node — devices, addresses, routes,
-//! neighbours — read over netlink from the node's namespace.
+//! neighbours, IPv4 first and then IPv6 — read over netlink from the node's namespace.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -31,7 +31,7 @@ pub struct Device {
 #[derive(Debug, Clone, Serialize)]
 pub struct Route {
     pub destination: String,
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     pub device: Option<String>,
     pub table: u32,
 }
@@ -69,13 +69,30 @@ pub fn route_destination(route: &RouteMessage) -> Option<Ipv4Net> {
     Ipv4Net::new(addr.unwrap_or(Ipv4Addr::UNSPECIFIED), prefix).ok()
 }
 
+/// Whether `route` goes to the link-local network fe80::/64.
+fn is_link_local_route(route: &RouteMessage) -> bool {
+    route.attributes.iter().any(|a| {
+        matches!(a, RouteAttribute::Destination(RouteAddress::Inet6(ip)) if ip.is_unicast_link_local())
+    })
+}
+
 /// Reads devices, routes and neighbours of the namespace at `place`.
 pub async fn read(place: &Place) -> Result<NodeView> {
     let handle = netlink::connect(place)?;
     let links = link::dump_links(&handle).await?;
-    let addresses = link::dump_addresses(&handle).await?;
-    let routes = link::dump_routes(&handle).await?;
-    let neighbours = link::dump_neighbours(&handle).await?;
+    let mut addresses = link::dump_addresses(&handle).await?;
+    // IPv4 first, as `ip addr` lists them.
+    addresses.sort_by_key(|a| a.header.family != netlink_packet_route::AddressFamily::Inet);
+    let mut routes = link::dump_routes(&handle).await?;
+    // Every device has a route to fe80::/64: noise beside the lab's own.
+    routes.extend(
+        link::dump_routes6(&handle)
+            .await?
+            .into_iter()
+            .filter(|r| !is_link_local_route(r)),
+    );
+    let mut neighbours = link::dump_neighbours(&handle).await?;
+    neighbours.extend(link::dump_neighbours6(&handle).await?);
     let name_of = |index: u32| {
         links
             .iter()
@@ -102,7 +119,7 @@ pub async fn read(place: &Place) -> Result<NodeView> {
                 .filter(|a| a.header.index == l.header.index)
                 .filter_map(|a| {
                     a.attributes.iter().find_map(|attr| match attr {
-                        AddressAttribute::Address(IpAddr::V4(ip)) => {
+                        AddressAttribute::Address(ip) => {
                             Some(format!("{ip}/{}", a.header.prefix_len))
                         }
                         _ => None,
@@ -115,15 +132,27 @@ pub async fn read(place: &Place) -> Result<NodeView> {
         .iter()
         .filter(|r| r.header.table == 254)
         .map(|r| Route {
-            destination: route_destination(r).map_or_else(String::new, |net| {
-                if net.prefix_len() == 0 {
-                    "default".to_string()
-                } else {
-                    net.to_string()
-                }
-            }),
+            destination: if r.header.destination_prefix_length == 0 {
+                "default".to_string()
+            } else {
+                r.attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                            Some(IpAddr::V4(*ip))
+                        }
+                        RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+                            Some(IpAddr::V6(*ip))
+                        }
+                        _ => None,
+                    })
+                    .map_or_else(String::new, |ip| {
+                        format!("{ip}/{}", r.header.destination_prefix_length)
+                    })
+            },
             gateway: r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Gateway(RouteAddress::Inet(gw)) => Some(*gw),
+                RouteAttribute::Gateway(RouteAddress::Inet(gw)) => Some(IpAddr::V4(*gw)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(gw)) => Some(IpAddr::V6(*gw)),
                 _ => None,
             }),
             device: r.attributes.iter().find_map(|a| match a {
@@ -139,6 +168,9 @@ pub async fn read(place: &Place) -> Result<NodeView> {
             let address = n.attributes.iter().find_map(|a| match a {
                 NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
                     Some(IpAddr::V4(*ip))
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
+                    Some(IpAddr::V6(*ip))
                 }
                 _ => None,
             })?;

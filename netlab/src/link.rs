@@ -231,13 +231,31 @@ pub async fn dump_routes(handle: &Handle) -> Result<Vec<RouteMessage>> {
     collect(handle.route().get(filter).execute(), "routes").await
 }
 
+/// `ip -6 route show table all`.
+pub async fn dump_routes6(handle: &Handle) -> Result<Vec<RouteMessage>> {
+    let filter = RouteMessageBuilder::<Ipv6Addr>::new().build();
+    collect(handle.route().get(filter).execute(), "IPv6 routes").await
+}
+
 /// `ip -4 neigh show`.
 pub async fn dump_neighbours(handle: &Handle) -> Result<Vec<NeighbourMessage>> {
+    dump_neighbours_of(handle, netlink_packet_route::AddressFamily::Inet).await
+}
+
+/// `ip -6 neigh show`.
+pub async fn dump_neighbours6(handle: &Handle) -> Result<Vec<NeighbourMessage>> {
+    dump_neighbours_of(handle, netlink_packet_route::AddressFamily::Inet6).await
+}
+
+async fn dump_neighbours_of(
+    handle: &Handle,
+    family: netlink_packet_route::AddressFamily,
+) -> Result<Vec<NeighbourMessage>> {
     collect(
         handle
             .neighbours()
             .get()
-            .set_address_family(netlink_packet_route::AddressFamily::Inet)
+            .set_address_family(family)
             .execute(),
         "neighbours",
     )

@@ -92,11 +92,12 @@ pub enum Step {
 }
 
 /// The sysctls that keep IPv6 static in a node, written before its devices exist (a new
-/// device copies `default`): no router advertisements taken, no duplicate address
-/// detection holding addresses back.
-const IPV6_STATIC: [&str; 4] = [
+/// device copies `default`; `lo` came with the namespace): no router advertisements taken,
+/// no duplicate address detection holding addresses back.
+const IPV6_STATIC: [&str; 5] = [
     "net.ipv6.conf.all.accept_ra",
     "net.ipv6.conf.default.accept_ra",
+    "net.ipv6.conf.lo.accept_ra",
     "net.ipv6.conf.all.accept_dad",
     "net.ipv6.conf.default.accept_dad",
 ];

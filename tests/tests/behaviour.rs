@@ -21,8 +21,9 @@ use std::{
 use netlab_e2e::{
     fixtures::{MANY_FLOWS, RAW_SYN, UDP_PROBE, UDP_TWICE},
     harness::{
-        Guarded, Mode, Net, PYTHON, Server, Session, TempFile, assert_http, assert_probe, assert_refused, checked, client, default_lab, lab_with, pair,
-        pairs, ports, published, root_iptables, run_in, status,
+        Guarded, Mode, Net, PYTHON, Server, Session, TempFile, assert_http, assert_probe,
+        assert_refused, checked, client, default_lab, lab_with, pair, pairs, ports, published,
+        root_iptables, run_in, status,
     },
 };
 
@@ -196,7 +197,14 @@ fn port_ranges(backend: &str) {
     );
     let _web = Server::start(&lab, "netns0", Mode::Http, &[8000, 8005, 8009]);
     for offset in [0, 5, 9] {
-        assert_http(&lab, "wan", net.host_ext, 7000 + offset, 8000 + offset, net.wan);
+        assert_http(
+            &lab,
+            "wan",
+            net.host_ext,
+            7000 + offset,
+            8000 + offset,
+            net.wan,
+        );
     }
     assert_refused(
         &lab,
@@ -498,7 +506,11 @@ fn icmp_errors(backend: &str) {
     let net = lab.net;
     let out = checked(
         "UDP probe from netns0",
-        &run_in(&lab.ns("netns0"), 10, &[PYTHON, "-c", UDP_PROBE, net.wan, "9"]),
+        &run_in(
+            &lab.ns("netns0"),
+            10,
+            &[PYTHON, "-c", UDP_PROBE, net.wan, "9"],
+        ),
     );
     assert_eq!(
         out.trim(),

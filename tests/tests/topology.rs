@@ -294,7 +294,103 @@ fn explain_prints_the_walkthrough_commands_and_changes_nothing() {
     ] {
         assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
     }
+    assert!(
+        !text.contains("ip6tables") && !text.contains(" -6 "),
+        "{text}"
+    );
+    let out = netlab(&[
+        "--lab",
+        &name,
+        "up",
+        "--backend",
+        "iptables",
+        "--ipv6",
+        "--explain",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        format!("ip netns exec {name}-netns0 sysctl -w net.ipv6.conf.default.accept_ra=0"),
+        format!("ip netns exec {name}-host sysctl -w net.ipv6.conf.all.forwarding=1"),
+        format!("ip -n {name}-host -6 addr add fd00:172:18::1/64 dev br0 nodad"),
+        format!("ip -n {name}-netns0 -6 addr add fd00:172:18::10/64 dev ceth0 nodad"),
+        format!("ip -n {name}-netns0 -6 route add default via fd00:172:18::1"),
+        format!("ip -n {name}-wan -6 addr add 2001:2::2/64 dev eth0 nodad"),
+        "ip6tables -t nat -A NL-".to_string(),
+        "-j DNAT --to-destination [fd00:172:18::10]:5000".to_string(),
+        "-s fd00:172:18::/64 ! -o br0 -j MASQUERADE".to_string(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
     assert!(namespaces_of(&name).is_empty(), "--explain created nothing");
+}
+
+/// A dual-stack lab is usable in IPv6 the moment `up` returns: no address is tentative
+/// (duplicate address detection off), every node ignores router advertisements, each
+/// container reaches the other, the bridge and `wan` at once, `wan` has no way to the IPv6
+/// subnet, and `inspect` and `status` show both families.
+#[test]
+fn a_dual_stack_lab_is_usable_when_up_returns() {
+    let lab = Lab::up(&["--backend", "iptables", "--ipv6"]);
+    for (node, address) in [
+        ("netns0", "fd00:172:18::20"),
+        ("netns1", "fd00:172:18::1"),
+        ("netns1", "2001:2::2"),
+        ("host", "fd00:172:18::10"),
+    ] {
+        let out = lab.sh_ok(node, &format!("ping -6 -c 1 -W 1 {address}"));
+        assert!(out.contains("1 received"), "{node} -> {address}: {out}");
+    }
+    for node in ["host", "wan", "netns0", "netns1"] {
+        let tentative = lab.sh_ok(node, "ip -6 addr show tentative");
+        assert!(tentative.is_empty(), "{node}: {tentative}");
+        let accept_ra = lab.sh_ok(
+            node,
+            "for f in /proc/sys/net/ipv6/conf/*/accept_ra; do echo $f $(cat $f); done",
+        );
+        for line in accept_ra.lines() {
+            assert!(line.ends_with(" 0"), "{node}: {line}");
+        }
+    }
+    let out = lab.sh("wan", "ping -6 -c 1 -W 1 fd00:172:18::10");
+    assert!(
+        !out.status.success(),
+        "wan reached the IPv6 container subnet"
+    );
+    let netns0: serde_json::Value =
+        serde_json::from_str(&lab.netlab_ok(&["inspect", "netns0", "--json"])).expect("JSON");
+    let routes = netns0["routes"].as_array().expect("routes");
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["destination"] == "default" && r["gateway"] == "fd00:172:18::1"),
+        "{routes:?}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("JSON");
+    assert_eq!(status["subnet6"], "fd00:172:18::/64");
+    assert_eq!(status["published"][0]["container6"], "fd00:172:18::10");
+}
+
+/// A backend that does not carry IPv6 refuses a dual-stack lab with one line that says so
+/// and what to do, before creating anything.
+#[test]
+fn a_dual_stack_lab_needs_a_backend_that_carries_ipv6() {
+    for backend in ["ebpf", "nftables"] {
+        let name = unique("v");
+        let err = netlab_err(&["--lab", &name, "up", "--backend", backend, "--ipv6"]);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("the {backend} backend does not carry IPv6"))
+                && err.contains("fd00:172:18::/64"),
+            "{err}"
+        );
+        assert!(
+            namespaces_of(&name).is_empty(),
+            "{backend}: created something"
+        );
+        assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
+    }
 }
 
 #[test]
@@ -322,6 +418,12 @@ fn bad_lab_files_are_refused_and_change_nothing() {
         (
             "[[publish]]\nnode = \"ghost\"\nports = [\"80:80\"]\n",
             "ghost",
+        ),
+        ("subnet6 = \"fd00::1/64\"\n", "write it as fd00::/64"),
+        ("gateway6 = \"fd00::1\"\n", "needs an IPv6 subnet"),
+        (
+            "[[container]]\nname = \"a\"\naddress = \"172.18.0.5\"\n[[publish]]\nnode = \"a\"\nports = [\"[2001:2::1]:80:80\"]\n",
+            "needs an IPv6 subnet",
         ),
     ] {
         let file = write_temp(text);

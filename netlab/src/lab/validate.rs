@@ -648,7 +648,10 @@ mod tests {
             node: "netns1".into(),
             spec: spec("0.0.0.0:5000:80"),
         });
-        assert!(lab.validate().is_err(), "0.0.0.0:5000 is 5000:5000's IPv4 side");
+        assert!(
+            lab.validate().is_err(),
+            "0.0.0.0:5000 is 5000:5000's IPv4 side"
+        );
         lab.publish.pop();
         lab.validate().expect("a dual-stack lab");
     }
