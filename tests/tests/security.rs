@@ -1,8 +1,9 @@
 //! What netlab must never touch: another owner's rules, and a non-root user's expectations.
 //!
-//! - Foreign iptables and nftables rules (filter and nat, chains of their own) in the lab's
-//!   host node survive `up` converging, `publish` and `unpublish` untouched, on every backend
-//!   (and the nftables backend's teardown, which deletes its own table only);
+//! - Foreign iptables, ip6tables and nftables rules (filter and nat, chains of their own) in
+//!   the lab's host node survive `up` converging, `publish` and `unpublish` untouched, on
+//!   every backend and on a dual-stack lab (and the nftables backend's teardown, which
+//!   deletes its own table only);
 //!   the root namespace's rules are the same before `up` and after `down` (read, never
 //!   written: the machine's own firewall is not the tests' to change).
 //! - A non-root user gets one line naming the command and the need for root, exit 1, and no
@@ -25,7 +26,7 @@ use netlab_e2e::{
 /// go meanwhile), packet counters left out.
 fn root_rules() -> Vec<String> {
     let out = Command::new("sh")
-        .args(["-c", "iptables-save && nft list ruleset"])
+        .args(["-c", "iptables-save && ip6tables-save && nft list ruleset"])
         .output()
         .expect("reading the root namespace's rules");
     assert!(
@@ -42,19 +43,29 @@ fn root_rules() -> Vec<String> {
 /// The foreign rules of the host node: those that do not name the lab's `NL-` chains.
 fn foreign_rules(lab: &Lab) -> Vec<String> {
     let chains = format!("NL-{}-", lab.name);
-    rules_without_counters(&lab.sh_ok("host", "iptables-save && nft list ruleset"))
-        .into_iter()
-        .filter(|line| !line.contains(&chains))
-        .filter(|line| {
-            // Built-in chain headers and table/commit lines are everyone's.
-            line.contains("FOREIGN") || line.contains("foreign") || line.contains("203.0.113")
-        })
-        .collect()
+    rules_without_counters(&lab.sh_ok(
+        "host",
+        "iptables-save && ip6tables-save && nft list ruleset",
+    ))
+    .into_iter()
+    .filter(|line| !line.contains(&chains))
+    .filter(|line| {
+        // Built-in chain headers and table/commit lines are everyone's.
+        ["FOREIGN", "foreign", "203.0.113", "2001:db8"]
+            .iter()
+            .any(|mark| line.contains(mark))
+    })
+    .collect()
 }
 
-/// Another owner's rules: iptables chains in filter and nat with jumps from the built-in
-/// chains, and an nftables table of its own.
+/// Another owner's rules: iptables and ip6tables chains in filter and nat with jumps from
+/// the built-in chains, and an nftables table of its own.
 const FOREIGN: &str = "\
+ip6tables -N FOREIGN-FWD && ip6tables -A FOREIGN-FWD -s 2001:db8::/32 -j DROP && \
+ip6tables -I FORWARD -j FOREIGN-FWD && \
+ip6tables -t nat -N FOREIGN-NAT && \
+ip6tables -t nat -A FOREIGN-NAT -d 2001:db8::7 -p tcp --dport 9 -j DNAT --to-destination [2001:db8::8]:9 && \
+ip6tables -t nat -A PREROUTING -j FOREIGN-NAT && \
 iptables -N FOREIGN-FWD && iptables -A FOREIGN-FWD -s 203.0.113.0/24 -j DROP && \
 iptables -I FORWARD -j FOREIGN-FWD && \
 iptables -t nat -N FOREIGN-NAT && \
@@ -71,7 +82,7 @@ fn foreign_rules_are_untouched(backend: &[&str]) {
     lab.sh_ok("host", FOREIGN);
     let before = foreign_rules(&lab);
     assert!(
-        before.len() >= 8,
+        before.len() >= 14,
         "the foreign rules are in place: {before:#?}"
     );
     lab.netlab_ok(&["publish", "netns1", "8080:80", "5353:53/udp"]);
@@ -87,6 +98,12 @@ fn foreign_rules_are_untouched(backend: &[&str]) {
         "iptables" => {
             let ours = lab.sh_ok("host", "iptables-save");
             assert!(ours.contains(&format!("-j NL-{}-DNAT", lab.name)), "{ours}");
+            let ours6 = lab.sh_ok("host", "ip6tables-save");
+            assert_eq!(
+                ours6.contains(&format!("-j NL-{}-DNAT", lab.name)),
+                backend.contains(&"--ipv6"),
+                "ip6tables rules in a dual-stack lab only: {ours6}"
+            );
         }
         "nftables" => {
             // Teardown deletes the lab's table and nothing else: `down` stopped just
@@ -125,6 +142,11 @@ fn foreign_rules_are_untouched_by_ebpf() {
 #[test]
 fn foreign_rules_are_untouched_by_iptables() {
     foreign_rules_are_untouched(&["--backend", "iptables"]);
+}
+
+#[test]
+fn foreign_rules_are_untouched_by_iptables_dual_stack() {
+    foreign_rules_are_untouched(&["--backend", "iptables", "--ipv6"]);
 }
 
 #[test]
