@@ -69,11 +69,45 @@ pub fn route_destination(route: &RouteMessage) -> Option<Ipv4Net> {
     Ipv4Net::new(addr.unwrap_or(Ipv4Addr::UNSPECIFIED), prefix).ok()
 }
 
-/// Whether `route` goes to the link-local network fe80::/64.
+/// Whether `route` goes to the link-local network `fe80::/64`.
 fn is_link_local_route(route: &RouteMessage) -> bool {
     route.attributes.iter().any(|a| {
         matches!(a, RouteAttribute::Destination(RouteAddress::Inet6(ip)) if ip.is_unicast_link_local())
     })
+}
+
+/// A route of the main table as `inspect` shows it.
+fn route(r: &RouteMessage, name_of: &impl Fn(u32) -> Option<String>) -> Route {
+    let address = |address: &RouteAddress| match address {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    };
+    let destination = if r.header.destination_prefix_length == 0 {
+        "default".to_string()
+    } else {
+        r.attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Destination(destination) => address(destination),
+                _ => None,
+            })
+            .map_or_else(String::new, |ip| {
+                format!("{ip}/{}", r.header.destination_prefix_length)
+            })
+    };
+    Route {
+        destination,
+        gateway: r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Gateway(gateway) => address(gateway),
+            _ => None,
+        }),
+        device: r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(index) => name_of(*index),
+            _ => None,
+        }),
+        table: u32::from(r.header.table),
+    }
 }
 
 /// Reads devices, routes and neighbours of the namespace at `place`.
@@ -131,36 +165,7 @@ pub async fn read(place: &Place) -> Result<NodeView> {
     let routes = routes
         .iter()
         .filter(|r| r.header.table == 254)
-        .map(|r| Route {
-            destination: if r.header.destination_prefix_length == 0 {
-                "default".to_string()
-            } else {
-                r.attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
-                            Some(IpAddr::V4(*ip))
-                        }
-                        RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
-                            Some(IpAddr::V6(*ip))
-                        }
-                        _ => None,
-                    })
-                    .map_or_else(String::new, |ip| {
-                        format!("{ip}/{}", r.header.destination_prefix_length)
-                    })
-            },
-            gateway: r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Gateway(RouteAddress::Inet(gw)) => Some(IpAddr::V4(*gw)),
-                RouteAttribute::Gateway(RouteAddress::Inet6(gw)) => Some(IpAddr::V6(*gw)),
-                _ => None,
-            }),
-            device: r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(index) => name_of(*index),
-                _ => None,
-            }),
-            table: u32::from(r.header.table),
-        })
+        .map(|r| route(r, &name_of))
         .collect();
     let neighbours = neighbours
         .iter()

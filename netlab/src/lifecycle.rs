@@ -96,6 +96,7 @@ pub fn up(
         host_sysctls,
         pending: None,
     };
+    nat.check(new_state.nat_context())?;
     // Written before anything is created, so `down` finds every object even after a crash.
     state::save(&new_state)?;
     let result = (|| {
@@ -284,6 +285,7 @@ pub fn publish(name: &str, node: &str, specs: &[crate::ports::PortSpec]) -> Resu
     saved.lab.publish.extend(added.iter().cloned());
     saved.lab.validate()?;
     let nat = saved.backend.backend()?;
+    nat.check(saved.nat_context())?;
     saved.pending = Some(Pending::Publish(added.clone()));
     state::save(&saved)?;
     if let Err(err) = nat.publish(saved.nat_context(), &added) {

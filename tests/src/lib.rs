@@ -212,6 +212,8 @@ macro_rules! backend_tests {
     (ipv6: $($case:ident),+ $(,)?) => {
         $crate::backend_tests!(@configs [$($case),+]
             iptables_v6: "--backend iptables --ipv6";
+            nft_rules_v6: "--backend nftables --nft-shape rules --ipv6";
+            nft_map_v6: "--backend nftables --nft-shape map --ipv6";
             iptables_v6_tx_csum_off: "--backend iptables --ipv6 +tx-csum-off";
         );
     };

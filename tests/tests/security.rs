@@ -108,8 +108,15 @@ fn foreign_rules_are_untouched(backend: &[&str]) {
         "nftables" => {
             // Teardown deletes the lab's table and nothing else: `down` stopped just
             // before it deletes the host node leaves the foreign rules to be seen.
-            let table = format!("table ip netlab_{}", lab.name);
-            assert!(lab.sh_ok("host", "nft list tables").contains(&table));
+            let ipv4_table = format!("table ip netlab_{}", lab.name);
+            let ipv6_table = format!("table ip6 netlab_{}", lab.name);
+            let listed = lab.sh_ok("host", "nft list tables");
+            assert!(listed.contains(&ipv4_table), "{listed}");
+            assert_eq!(
+                listed.contains(&ipv6_table),
+                backend.contains(&"--ipv6"),
+                "an ip6 table in a dual-stack lab only: {listed}"
+            );
             let out = Command::new(netlab_bin())
                 .args(["--lab", &lab.name, "down"])
                 .env("NETLAB_CRASH_AT", "ip netns del <lab>-host")
@@ -119,8 +126,8 @@ fn foreign_rules_are_untouched(backend: &[&str]) {
             assert_eq!(foreign_rules(&lab), before, "{backend:?}: teardown");
             let tables = lab.sh_ok("host", "nft list tables");
             assert!(
-                !tables.contains(&table),
-                "{backend:?}: {table} left:\n{tables}"
+                !tables.contains(&ipv4_table) && !tables.contains(&ipv6_table),
+                "{backend:?}: {ipv4_table} left:\n{tables}"
             );
             assert!(tables.contains("table inet foreign"), "{tables}");
         }
@@ -152,6 +159,11 @@ fn foreign_rules_are_untouched_by_iptables_dual_stack() {
 #[test]
 fn foreign_rules_are_untouched_by_nftables_rules() {
     foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "rules"]);
+}
+
+#[test]
+fn foreign_rules_are_untouched_by_nftables_dual_stack() {
+    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "map", "--ipv6"]);
 }
 
 #[test]

@@ -376,7 +376,7 @@ fn a_dual_stack_lab_is_usable_when_up_returns() {
 /// and what to do, before creating anything.
 #[test]
 fn a_dual_stack_lab_needs_a_backend_that_carries_ipv6() {
-    for backend in ["ebpf", "nftables"] {
+    for backend in ["ebpf"] {
         let name = unique("v");
         let err = netlab_err(&["--lab", &name, "up", "--backend", backend, "--ipv6"]);
         assert_eq!(err.trim().lines().count(), 1, "{err}");

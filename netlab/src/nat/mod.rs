@@ -216,6 +216,11 @@ pub struct Hook {
 /// A NAT datapath. Every method is idempotent; `teardown` keeps going past failures and
 /// reports them all.
 pub trait NatBackend {
+    /// Refuses what the backend cannot carry in `ctx.lab` (its published ports included),
+    /// before anything is changed. Nothing by default.
+    fn check(&self, _ctx: NatContext<'_>) -> Result<()> {
+        Ok(())
+    }
     /// Installs masquerade and whatever publishing needs, with no ports published.
     fn setup(&self, ctx: NatContext<'_>) -> Result<()>;
     /// Removes everything `setup` and `publish` installed, and only that.

@@ -29,7 +29,6 @@ pub struct Iptables;
 
 impl Iptables {
     fn sync(ctx: NatContext<'_>) -> Result<()> {
-        rules::refuse_ipv6_loopback(ctx)?;
         for addressing in Addressing::each(ctx.lab) {
             let family = addressing.family;
             // Chains first (a jump to a missing chain is an error), then the jumps.
@@ -45,6 +44,10 @@ impl Iptables {
 }
 
 impl NatBackend for Iptables {
+    fn check(&self, ctx: NatContext<'_>) -> Result<()> {
+        netfilter::refuse_ipv6_loopback(ctx, "iptables")
+    }
+
     fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
         netfilter::prepare_host(ctx)?;
         Self::sync(ctx)

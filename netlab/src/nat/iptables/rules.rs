@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use super::parse;
 use crate::{
-    error::{Error, Result},
     family::{Addressing, Family, socket_text},
     nat::NatContext,
 };
@@ -137,22 +136,6 @@ pub(super) fn chains(ctx: NatContext<'_>, family: Addressing<'_>) -> String {
     format!("{raw}COMMIT\n{nat}COMMIT\n{filter}COMMIT\n")
 }
 
-/// The error for a spec the rules cannot carry: one published on `::1` (see [`chains`]).
-pub(super) fn refuse_ipv6_loopback(ctx: NatContext<'_>) -> Result<()> {
-    match ctx.lab.publish.iter().find(|p| {
-        p.spec
-            .host_ip6()
-            .flatten()
-            .is_some_and(|ip| ip.is_loopback())
-    }) {
-        Some(publish) => Err(Error::invalid(format!(
-            "cannot publish {} with the iptables backend: the kernel does not route IPv6 loopback traffic out of lo (there is no route_localnet for IPv6); publish on [::] or another host address",
-            publish.spec
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// Jump rules from the built-in chains that are missing, given the current rules.
 pub(super) fn missing_jumps(ctx: NatContext<'_>, saved: &str) -> String {
     let mut by_table = std::collections::BTreeMap::<&str, String>::new();
@@ -260,12 +243,13 @@ pub(super) mod tests {
         // Each family gets the specs published in it, and no address of the other.
         assert!(!v6.contains("9001") && !v6.contains("172.18."), "{v6}");
         assert!(!v6.contains("-s ::1/128 -o br0"), "{v6}");
-        assert!(refuse_ipv6_loopback(ctx(&lab)).is_ok());
+        let refuse = crate::nat::netfilter::refuse_ipv6_loopback;
+        assert!(refuse(ctx(&lab), "iptables").is_ok());
         lab.publish.push(crate::lab::Publish {
             node: "netns0".into(),
             spec: "[::1]:9002:92".parse().expect("spec"),
         });
-        let refused = refuse_ipv6_loopback(ctx(&lab)).unwrap_err().to_string();
+        let refused = refuse(ctx(&lab), "iptables").unwrap_err().to_string();
         assert!(refused.contains("[::1]:9002:92/tcp") && refused.contains("route_localnet"));
         let v4 = chains4(&lab);
         assert!(v4.contains("--dport 8080 -j DNAT --to-destination 172.18.0.10:80\n"));

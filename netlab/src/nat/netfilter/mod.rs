@@ -4,7 +4,29 @@
 pub mod conntrack;
 pub mod tool;
 
-use crate::{error::Result, nat::NatContext, sysctl, topology};
+use crate::{
+    error::{Error, Result},
+    nat::NatContext,
+    sysctl, topology,
+};
+
+/// The error for a spec published on `::1`, which no netfilter backend can carry: the
+/// reply, translated back to `::1`, would arrive on the bridge and be dropped as a martian
+/// (IPv6 has no `route_localnet`). `backend` names the backend in the message.
+pub(in crate::nat) fn refuse_ipv6_loopback(ctx: NatContext<'_>, backend: &str) -> Result<()> {
+    match ctx.lab.publish.iter().find(|p| {
+        p.spec
+            .host_ip6()
+            .flatten()
+            .is_some_and(|ip| ip.is_loopback())
+    }) {
+        Some(publish) => Err(Error::invalid(format!(
+            "cannot publish {} with the {backend} backend: the kernel does not route IPv6 loopback traffic out of lo (there is no route_localnet for IPv6); publish on [::] or another host address",
+            publish.spec
+        ))),
+        None => Ok(()),
+    }
+}
 
 /// Self-hairpin: the bridge must hand a frame back out of the port it came in on, and
 /// bridged frames must traverse netfilter's IPv4 hooks (iptables and nftables `ip` tables

@@ -6,15 +6,14 @@ use nftables::{
     expr::{Elem, Expression, NamedExpression},
     schema::Element,
     stmt::{AnonymousCounter, Counter},
-    types::NfFamily,
 };
 
 use super::{
     exprs::{Expr, address, concat, number, ports, word},
     maps::{PublishedMap, Role},
-    table::{publish_id, table_name},
+    table::{nf_family, publish_id, table_name},
 };
-use crate::{lab::Publish, nat::NatContext};
+use crate::{family::Addressing, lab::Publish, nat::NatContext};
 
 /// What the elements are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +24,24 @@ pub(super) enum Purpose {
     Delete,
 }
 
-/// The elements `publishes` put in the maps, one command per map that gets any. The
-/// address maps count per element, which is what `netlab ports` shows: a NAT chain sees
-/// the first packet of a connection only, so these count connections, as iptables' do.
+/// The elements `publishes` put in the maps of each family's table, one command per map
+/// that gets any. The address maps count per element, which is what `netlab ports` shows:
+/// a NAT chain sees the first packet of a connection only, so these count connections, as
+/// iptables' do.
 pub(super) fn of(
     ctx: NatContext<'_>,
+    publishes: &[Publish],
+    purpose: Purpose,
+) -> Vec<Element<'static>> {
+    Addressing::each(ctx.lab)
+        .flat_map(|addressing| of_family(ctx, addressing, publishes, purpose))
+        .collect()
+}
+
+/// [`of`] in one family's table.
+fn of_family(
+    ctx: NatContext<'_>,
+    addressing: Addressing<'_>,
     publishes: &[Publish],
     purpose: Purpose,
 ) -> Vec<Element<'static>> {
@@ -38,12 +50,13 @@ pub(super) fn of(
         .map(|&map| (map, Vec::new()))
         .collect();
     for publish in publishes {
-        let Some(container) = ctx.lab.container(&publish.node) else {
-            continue;
-        };
         let spec = &publish.spec;
-        // This backend writes IPv4 only.
-        let Some(host_ip) = spec.host_ip4() else {
+        let (Some(container), Some(host_ip)) = (
+            ctx.lab
+                .container(&publish.node)
+                .and_then(|c| addressing.container(c)),
+            addressing.host_ip(spec),
+        ) else {
             continue;
         };
         let map = |role| PublishedMap::new(host_ip.is_some(), role);
@@ -71,7 +84,7 @@ pub(super) fn of(
                     comment: Some(Cow::Owned(publish_id(publish))),
                     counter: Some(Counter::Anonymous(Some(AnonymousCounter::default()))),
                 }));
-                Expression::List(vec![counted, address(container.address)])
+                Expression::List(vec![counted, address(container)])
             }
         };
         push(&mut per_map, addr_map, entry);
@@ -96,7 +109,7 @@ pub(super) fn of(
         .into_iter()
         .filter(|(_, elements)| !elements.is_empty())
         .map(|(map, elements)| Element {
-            family: NfFamily::IP,
+            family: nf_family(addressing.family),
             table: Cow::Owned(table.clone()),
             name: Cow::Borrowed(map.name()),
             elem: Cow::Owned(elements),

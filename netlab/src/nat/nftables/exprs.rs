@@ -1,7 +1,7 @@
 //! Short constructors for the `nftables` crate's expressions and statements, so the rules in
 //! `table.rs` read close to the `nft` syntax they stand for.
 
-use std::{borrow::Cow, net::Ipv4Addr};
+use std::{borrow::Cow, net::IpAddr};
 
 use nftables::{
     expr::{
@@ -11,7 +11,7 @@ use nftables::{
     stmt::{Counter, JumpTarget, Match, NAT, NATFamily, Operator, Statement},
 };
 
-use crate::ipv4net::Ipv4Net;
+use crate::family::Family;
 
 pub(super) type Expr = Expression<'static>;
 pub(super) type Stmt = Statement<'static>;
@@ -53,16 +53,17 @@ pub(super) fn set(items: Vec<Expr>) -> Expr {
     ))
 }
 
-/// `172.18.0.0/16`
-pub(super) fn prefix(net: Ipv4Net) -> Expr {
+/// `172.18.0.0/16`, `fd00:172:18::/64`, from `network/prefix` text.
+pub(super) fn prefix(net: &str) -> Expr {
+    let (network, len) = net.split_once('/').unwrap_or((net, "0"));
     Expression::Named(NamedExpression::Prefix(Prefix {
-        addr: Box::new(word(&net.network())),
-        len: u32::from(net.prefix_len()),
+        addr: Box::new(word(network)),
+        len: len.parse().unwrap_or(0),
     }))
 }
 
-pub(super) fn address(ip: Ipv4Addr) -> Expr {
-    word(&ip)
+pub(super) fn address(ip: impl Into<IpAddr>) -> Expr {
+    word(&ip.into())
 }
 
 /// `ip saddr`, `ip daddr`, `th dport`: a header field.
@@ -159,11 +160,15 @@ pub(super) fn masquerade() -> Stmt {
     Statement::Masquerade(None)
 }
 
-/// `dnat ip to ADDR[:PORT]`; without a port, the packet keeps its own.
-pub(super) fn dnat(addr: Expr, port: Option<Expr>) -> Stmt {
+/// `dnat ip to ADDR[:PORT]` (`dnat ip6 to` in IPv6); without a port, the packet keeps its
+/// own.
+pub(super) fn dnat(family: Family, addr: Expr, port: Option<Expr>) -> Stmt {
     Statement::DNAT(Some(NAT {
         addr: Some(addr),
-        family: Some(NATFamily::IP),
+        family: Some(match family {
+            Family::V4 => NATFamily::IP,
+            Family::V6 => NATFamily::IP6,
+        }),
         port,
         flags: None,
     }))

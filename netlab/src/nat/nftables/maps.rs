@@ -11,10 +11,13 @@ use std::borrow::Cow;
 use nftables::{
     expr::MetaKey,
     schema::{Map, SetFlag, SetType, SetTypeValue},
-    types::NfFamily,
 };
 
-use super::exprs::{Expr, concat, field, meta};
+use super::{
+    exprs::{Expr, concat, field, meta},
+    table::{l3, nf_family},
+};
+use crate::family::Family;
 
 /// One of the six maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,19 +75,23 @@ impl PublishedMap {
         Self::ALL.into_iter().find(|map| map.name() == name)
     }
 
-    pub(super) fn declaration(self, table: &str) -> Map<'static> {
+    pub(super) fn declaration(self, table: &str, family: Family) -> Map<'static> {
+        let address = match family {
+            Family::V4 => SetType::Ipv4Addr,
+            Family::V6 => SetType::Ipv6Addr,
+        };
         let mut key = vec![SetType::InetProto, SetType::InetService];
         if self.at_address {
-            key.insert(0, SetType::Ipv4Addr);
+            key.insert(0, address);
         }
         let (value, flags) = match self.role {
             // A range of host ports is one interval key.
-            Role::SamePort | Role::Shifted => (SetType::Ipv4Addr, Some([SetFlag::Interval].into())),
+            Role::SamePort | Role::Shifted => (address, Some([SetFlag::Interval].into())),
             // One key per port: a container port is a function of the host port.
             Role::ShiftedPort => (SetType::InetService, None),
         };
         Map {
-            family: NfFamily::IP,
+            family: nf_family(family),
             table: Cow::Owned(table.to_owned()),
             name: Cow::Borrowed(self.name()),
             set_type: SetTypeValue::Concatenated(Cow::Owned(key)),
@@ -95,10 +102,10 @@ impl PublishedMap {
     }
 
     /// What the packet is looked up by: `[ip daddr .] meta l4proto . th dport`.
-    pub(super) fn key(self) -> Expr {
+    pub(super) fn key(self, family: Family) -> Expr {
         let mut parts = vec![meta(MetaKey::L4proto), field("th", "dport")];
         if self.at_address {
-            parts.insert(0, field("ip", "daddr"));
+            parts.insert(0, field(l3(family), "daddr"));
         }
         concat(parts)
     }

@@ -1,6 +1,7 @@
 //! The nftables backend: the same NAT as the iptables backend (Docker's bridge driver
-//! without the userland proxy), written for nftables in one table netlab owns,
-//! `ip netlab_<lab>`, in one of two shapes (`--nft-shape`):
+//! without the userland proxy), written for nftables in one table per family that netlab
+//! owns, `ip netlab_<lab>` and, in a dual-stack lab, `ip6 netlab_<lab>`, in one of two
+//! shapes (`--nft-shape`):
 //!
 //! - `rules`, as Docker 29's and netavark's nftables drivers ship it: one DNAT rule per
 //!   published port (Docker expands a range into its ports), one hairpin masquerade and one
@@ -31,7 +32,8 @@ pub use table::table_name;
 
 use super::{ConntrackRow, Hook, NatBackend, NatContext, NftShape, PortCounters, netfilter};
 use crate::{
-    error::Result,
+    error::{Error, Result},
+    family::{Addressing, Family},
     lab::{HOST_NODE, Publish},
     netlink::Place,
 };
@@ -40,13 +42,17 @@ use crate::{
 pub struct Nftables;
 
 impl NatBackend for Nftables {
+    fn check(&self, ctx: NatContext<'_>) -> Result<()> {
+        netfilter::refuse_ipv6_loopback(ctx, "nftables")
+    }
+
     fn setup(&self, ctx: NatContext<'_>) -> Result<()> {
         netfilter::prepare_host(ctx)?;
         nft::apply(ctx, "table", table::sync(ctx))
     }
 
     fn teardown(&self, ctx: NatContext<'_>) -> Result<()> {
-        delete_table(&ctx.host(), ctx.lab_name)
+        delete_tables(&ctx.host(), ctx.lab_name)
     }
 
     fn publish(&self, ctx: NatContext<'_>, added: &[Publish]) -> Result<()> {
@@ -82,9 +88,17 @@ impl NatBackend for Nftables {
     }
 
     fn counters(&self, ctx: NatContext<'_>) -> Result<Vec<PortCounters>> {
-        let sums = nft::read(ctx)?
-            .map(|ruleset| nft::counters(&ruleset))
-            .unwrap_or_default();
+        let mut sums = std::collections::BTreeMap::<String, (u64, u64)>::new();
+        for addressing in Addressing::each(ctx.lab) {
+            let Some(ruleset) = nft::read(ctx, addressing.family)? else {
+                continue;
+            };
+            for (id, (packets, bytes)) in nft::counters(&ruleset) {
+                let sum = sums.entry(id).or_default();
+                sum.0 += packets;
+                sum.1 += bytes;
+            }
+        }
         Ok(ctx
             .lab
             .publish
@@ -136,23 +150,29 @@ impl NatBackend for Nftables {
     }
 
     fn describe(&self, ctx: NatContext<'_>) -> Result<String> {
-        nft::listing(ctx)
+        let mut out = String::new();
+        for addressing in Addressing::each(ctx.lab) {
+            out += &nft::listing(ctx, addressing.family)?;
+        }
+        Ok(out)
     }
 
     fn hooks(&self, ctx: NatContext<'_>) -> Vec<Hook> {
         let table = table_name(ctx.lab_name);
-        table::BASE_CHAINS
-            .iter()
-            .map(|chain| Hook {
-                node: HOST_NODE.to_owned(),
-                device: None,
-                point: format!(
-                    "{} {} priority {}",
-                    text::name(&chain.hook),
-                    text::name(&chain.kind),
-                    chain.priority_name
-                ),
-                runs: format!("{table} {}", chain.name),
+        Addressing::each(ctx.lab)
+            .flat_map(|addressing| {
+                let table = format!("{} {table}", table::l3(addressing.family));
+                table::BASE_CHAINS.iter().map(move |chain| Hook {
+                    node: HOST_NODE.to_owned(),
+                    device: None,
+                    point: format!(
+                        "{} {} priority {}",
+                        text::name(&chain.hook),
+                        text::name(&chain.kind),
+                        chain.priority_name
+                    ),
+                    runs: format!("{table} {}", chain.name),
+                })
             })
             .collect()
     }
@@ -160,24 +180,35 @@ impl NatBackend for Nftables {
     /// A lab whose host is the root namespace leaves its table there when a run crashes;
     /// the table's name is the lab's, so it is netlab's to remove.
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
-        delete_table(&Place::Root, lab_name)
+        delete_tables(&Place::Root, lab_name)
+    }
+
+    fn carries_ipv6(&self) -> bool {
+        true
     }
 }
 
-/// `nft delete table ip netlab_<lab>` in `place`, when it is there. Without `nft` there
+/// `nft delete table ip netlab_<lab>` and `nft delete table ip6 netlab_<lab>` in `place`,
+/// for each that is there: a crashed run's too, whatever the lab has. Without `nft` there
 /// is no table to delete.
-fn delete_table(place: &Place, lab_name: &str) -> Result<()> {
+fn delete_tables(place: &Place, lab_name: &str) -> Result<()> {
     let name = table_name(lab_name);
-    let tables =
-        place.run(|| Ok(netfilter::tool::run("nft", &["list", "tables", "ip"], None).ok()))?;
-    let present = tables
-        .unwrap_or_default()
-        .lines()
-        .any(|line| line.trim() == format!("table ip {name}"));
-    if !present {
-        return Ok(());
-    }
-    let mut batch = Batch::new();
-    batch.delete(NfListObject::Table(table::table_object(&name)));
-    nft::apply_in(place, lab_name, "delete table", batch)
+    let errors: Vec<Error> = Family::ALL
+        .into_iter()
+        .filter_map(|family| {
+            let l3 = table::l3(family);
+            let tables = place
+                .run(|| Ok(netfilter::tool::run("nft", &["list", "tables", l3], None).ok()))
+                .ok()
+                .flatten()?;
+            let wanted = format!("table {l3} {name}");
+            if !tables.lines().any(|line| line.trim() == wanted) {
+                return None;
+            }
+            let mut batch = Batch::new();
+            batch.delete(NfListObject::Table(table::table_object(&name, family)));
+            nft::apply_in(place, lab_name, &format!("delete table {l3}"), batch).err()
+        })
+        .collect();
+    Error::collect(errors)
 }

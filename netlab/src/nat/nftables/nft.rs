@@ -12,11 +12,12 @@ use nftables::{
 
 use super::{
     maps::PublishedMap,
-    table::{DNAT_CHAIN, LOCAL_CHAIN, table_name},
+    table::{DNAT_CHAIN, LOCAL_CHAIN, l3, table_name},
 };
 use crate::{
     crash_point,
     error::{Error, Result},
+    family::Family,
     nat::{NatContext, netfilter::tool::run_in_host},
     netlink::Place,
 };
@@ -42,27 +43,30 @@ pub(super) fn apply_in(place: &Place, lab_name: &str, what: &str, batch: Batch<'
     })
 }
 
-/// The lab's table as `nft -j list table` gives it, or `None` when there is none.
-pub(super) fn read(ctx: NatContext<'_>) -> Result<Option<Nftables<'static>>> {
+/// The lab's table of `family` as `nft -j list table` gives it, or `None` when there is
+/// none.
+pub(super) fn read(ctx: NatContext<'_>, family: Family) -> Result<Option<Nftables<'static>>> {
     let table = table_name(ctx.lab_name);
+    let l3 = l3(family);
     ctx.host().run(|| {
         match helper::get_current_ruleset_with_args(
             helper::DEFAULT_NFT,
-            ["list", "table", "ip", table.as_str()],
+            ["list", "table", l3, table.as_str()],
         ) {
             Ok(ruleset) => Ok(Some(ruleset)),
             Err(NftablesError::NftFailed { stderr, .. }) if stderr.contains("No such file") => {
                 Ok(None)
             }
-            Err(err) => Err(command_error(format!("nft list table ip {table}"), err)),
+            Err(err) => Err(command_error(format!("nft list table {l3} {table}"), err)),
         }
     })
 }
 
-/// The lab's table in `nft`'s own syntax (`nft list table`), empty when there is none.
-pub(super) fn listing(ctx: NatContext<'_>) -> Result<String> {
+/// The lab's table of `family` in `nft`'s own syntax (`nft list table`), empty when there
+/// is none.
+pub(super) fn listing(ctx: NatContext<'_>, family: Family) -> Result<String> {
     let table = table_name(ctx.lab_name);
-    match run_in_host(ctx, "nft", &["list", "table", "ip", &table], None) {
+    match run_in_host(ctx, "nft", &["list", "table", l3(family), &table], None) {
         Err(Error::Command { stderr, .. }) if stderr.contains("No such file") => Ok(String::new()),
         other => other,
     }

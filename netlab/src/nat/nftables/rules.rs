@@ -1,9 +1,10 @@
-//! The rules of the lab's table, chain by chain, in both shapes: the same NAT as the
-//! iptables backend's chains (Docker's bridge driver without the userland proxy).
+//! The rules of the lab's tables, chain by chain, in both shapes: the same NAT as the
+//! iptables backend's chains (Docker's bridge driver without the userland proxy), in each
+//! family's table.
 
-use std::{borrow::Cow, net::Ipv4Addr};
+use std::borrow::Cow;
 
-use nftables::{expr::MetaKey, schema::Rule, types::NfFamily};
+use nftables::{expr::MetaKey, schema::Rule};
 
 use super::{
     exprs::{
@@ -11,36 +12,43 @@ use super::{
         has_any, is, is_not, jump, lookup, masquerade, meta, ports, prefix, set, word,
     },
     maps::{PublishedMap, Role},
-    table::{DNAT_CHAIN, LOCAL_CHAIN, publish_id, table_name},
+    table::{DNAT_CHAIN, LOCAL_CHAIN, l3, nf_family, publish_id, table_name},
 };
 use crate::{
-    ipv4net::Ipv4Net,
-    lab::{Container, Lab, Publish},
+    family::{Addressing, Family},
+    lab::Publish,
     nat::{NatContext, NftShape},
 };
 
-/// Every rule of the table, chain by chain.
+/// Every rule of the tables, table by table, chain by chain.
 pub(super) fn rules(ctx: NatContext<'_>) -> Vec<Rule<'static>> {
-    let mut rules = Rules {
-        table: table_name(ctx.lab_name),
-        list: Vec::new(),
-    };
-    raw(ctx, &mut rules);
-    match ctx.options.nft_shape {
-        NftShape::Rules => dnat_per_port(ctx, &mut rules),
-        NftShape::Map => dnat_through_maps(ctx, &mut rules),
+    let mut list = Vec::new();
+    for addressing in Addressing::each(ctx.lab) {
+        let mut rules = Rules {
+            table: table_name(ctx.lab_name),
+            addressing,
+            list: Vec::new(),
+        };
+        raw(ctx, &mut rules);
+        match ctx.options.nft_shape {
+            NftShape::Rules => dnat_per_port(ctx, &mut rules),
+            NftShape::Map => dnat_through_maps(ctx, &mut rules),
+        }
+        postrouting(ctx, &mut rules);
+        forward(ctx, &mut rules);
+        list.extend(rules.list);
     }
-    postrouting(ctx, &mut rules);
-    forward(ctx, &mut rules);
-    rules.list
+    list
 }
 
-struct Rules {
+/// The rules of one family's table, and what they need of the family.
+struct Rules<'a> {
     table: String,
+    addressing: Addressing<'a>,
     list: Vec<Rule<'static>>,
 }
 
-impl Rules {
+impl Rules<'_> {
     fn add(&mut self, chain: &'static str, expr: Vec<Stmt>) {
         self.add_named(chain, expr, None);
     }
@@ -48,7 +56,7 @@ impl Rules {
     /// A rule with a comment: the published spec it belongs to.
     fn add_named(&mut self, chain: &'static str, expr: Vec<Stmt>, comment: Option<String>) {
         self.list.push(Rule {
-            family: NfFamily::IP,
+            family: nf_family(self.family()),
             table: Cow::Owned(self.table.clone()),
             chain: Cow::Borrowed(chain),
             expr: Cow::Owned(expr),
@@ -57,9 +65,65 @@ impl Rules {
             comment: comment.map(Cow::Owned),
         });
     }
-}
 
-const LOOPBACK: Ipv4Net = Ipv4Net::literal(Ipv4Addr::new(127, 0, 0, 0), 8);
+    fn family(&self) -> Family {
+        self.addressing.family
+    }
+
+    fn saddr(&self) -> Expr {
+        field(l3(self.family()), "saddr")
+    }
+
+    fn daddr(&self) -> Expr {
+        field(l3(self.family()), "daddr")
+    }
+
+    fn subnet(&self) -> Expr {
+        prefix(&self.addressing.subnet())
+    }
+
+    fn loopback(&self) -> Expr {
+        prefix(self.family().loopback_net())
+    }
+
+    /// The lab's published specs of this family, with the container address each leads
+    /// to and where on the host it is published (`None`: every address).
+    fn published<'p>(
+        &self,
+        ctx: NatContext<'p>,
+    ) -> impl Iterator<Item = (&'p Publish, Expr, Option<std::net::IpAddr>)> + use<'p, '_> {
+        let addressing = self.addressing;
+        ctx.lab.publish.iter().filter_map(move |publish| {
+            let container = ctx.lab.container(&publish.node)?;
+            let host_ip = addressing.host_ip(&publish.spec)?;
+            Some((publish, address(addressing.container(container)?), host_ip))
+        })
+    }
+
+    /// `ip daddr CONTAINER PROTO dport PORTS`: a spec's traffic once DNAT'd, or
+    /// hairpinned.
+    fn to_published_container(&self, publish: &Publish, container: &Expr) -> [Stmt; 2] {
+        let spec = &publish.spec;
+        [
+            is(self.daddr(), container.clone()),
+            dport(
+                spec.proto.name(),
+                ports(spec.container.start, spec.container.end),
+            ),
+        ]
+    }
+
+    /// `fib daddr type local`, for traffic addressed to the host; in IPv6 not to `::1`,
+    /// which stays the host's own (the kernel drops IPv6 loopback traffic that leaves
+    /// `lo`, and IPv6 has no `route_localnet`).
+    fn to_the_host(&self) -> Vec<Stmt> {
+        let mut guard = vec![is(fib_daddr_type(), word("local"))];
+        if self.family() == Family::V6 {
+            guard.push(is_not(self.daddr(), self.loopback()));
+        }
+        guard
+    }
+}
 
 fn iif() -> Expr {
     meta(MetaKey::Iifname)
@@ -69,50 +133,18 @@ fn oif() -> Expr {
     meta(MetaKey::Oifname)
 }
 
-fn saddr() -> Expr {
-    field("ip", "saddr")
-}
-
-fn daddr() -> Expr {
-    field("ip", "daddr")
-}
-
-/// The lab's published specs with the container each leads to.
-fn published(lab: &Lab) -> impl Iterator<Item = (&Publish, &Container)> {
-    lab.publish
-        .iter()
-        .filter_map(|publish| Some((publish, lab.container(&publish.node)?)))
-}
-
-/// `ip daddr CONTAINER PROTO dport PORTS`: a spec's traffic once DNAT'd, or hairpinned.
-fn to_published_container(publish: &Publish, container: &Container) -> [Stmt; 2] {
-    let spec = &publish.spec;
-    [
-        is(daddr(), address(container.address)),
-        dport(
-            spec.proto.name(),
-            ports(spec.container.start, spec.container.end),
-        ),
-    ]
-}
-
-/// `fib daddr type local`: addressed to the host.
-fn to_the_host() -> Stmt {
-    is(fib_daddr_type(), word("local"))
-}
-
 /// raw: martians. The container subnet and loopback only ever arrive from the bridge and
 /// `lo`; from the external device they are spoofed. The rules shape adds Docker's "drop
 /// direct access" (a container addressed from anywhere but its bridge) and "drop remote
 /// loopback" (a loopback-published port reached from a wire).
 fn raw(ctx: NatContext<'_>, rules: &mut Rules) {
     let lab = ctx.lab;
-    for martian in [lab.subnet, LOOPBACK] {
+    for martian in [rules.subnet(), rules.loopback()] {
         rules.add(
             "raw",
             vec![
                 is(iif(), word(&lab.external.device)),
-                is(saddr(), prefix(martian)),
+                is(rules.saddr(), martian),
                 drop(),
             ],
         );
@@ -122,66 +154,76 @@ fn raw(ctx: NatContext<'_>, rules: &mut Rules) {
     }
     if lab.masquerade {
         for container in &lab.containers {
+            let Some(ip) = rules.addressing.container(container) else {
+                continue;
+            };
             rules.add(
                 "raw",
                 vec![
-                    is(daddr(), address(container.address)),
+                    is(rules.daddr(), address(ip)),
                     is_not(iif(), word(&lab.bridge)),
                     drop(),
                 ],
             );
         }
     }
-    for publish in &lab.publish {
+    let loopback: Vec<_> = rules
+        .published(ctx)
+        .filter_map(|(publish, _, host_ip)| {
+            Some((publish, host_ip.filter(std::net::IpAddr::is_loopback)?))
+        })
+        .collect();
+    for (publish, ip) in loopback {
         let spec = &publish.spec;
-        if let Some(ip) = spec.host_ip4().flatten().filter(Ipv4Addr::is_loopback) {
-            rules.add(
-                "raw",
-                vec![
-                    is(daddr(), address(ip)),
-                    is_not(iif(), word("lo")),
-                    dport(spec.proto.name(), ports(spec.host.start, spec.host.end)),
-                    drop(),
-                ],
-            );
-        }
+        rules.add(
+            "raw",
+            vec![
+                is(rules.daddr(), address(ip)),
+                is_not(iif(), word("lo")),
+                dport(spec.proto.name(), ports(spec.host.start, spec.host.end)),
+                drop(),
+            ],
+        );
     }
 }
 
 /// prerouting and output, rules shape: a jump to the chain of DNAT rules, one per port.
 fn dnat_per_port(ctx: NatContext<'_>, rules: &mut Rules) {
-    let lab = ctx.lab;
-    rules.add("prerouting", vec![to_the_host(), jump(DNAT_CHAIN)]);
-    rules.add("output", vec![to_the_host(), jump(DNAT_CHAIN)]);
-    rules.add("output", vec![to_the_host(), jump(LOCAL_CHAIN)]);
-    for (publish, container) in published(lab) {
+    let to_the_host = rules.to_the_host();
+    for (chain, target) in [
+        ("prerouting", DNAT_CHAIN),
+        ("output", DNAT_CHAIN),
+        ("output", LOCAL_CHAIN),
+    ] {
+        let mut rule = to_the_host.clone();
+        rule.push(jump(target));
+        rules.add(chain, rule);
+    }
+    let gateway = rules.addressing.gateway();
+    let published: Vec<_> = rules.published(ctx).collect();
+    for (publish, container, host_ip) in published {
         let spec = &publish.spec;
-        let Some(host_ip) = spec.host_ip4() else {
-            continue;
-        };
         let (chain, destination) = match host_ip {
-            Some(ip) if ip.is_loopback() => (LOCAL_CHAIN, is(daddr(), address(ip))),
-            Some(ip) => (DNAT_CHAIN, is(daddr(), address(ip))),
-            None => (DNAT_CHAIN, is_not(daddr(), address(lab.gateway))),
+            Some(ip) if ip.is_loopback() => (LOCAL_CHAIN, is(rules.daddr(), address(ip))),
+            Some(ip) => (DNAT_CHAIN, is(rules.daddr(), address(ip))),
+            None => (DNAT_CHAIN, is_not(rules.daddr(), address(gateway))),
         };
         let id = publish_id(publish);
         for host_port in spec.host.start..=spec.host.end {
             let Some(container_port) = spec.container_port_for(host_port) else {
                 continue;
             };
-            rules.add_named(
-                chain,
-                vec![
-                    destination.clone(),
-                    dport(spec.proto.name(), ports(host_port, host_port)),
-                    counter(),
-                    dnat(
-                        address(container.address),
-                        Some(ports(container_port, container_port)),
-                    ),
-                ],
-                Some(id.clone()),
-            );
+            let rule = vec![
+                destination.clone(),
+                dport(spec.proto.name(), ports(host_port, host_port)),
+                counter(),
+                dnat(
+                    rules.family(),
+                    container.clone(),
+                    Some(ports(container_port, container_port)),
+                ),
+            ];
+            rules.add_named(chain, rule, Some(id.clone()));
         }
     }
 }
@@ -189,12 +231,13 @@ fn dnat_per_port(ctx: NatContext<'_>, rules: &mut Rules) {
 /// prerouting and output, map shape: the same eight rules whatever is published. For each
 /// of "on one address" and "on every address", the maps of ports that change their number
 /// first, then those that keep it; a miss in a map ends the rule.
-fn dnat_through_maps(ctx: NatContext<'_>, rules: &mut Rules) {
+fn dnat_through_maps(_ctx: NatContext<'_>, rules: &mut Rules) {
+    let family = rules.family();
     for (chain, from_wire) in [("prerouting", true), ("output", false)] {
-        let mut guard = vec![to_the_host()];
-        if from_wire {
+        let mut guard = rules.to_the_host();
+        if from_wire && family == Family::V4 {
             // Loopback-published ports are the host's own: never from a wire.
-            guard.push(is_not(daddr(), prefix(LOOPBACK)));
+            guard.push(is_not(rules.daddr(), rules.loopback()));
         }
         guard.push(is(
             meta(MetaKey::L4proto),
@@ -203,17 +246,17 @@ fn dnat_through_maps(ctx: NatContext<'_>, rules: &mut Rules) {
         for at_address in [true, false] {
             let mut guard = guard.clone();
             if !at_address {
-                guard.push(is_not(daddr(), address(ctx.lab.gateway)));
+                guard.push(is_not(rules.daddr(), address(rules.addressing.gateway())));
             }
             let to = |role| {
                 let map = PublishedMap::new(at_address, role);
-                lookup(map.key(), map.name())
+                lookup(map.key(family), map.name())
             };
             let mut shifted = guard.clone();
-            shifted.push(dnat(to(Role::Shifted), Some(to(Role::ShiftedPort))));
+            shifted.push(dnat(family, to(Role::Shifted), Some(to(Role::ShiftedPort))));
             rules.add(chain, shifted);
             let mut same_port = guard;
-            same_port.push(dnat(to(Role::SamePort), None));
+            same_port.push(dnat(family, to(Role::SamePort), None));
             rules.add(chain, same_port);
         }
     }
@@ -221,8 +264,9 @@ fn dnat_through_maps(ctx: NatContext<'_>, rules: &mut Rules) {
 
 /// postrouting: masquerade of the subnet, of host processes reaching a port published on
 /// 127.0.0.1 (`route_localnet` is on for the bridge: the container must answer to an address
-/// it can route back to), and self-hairpin (a container reaching its own published port
-/// through the host address must see the reply come from the host, not from itself).
+/// it can route back to; IPv6 has no such thing), and self-hairpin (a container reaching its
+/// own published port through the host address must see the reply come from the host, not
+/// from itself).
 fn postrouting(ctx: NatContext<'_>, rules: &mut Rules) {
     let lab = ctx.lab;
     let bridge = &lab.bridge;
@@ -230,37 +274,43 @@ fn postrouting(ctx: NatContext<'_>, rules: &mut Rules) {
         rules.add(
             "postrouting",
             vec![
-                is(saddr(), prefix(lab.subnet)),
+                is(rules.saddr(), rules.subnet()),
                 is_not(oif(), word(bridge)),
                 masquerade(),
             ],
         );
     }
-    rules.add(
-        "postrouting",
-        vec![
-            is(saddr(), prefix(LOOPBACK)),
-            is(oif(), word(bridge)),
-            masquerade(),
-        ],
-    );
+    if rules.family() == Family::V4 {
+        rules.add(
+            "postrouting",
+            vec![
+                is(rules.saddr(), rules.loopback()),
+                is(oif(), word(bridge)),
+                masquerade(),
+            ],
+        );
+    }
     match ctx.options.nft_shape {
         NftShape::Rules => {
-            for (publish, container) in published(lab) {
-                let mut rule = vec![is(saddr(), address(container.address))];
-                rule.extend(to_published_container(publish, container));
+            let published: Vec<_> = rules.published(ctx).collect();
+            for (publish, container, _) in published {
+                let mut rule = vec![is(rules.saddr(), container.clone())];
+                rule.extend(rules.to_published_container(publish, &container));
                 rule.push(masquerade());
                 rules.add("postrouting", rule);
             }
         }
         NftShape::Map => {
             for container in &lab.containers {
+                let Some(ip) = rules.addressing.container(container) else {
+                    continue;
+                };
                 rules.add(
                     "postrouting",
                     vec![
                         has_any(ct("status"), &["dnat"]),
-                        is(saddr(), address(container.address)),
-                        is(daddr(), address(container.address)),
+                        is(rules.saddr(), address(ip)),
+                        is(rules.daddr(), address(ip)),
                         masquerade(),
                     ],
                 );
@@ -277,8 +327,9 @@ fn forward(ctx: NatContext<'_>, rules: &mut Rules) {
     let bridge = &lab.bridge;
     match ctx.options.nft_shape {
         NftShape::Rules => {
-            for (publish, container) in published(lab) {
-                let mut rule = to_published_container(publish, container).to_vec();
+            let published: Vec<_> = rules.published(ctx).collect();
+            for (publish, container, _) in published {
+                let mut rule = rules.to_published_container(publish, &container).to_vec();
                 rule.push(is(oif(), word(bridge)));
                 rule.push(has_any(ct("status"), &["dnat"]));
                 rule.push(accept());
@@ -289,7 +340,7 @@ fn forward(ctx: NatContext<'_>, rules: &mut Rules) {
         NftShape::Map => rules.add(
             "forward",
             vec![
-                is(daddr(), prefix(lab.subnet)),
+                is(rules.daddr(), rules.subnet()),
                 is(oif(), word(bridge)),
                 has_any(ct("status"), &["dnat"]),
                 accept(),
@@ -299,7 +350,7 @@ fn forward(ctx: NatContext<'_>, rules: &mut Rules) {
     rules.add(
         "forward",
         vec![
-            is(daddr(), prefix(lab.subnet)),
+            is(rules.daddr(), rules.subnet()),
             is(oif(), word(bridge)),
             has_any(ct("state"), &["established", "related"]),
             accept(),
@@ -308,7 +359,7 @@ fn forward(ctx: NatContext<'_>, rules: &mut Rules) {
     rules.add(
         "forward",
         vec![
-            is(saddr(), prefix(lab.subnet)),
+            is(rules.saddr(), rules.subnet()),
             is(iif(), word(bridge)),
             accept(),
         ],
@@ -405,6 +456,58 @@ mod tests {
             !few.iter().any(|line| line.contains("172.18.0.20 iifname")),
             "no per-container raw drop"
         );
+    }
+
+    #[test]
+    fn a_dual_stack_lab_has_a_table_per_family() {
+        let mut lab = lab_with(&["8080:80", "[2001:2::1]:8443:443", "127.0.0.1:9000:90"]);
+        lab.enable_ipv6(crate::lab::LabIpv6::with_defaults(
+            crate::lab::DEFAULT_SUBNET6,
+        ));
+        for shape in [NftShape::Rules, NftShape::Map] {
+            let options = BackendOptions {
+                nft_shape: shape,
+                ..BackendOptions::default()
+            };
+            let lines: Vec<String> = rules(ctx(&lab, options))
+                .into_iter()
+                .filter_map(|rule| text::command(&NfCmd::Add(NfListObject::Rule(rule))))
+                .collect();
+            let v6: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.starts_with("add rule ip6 netlab_t "))
+                .collect();
+            let v4 = lines.len() - v6.len();
+            assert!(v4 > 0 && !v6.is_empty(), "{lines:#?}");
+            for expected in [
+                "raw iifname eth0 ip6 saddr fd00:172:18::/64 drop",
+                "raw iifname eth0 ip6 saddr ::1/128 drop",
+                "postrouting ip6 saddr fd00:172:18::/64 oifname != br0 masquerade",
+                "forward ip6 daddr fd00:172:18::/64 oifname br0 ct state established,related accept",
+            ] {
+                assert!(
+                    v6.iter().any(|l| l.ends_with(expected)),
+                    "{shape:?}: {expected}: {v6:#?}"
+                );
+            }
+            // ::1 stays the host's, and IPv4 addresses stay in the ip table.
+            assert!(
+                v6.iter()
+                    .filter(|l| l.contains("fib daddr type local"))
+                    .all(|l| l.contains("ip6 daddr != ::1/128")),
+                "{v6:#?}"
+            );
+            assert!(
+                !v6.iter()
+                    .any(|l| l.contains("172.18.") || l.contains("127.0.0"))
+            );
+            if shape == NftShape::Rules {
+                assert!(v6.iter().any(|l| l.contains(
+                    "published ip6 daddr 2001:2::1 tcp dport 8443 counter dnat ip6 to [fd00:172:18::10]:443"
+                )), "{v6:#?}");
+                assert!(!v6.iter().any(|l| l.contains("9000")), "{v6:#?}");
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The lab's table, `ip netlab_<lab>`: its chains, its maps, and the rules of both shapes.
-//! Everything netlab writes lives in it, so teardown is one `delete table` and no other
-//! table is touched.
+//! The lab's tables, `ip netlab_<lab>` and, in a dual-stack lab, `ip6 netlab_<lab>`: their
+//! chains, their maps, and the rules of both shapes. Everything netlab writes lives in
+//! them, so teardown is a `delete table` per family and no other table is touched.
 
 use std::borrow::Cow;
 
@@ -12,11 +12,27 @@ use nftables::{
 
 use super::maps::PublishedMap;
 use crate::{
+    family::{Addressing, Family},
     lab::Publish,
     nat::{NatContext, NftShape},
 };
 
-const FAMILY: NfFamily = NfFamily::IP;
+/// The table family of an address family.
+pub(super) fn nf_family(family: Family) -> NfFamily {
+    match family {
+        Family::V4 => NfFamily::IP,
+        Family::V6 => NfFamily::IP6,
+    }
+}
+
+/// The network header's name in rules (`ip daddr`, `ip6 daddr`) and a table family's
+/// name in commands (`add table ip6 ...`).
+pub(super) fn l3(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    }
+}
 
 /// The table of lab `lab_name`.
 pub fn table_name(lab_name: &str) -> String {
@@ -86,8 +102,8 @@ pub(super) fn publish_id(publish: &Publish) -> String {
     format!("{} {}", publish.node, publish.spec)
 }
 
-/// The lab's table as one transaction that makes it exactly what `ctx` says, whatever was
-/// there before: the table, chains and maps are added (a no-op when they exist), then
+/// The lab's tables as one transaction that makes them exactly what `ctx` says, whatever
+/// was there before: tables, chains and maps are added (a no-op when they exist), then
 /// emptied and filled. nftables applies a batch atomically, so no packet sees a half state.
 pub(super) fn sync(ctx: NatContext<'_>) -> Batch<'static> {
     let table = table_name(ctx.lab_name);
@@ -95,12 +111,17 @@ pub(super) fn sync(ctx: NatContext<'_>) -> Batch<'static> {
     for command in declarations(ctx) {
         batch.add_cmd(command);
     }
-    batch.add_cmd(NfCmd::Flush(FlushObject::Table(table_object(&table))));
-    if ctx.options.nft_shape == NftShape::Map {
-        for map in PublishedMap::ALL {
-            batch.add_cmd(NfCmd::Flush(FlushObject::Map(Box::new(
-                map.declaration(&table),
-            ))));
+    for addressing in Addressing::each(ctx.lab) {
+        let family = addressing.family;
+        batch.add_cmd(NfCmd::Flush(FlushObject::Table(table_object(
+            &table, family,
+        ))));
+        if ctx.options.nft_shape == NftShape::Map {
+            for map in PublishedMap::ALL {
+                batch.add_cmd(NfCmd::Flush(FlushObject::Map(Box::new(
+                    map.declaration(&table, family),
+                ))));
+            }
         }
     }
     for rule in super::rules::rules(ctx) {
@@ -114,14 +135,23 @@ pub(super) fn sync(ctx: NatContext<'_>) -> Batch<'static> {
     batch
 }
 
-/// The commands that create the table, its chains and its maps (each a no-op when it
+/// The commands that create the tables, their chains and their maps (each a no-op when it
 /// exists).
 pub(super) fn declarations(ctx: NatContext<'_>) -> Vec<NfCmd<'static>> {
+    Addressing::each(ctx.lab)
+        .flat_map(|addressing| declarations_of(ctx, addressing.family))
+        .collect()
+}
+
+/// [`declarations`] of one family's table.
+fn declarations_of(ctx: NatContext<'_>, family: Family) -> Vec<NfCmd<'static>> {
     let table = table_name(ctx.lab_name);
-    let mut commands = vec![NfCmd::Add(NfListObject::Table(table_object(&table)))];
+    let mut commands = vec![NfCmd::Add(NfListObject::Table(table_object(
+        &table, family,
+    )))];
     for base in &BASE_CHAINS {
         commands.push(NfCmd::Add(NfListObject::Chain(Chain {
-            family: FAMILY,
+            family: nf_family(family),
             table: Cow::Owned(table.clone()),
             name: Cow::Borrowed(base.name),
             _type: Some(base.kind),
@@ -135,7 +165,7 @@ pub(super) fn declarations(ctx: NatContext<'_>) -> Vec<NfCmd<'static>> {
         NftShape::Rules => {
             for name in [DNAT_CHAIN, LOCAL_CHAIN] {
                 commands.push(NfCmd::Add(NfListObject::Chain(Chain {
-                    family: FAMILY,
+                    family: nf_family(family),
                     table: Cow::Owned(table.clone()),
                     name: Cow::Borrowed(name),
                     ..Chain::default()
@@ -145,7 +175,7 @@ pub(super) fn declarations(ctx: NatContext<'_>) -> Vec<NfCmd<'static>> {
         NftShape::Map => {
             for map in PublishedMap::ALL {
                 commands.push(NfCmd::Add(NfListObject::Map(Box::new(
-                    map.declaration(&table),
+                    map.declaration(&table, family),
                 ))));
             }
         }
@@ -153,9 +183,9 @@ pub(super) fn declarations(ctx: NatContext<'_>) -> Vec<NfCmd<'static>> {
     commands
 }
 
-pub(super) fn table_object(name: &str) -> Table<'static> {
+pub(super) fn table_object(name: &str, family: Family) -> Table<'static> {
     Table {
-        family: FAMILY,
+        family: nf_family(family),
         name: Cow::Owned(name.to_owned()),
         handle: None,
     }

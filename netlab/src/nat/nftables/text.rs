@@ -19,9 +19,14 @@ pub(super) fn command(command: &NfCmd<'_>) -> Option<String> {
         return None;
     };
     Some(match object {
-        NfListObject::Table(table) => format!("add table ip {}", table.name),
+        NfListObject::Table(table) => format!("add table {} {}", name(&table.family), table.name),
         NfListObject::Chain(chain) => {
-            let head = format!("add chain ip {} {}", chain.table, chain.name);
+            let head = format!(
+                "add chain {} {} {}",
+                name(&chain.family),
+                chain.table,
+                chain.name
+            );
             match BASE_CHAINS.iter().find(|base| base.name == chain.name) {
                 Some(base) if chain.hook.is_some() => format!(
                     "{head} {{ type {} hook {} priority {}; policy accept; }}",
@@ -48,7 +53,8 @@ pub(super) fn command(command: &NfCmd<'_>) -> Option<String> {
                 ""
             };
             format!(
-                "add map ip {} {} {{ type {} : {};{flags}{counter} }}",
+                "add map {} {} {} {{ type {} : {};{flags}{counter} }}",
+                name(&map.family),
                 map.table,
                 map.name,
                 set_type(&map.set_type),
@@ -63,7 +69,8 @@ pub(super) fn command(command: &NfCmd<'_>) -> Option<String> {
                 .map(|c| format!(" comment \"{c}\""))
                 .unwrap_or_default();
             format!(
-                "add rule ip {} {} {}{comment}",
+                "add rule {} {} {} {}{comment}",
+                name(&rule.family),
                 rule.table,
                 rule.chain,
                 statements.join(" ")
@@ -72,7 +79,8 @@ pub(super) fn command(command: &NfCmd<'_>) -> Option<String> {
         NfListObject::Element(element) => {
             let items: Vec<String> = element.elem.iter().map(element_item).collect();
             format!(
-                "add element ip {} {} {{ {} }}",
+                "add element {} {} {} {{ {} }}",
+                name(&element.family),
                 element.table,
                 element.name,
                 items.join(", ")
@@ -108,9 +116,14 @@ fn statement(statement: &Statement<'_>) -> String {
         Statement::Masquerade(_) => "masquerade".into(),
         Statement::DNAT(Some(nat)) => {
             let addr = nat.addr.as_ref().map(expression).unwrap_or_default();
+            let family = nat.family.as_ref().map_or_else(|| "ip".to_owned(), name);
             match &nat.port {
-                Some(port) => format!("dnat ip to {addr} : {}", expression(port)),
-                None => format!("dnat ip to {addr}"),
+                // An IPv6 address with a port goes in brackets.
+                Some(port) if addr.contains(':') => {
+                    format!("dnat {family} to [{addr}]:{}", expression(port))
+                }
+                Some(port) => format!("dnat {family} to {addr} : {}", expression(port)),
+                None => format!("dnat {family} to {addr}"),
             }
         }
         other => format!("{other:?}"),
