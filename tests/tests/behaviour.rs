@@ -7,7 +7,7 @@
 //! in IPv6 on a dual-stack lab ([`Net`] holds the addresses of each family).
 //!
 //! All traffic stays inside the lab: the container subnets 172.18.0.0/16 and
-//! fd00:172:18::/64, the external link (198.18.0.0/24, 2001:2::/64) between the host node
+//! `fd00:172:18::/64`, the external link (198.18.0.0/24, `2001:2::/64`) between the host node
 //! and `wan`, and loopback inside the lab's namespaces.
 //! The harness is `netlab_e2e::harness`, the Python programs `netlab_e2e::fixtures`.
 
@@ -124,9 +124,9 @@ fn published_port_from_wan(backend: &str) {
 /// Case 3: The host node's own processes reach a published port (the OUTPUT path), through its
 /// external address and through 127.0.0.1. The container sees the host's address as the
 /// source: 198.18.0.1 unchanged, and for loopback the bridge address 172.18.0.1 (a container
-/// cannot answer 127.0.0.1), as Docker does without its userland proxy. In IPv6, ::1 stays
+/// cannot answer 127.0.0.1), as Docker does without its userland proxy. In IPv6, `::1` stays
 /// the host's own (the kernel drops IPv6 loopback traffic that leaves `lo`, and there is no
-/// route_localnet for it): nothing listens there, so the host refuses at once.
+/// `route_localnet` for it): nothing listens there, so the host refuses at once.
 fn from_the_host_node(backend: &str) {
     let lab = default_lab(backend);
     let net = lab.net;
