@@ -560,8 +560,8 @@ fn ten_thousand_udp_flows(backend: &str) {
 /// Case 16: a port published on 127.0.0.1 is for the host's own processes only: SYNs to
 /// 127.0.0.1 arriving from the external link are never forwarded to the container (Docker's
 /// moby#45610), while a host process reaches it. The same raw SYNs to the external address
-/// of a port published everywhere are counted, so the check can fail. In IPv6, where ::1
-/// cannot be forwarded (case 3), publishing on [::1] is refused with one line that says why,
+/// of a port published everywhere are counted, so the check can fail. In IPv6, where `::1`
+/// cannot be forwarded (case 3), publishing on `[::1]` is refused with one line that says why,
 /// and nothing is published.
 fn loopback_port_is_not_reachable_from_outside(backend: &str) {
     let lab = default_lab(backend);
