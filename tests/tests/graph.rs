@@ -79,7 +79,7 @@ fn a_live_lab_is_drawn_as_it_runs(backend: &str) {
         assert_eq!(hooks.len(), 5, "{hooks:?}");
         for hook in &hooks {
             let chain = hook
-                .strip_prefix(&format!("{table} "))
+                .strip_prefix(&format!("ip {table} "))
                 .unwrap_or_else(|| panic!("{hook} is not a chain of {table}"));
             let declaration = listing
                 .split(&format!("chain {chain} {{\n"))
