@@ -187,6 +187,21 @@ pub async fn add_default_route6(handle: &Handle, gateway: Ipv6Addr) -> Result<()
         .op(|| format!("adding the IPv6 default route via {gateway}"))
 }
 
+/// `ip -6 route replace DESTINATION via GATEWAY`.
+pub async fn add_route6(handle: &Handle, destination: Ipv6Net, gateway: Ipv6Addr) -> Result<()> {
+    let route = RouteMessageBuilder::<Ipv6Addr>::new()
+        .destination_prefix(destination.network(), destination.prefix_len())
+        .gateway(gateway)
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .op(|| format!("adding the route to {destination} via {gateway}"))
+}
+
 /// `ip route replace default via GATEWAY`.
 pub async fn add_default_route(handle: &Handle, gateway: Ipv4Addr) -> Result<()> {
     add_route(handle, Ipv4Net::ANY, gateway).await

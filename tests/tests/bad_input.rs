@@ -49,7 +49,10 @@ fn snapshot(lab: &Lab) -> Snapshot {
         names.sort();
         for name in names {
             if name == map_names::PORT_COUNTERS {
-                maps.push((name, port_counters(&format!("{dir}/{}", map_names::PORT_COUNTERS))));
+                maps.push((
+                    name,
+                    port_counters(&format!("{dir}/{}", map_names::PORT_COUNTERS)),
+                ));
                 continue;
             }
             let out = Command::new("bpftool")
@@ -80,7 +83,10 @@ fn port_counters(pin: &str) -> String {
     let mut out = String::new();
     for slot in 0..counters.len() {
         let values = counters.get(&slot, 0).expect("reading a counter slot");
-        if values.iter().any(|value| *value != TrafficCounters::default()) {
+        if values
+            .iter()
+            .any(|value| *value != TrafficCounters::default())
+        {
             let _ = writeln!(out, "{slot}: {:?}", values.iter().collect::<Vec<_>>());
         }
     }

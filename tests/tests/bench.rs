@@ -1,8 +1,8 @@
 //! `netlab bench --quick` works end to end: every configuration and metric produces records
 //! with their runs (and the eBPF programs' cost per run), and the JSON and SVG outputs are
 //! written; `--versus-routed` records one ratio per round; `--cni` measures both CNI
-//! plugins. The numbers themselves are not asserted (speed is shown by the benchmark, not by
-//! tests).
+//! plugins; `--family 6` measures IPv6 on the backends that carry it. The numbers
+//! themselves are not asserted (speed is shown by the benchmark, not by tests).
 
 use std::process::Command;
 
@@ -200,4 +200,34 @@ fn cni_bench_measures_both_plugins() {
             }
         }
     }
+}
+
+/// `--family 6`: the backends that carry IPv6 measure it on dual-stack labs, one record per
+/// metric of the NAT-versus-routing comparison, named `<config>-v6`; no IPv4 record, and
+/// none for the eBPF backend, which does not carry IPv6 yet.
+#[test]
+fn ipv6_bench_records_the_backends_that_carry_it() {
+    let (table, records, _) = bench(
+        &["--quick", "--family", "6", "--ports", "1", "--runs", "1"],
+        false,
+    );
+    for config in ["routed-v6", "iptables-v6", "nft-rules-v6", "nft-map-v6"] {
+        for metric in ["connections", "rr_p50", "udp_pps"] {
+            let record = records
+                .iter()
+                .find(|r| r["config"] == config && r["metric"] == metric)
+                .unwrap_or_else(|| panic!("no record {config} {metric}: {table}"));
+            assert!(
+                record["value"].as_f64().is_some_and(|v| v > 0.0),
+                "{record}"
+            );
+        }
+    }
+    assert!(
+        records
+            .iter()
+            .all(|r| r["config"].as_str().is_some_and(|c| c.ends_with("-v6"))),
+        "IPv6 only: {records:?}"
+    );
+    assert!(table.contains("iptables-v6"), "{table}");
 }

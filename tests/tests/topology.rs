@@ -385,7 +385,10 @@ fn a_dual_stack_lab_needs_a_backend_that_carries_ipv6() {
             && err.contains("fd00:172:18::/64"),
         "{err}"
     );
-    assert!(namespaces_of(&name).is_empty(), "{backend}: created something");
+    assert!(
+        namespaces_of(&name).is_empty(),
+        "{backend}: created something"
+    );
     assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
 }
 

@@ -9,7 +9,7 @@
 
 use std::{
     io::Write as _,
-    net::SocketAddrV4,
+    net::{SocketAddr, SocketAddrV4},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
+    family::Family,
     lab::{HOST_NODE, WAN_NODE},
     link, netlink,
     netlink::Place,
@@ -95,7 +96,7 @@ struct CniBed {
 impl CniBed {
     fn new(plugin: &Path) -> Result<Self> {
         let routed = config("routed");
-        let lab = BenchLab::up(routed, lab_for(routed, 1))?;
+        let lab = BenchLab::up(routed, lab_for(routed, 1, Family::V4))?;
         let host = Place::Netns(lab.ns(HOST_NODE));
         let wan = lab.lab.external.peer_address;
         netlink::runtime()?
@@ -256,7 +257,10 @@ fn measure(
 
     let _server = load::Server::start(&bed.lab.ns("c0"), SERVER_PORT)?;
     let wan = bed.lab.ns(WAN_NODE);
-    let target = SocketAddrV4::new(bed.lab.lab.external.address.addr(), BASE_PORT + ports - 1);
+    let target = SocketAddr::V4(SocketAddrV4::new(
+        bed.lab.lab.external.address.addr(),
+        BASE_PORT + ports - 1,
+    ));
     load::connection_rate(&wan, target, 2, duration / 4)?;
     let (rate, failures) = load::connection_rate(&wan, target, 2, duration)?;
     if failures > 0 && rate == 0.0 {

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::{
     error::Result,
+    family::Family,
     lab::Lab,
     lifecycle,
     ports::{PortRange, PortSpec, Proto},
@@ -58,6 +59,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
                     ports,
                     plan.duration,
                     Traffic::Connections,
+                    Family::V4,
                     &mut samples,
                 )?;
             }
@@ -97,7 +99,7 @@ fn every_port(proto: Proto) -> PortSpec {
 fn publish_times(config: Config) -> Result<(Duration, Duration)> {
     let lab = Lab {
         publish: Vec::new(),
-        ..scenario::lab_for(config, 1)
+        ..scenario::lab_for(config, 1, Family::V4)
     };
     let bench_lab = BenchLab::up(config, lab)?;
     let specs = [every_port(Proto::Tcp), every_port(Proto::Udp)];
@@ -112,6 +114,6 @@ fn publish_times(config: Config) -> Result<(Duration, Duration)> {
 /// Bytes the eBPF published-port maps take with `ports` TCP and UDP ports published.
 fn ebpf_map_memory(ports: u16) -> Result<u64> {
     let config = scenario::config("ebpf-tc");
-    let bench_lab = BenchLab::up(config, scenario::lab_for(config, ports))?;
+    let bench_lab = BenchLab::up(config, scenario::lab_for(config, ports, Family::V4))?;
     crate::nat::ebpf::tables::Tables::open(&bench_lab.name)?.publish_memory()
 }

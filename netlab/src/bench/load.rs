@@ -4,7 +4,7 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::AsRawFd as _,
     sync::{
         Arc,
@@ -45,9 +45,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on `port` (TCP and UDP, all addresses) in namespace `ns`.
+    /// Listens on `port` (TCP and UDP, all addresses of both families) in namespace `ns`.
     pub fn start(ns: &str, port: u16) -> Result<Self> {
-        let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+        let addr = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
         let (listener, udp) = netns::run_in(ns, || {
             let listener = TcpListener::bind(addr)
                 .map_err(|err| Error::io(format!("listening on {addr}"), err))?;
@@ -206,8 +206,8 @@ fn serve(mut stream: TcpStream) {
     }
 }
 
-fn connect(target: SocketAddrV4) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&target.into(), Duration::from_secs(1))?;
+fn connect(target: SocketAddr) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&target, Duration::from_secs(1))?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     Ok(stream)
@@ -217,7 +217,7 @@ fn connect(target: SocketAddrV4) -> std::io::Result<TcpStream> {
 /// close, for `duration`. Returns (connections/s, failures).
 pub fn connection_rate(
     ns: &str,
-    target: SocketAddrV4,
+    target: SocketAddr,
     threads: usize,
     duration: Duration,
 ) -> Result<(f64, u64)> {
@@ -268,7 +268,7 @@ fn set_affinity(cpu: Option<usize>) {
 
 /// Round-trip times of 1-byte request/response on one established connection, for
 /// `duration`, client and server on the same CPU; sorted, in microseconds.
-pub fn request_response(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<Vec<f64>> {
+pub fn request_response(ns: &str, target: SocketAddr, duration: Duration) -> Result<Vec<f64>> {
     join(netns::spawn_in(
         ns,
         move || -> std::io::Result<Vec<f64>> {
@@ -293,7 +293,7 @@ pub fn request_response(ns: &str, target: SocketAddrV4, duration: Duration) -> R
 
 /// Bulk TCP throughput in Gbit/s: one connection writes for `duration`; the server's count
 /// of bytes received decides.
-pub fn bulk(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
+pub fn bulk(ns: &str, target: SocketAddr, duration: Duration) -> Result<f64> {
     join(netns::spawn_in(ns, move || -> std::io::Result<f64> {
         let mut stream = connect(target)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -315,7 +315,7 @@ pub fn bulk(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
 /// Bulk TCP download in Gbit/s: the container's server writes for `duration` on one
 /// connection; the client's count of bytes received decides. This is the direction of a
 /// container's replies, which the fast path sends out without the host's routing.
-pub fn download(ns: &str, target: SocketAddrV4, duration: Duration) -> Result<f64> {
+pub fn download(ns: &str, target: SocketAddr, duration: Duration) -> Result<f64> {
     join(netns::spawn_in(ns, move || -> std::io::Result<f64> {
         let mut stream = connect(target)?;
         stream.write_all(&request_header(MODE_DOWNLOAD, 0))?;
@@ -349,7 +349,7 @@ pub struct UdpRate {
 /// Small-packet UDP: `threads` senders send 64-byte datagrams for `duration`.
 pub fn udp_rate(
     ns: &str,
-    target: SocketAddrV4,
+    target: SocketAddr,
     server: &Server,
     threads: usize,
     duration: Duration,
@@ -358,7 +358,11 @@ pub fn udp_rate(
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             netns::spawn_in(ns, move || -> std::io::Result<Duration> {
-                let socket = UdpSocket::bind("0.0.0.0:0")?;
+                let socket = UdpSocket::bind(if target.is_ipv6() {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                })?;
                 socket.connect(target)?;
                 let payload = Bytes::from_static(&[0x42u8; UDP_PAYLOAD]);
                 let start = Instant::now();

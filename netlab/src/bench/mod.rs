@@ -20,10 +20,11 @@ use std::{io::Write as _, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::{error::Result, family::Family};
 
 use self::scenario::{
-    BenchLab, Config, LAB_TIMING_CONFIGS, PUBLISH_TIMING_CONFIGS, configs, first_port, lab_for,
+    BenchLab, Config, LAB_TIMING_CONFIGS, PUBLISH_TIMING_CONFIGS, configs, configs6, first_port,
+    lab_for, record_name,
 };
 
 /// What to run.
@@ -37,6 +38,10 @@ pub struct Plan {
     pub lab_sizes: Vec<usize>,
     /// Port counts for the per-call iptables timing (it is slow: one process per rule).
     pub per_call_max: u16,
+    /// The families measured: IPv4 runs every metric and the timings; IPv6 runs new
+    /// connections/s, latency and UDP packets/s, on the configurations that carry it, in
+    /// the same runs, interleaved with IPv4's (records `<config>-v6`).
+    pub families: Vec<Family>,
 }
 
 impl Plan {
@@ -47,6 +52,7 @@ impl Plan {
             duration: Duration::from_secs(2),
             lab_sizes: vec![10, 100],
             per_call_max: 1000,
+            families: vec![Family::V4],
         }
     }
 
@@ -58,6 +64,7 @@ impl Plan {
             duration: Duration::from_millis(250),
             lab_sizes: vec![10],
             per_call_max: 100,
+            families: vec![Family::V4],
         }
     }
 }
@@ -179,9 +186,18 @@ impl Progress {
 
 /// Runs the plan; returns the records.
 pub fn run(plan: &Plan) -> Result<Vec<Record>> {
-    let configs = configs();
+    let ipv4 = plan.families.contains(&Family::V4);
+    let configs = if ipv4 { configs() } else { Vec::new() };
+    let configs6 = if plan.families.contains(&Family::V6) {
+        configs6()
+    } else {
+        Vec::new()
+    };
     let traffic_steps: usize = (0..plan.runs)
-        .map(|run| configs.iter().filter(|c| run == 0 || c.every_run).count() * plan.ports.len())
+        .map(|run| {
+            (configs.iter().filter(|c| run == 0 || c.every_run).count() + configs6.len())
+                * plan.ports.len()
+        })
         .sum();
     let publish_steps = plan.ports.len() * PUBLISH_TIMING_CONFIGS.len()
         + plan
@@ -190,6 +206,11 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
             .filter(|n| **n <= plan.per_call_max)
             .count();
     let lab_steps = plan.lab_sizes.len() * LAB_TIMING_CONFIGS.len();
+    let (publish_steps, lab_steps) = if ipv4 {
+        (publish_steps, lab_steps)
+    } else {
+        (0, 0)
+    };
     let mut progress = Progress {
         done: 0,
         total: traffic_steps + publish_steps + lab_steps * plan.runs,
@@ -201,8 +222,30 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
         for &ports in &plan.ports {
             for config in configs.iter().filter(|c| run == 0 || c.every_run) {
                 progress.step(&format!("run {} {} N={ports}", run + 1, config.name));
-                measure_traffic(*config, ports, plan.duration, Traffic::All, &mut samples)?;
+                measure_traffic(
+                    *config,
+                    ports,
+                    plan.duration,
+                    Traffic::All,
+                    Family::V4,
+                    &mut samples,
+                )?;
             }
+            for config in &configs6 {
+                let name = record_name(*config, Family::V6);
+                progress.step(&format!("run {} {name} N={ports}", run + 1));
+                measure_traffic(
+                    *config,
+                    ports,
+                    plan.duration,
+                    Traffic::VersusRouted,
+                    Family::V6,
+                    &mut samples,
+                )?;
+            }
+        }
+        if !ipv4 {
+            continue;
         }
         for &size in &plan.lab_sizes {
             for config in LAB_TIMING_CONFIGS.map(scenario::config) {
@@ -213,7 +256,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
             }
         }
     }
-    for &ports in &plan.ports {
+    for &ports in plan.ports.iter().filter(|_| ipv4) {
         for config in PUBLISH_TIMING_CONFIGS.map(scenario::config) {
             progress.step(&format!("publish N={ports} ({})", config.name));
             for _ in 0..plan.runs {
@@ -254,14 +297,17 @@ fn measure_traffic(
     ports: u16,
     duration: Duration,
     traffic: Traffic,
+    family: Family,
     samples: &mut Samples,
 ) -> Result<()> {
     let all = traffic == Traffic::All;
-    let lab = BenchLab::up(config, lab_for(config, ports))?;
+    let lab = BenchLab::up(config, lab_for(config, ports, family))?;
     let port = first_port(ports) + (ports - 1);
     let server = load::Server::start(&lab.ns("netns0"), port)?;
     let wan = lab.ns("wan");
-    let target = lab.target(config, port);
+    let target = lab.target(config, port, family);
+    let name = record_name(config, family);
+    let name = name.as_str();
     let n = u64::from(ports);
     let ebpf = all && config.backend == crate::nat::BackendKind::Ebpf;
     // Warm-up: caches, neighbour entries, conntrack, JIT'd code paths.
@@ -281,14 +327,14 @@ fn measure_traffic(
             config.name
         )));
     }
-    samples.push(config.name, "connections", n, "conn/s", rate);
+    samples.push(name, "connections", n, "conn/s", rate);
     if traffic == Traffic::Connections {
         return Ok(());
     }
     if all {
         // Many at once, as Cilium's TCP_CRR runs: 32 client flows.
         let (rate, _) = load::connection_rate(&wan, target, 32, duration)?;
-        samples.push(config.name, "connections_32", n, "conn/s", rate);
+        samples.push(name, "connections_32", n, "conn/s", rate);
     }
     let rtts = load::request_response(&wan, target, duration)?;
     let pct = |p: f64| {
@@ -296,18 +342,18 @@ fn measure_traffic(
             .copied()
             .unwrap_or(f64::NAN)
     };
-    samples.push(config.name, "rr_p50", n, "us", pct(0.50));
+    samples.push(name, "rr_p50", n, "us", pct(0.50));
     if all {
-        samples.push(config.name, "rr_p99", n, "us", pct(0.99));
+        samples.push(name, "rr_p99", n, "us", pct(0.99));
         samples.push(
-            config.name,
+            name,
             "bulk_tcp",
             n,
             "Gbit/s",
             load::bulk(&wan, target, duration)?,
         );
         samples.push(
-            config.name,
+            name,
             "bulk_tcp_down",
             n,
             "Gbit/s",
@@ -317,11 +363,11 @@ fn measure_traffic(
     // Two senders on two cores: the receiver competes for CPU with them and with the
     // datapath, so what it reads and what reached its socket are both kept.
     let udp = load::udp_rate(&wan, target, &server, 2, duration)?;
-    samples.push(config.name, "udp_pps", n, "pps", udp.received);
+    samples.push(name, "udp_pps", n, "pps", udp.received);
     if all {
-        samples.push(config.name, "udp_reached_pps", n, "pps", udp.reached);
+        samples.push(name, "udp_reached_pps", n, "pps", udp.reached);
         let one = load::udp_rate(&wan, target, &server, 1, duration)?;
-        samples.push(config.name, "udp_pps_1", n, "pps", one.received);
+        samples.push(name, "udp_pps_1", n, "pps", one.received);
     }
     if ebpf {
         let after = prog_cost::snapshot(
@@ -329,7 +375,7 @@ fn measure_traffic(
             &crate::netlink::Place::Netns(lab.ns(crate::lab::HOST_NODE)),
         )?;
         for (program, ns) in prog_cost::per_packet(&programs_before, &after) {
-            samples.push(config.name, &report::program_metric(&program), n, "ns", ns);
+            samples.push(name, &report::program_metric(&program), n, "ns", ns);
         }
     }
     Ok(())

@@ -3,14 +3,15 @@
 //! (the one a linear rule list reaches last).
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     time::{Duration, Instant},
 };
 
 use crate::{
     error::{Error, Result},
+    family::Family,
     ipv4net::Ipv4Net,
-    lab::{Container, Lab, LabError, Publish, WAN_NODE},
+    lab::{Container, DEFAULT_SUBNET6, Lab, LabError, LabIpv6, Publish, WAN_NODE},
     lifecycle, link,
     nat::{BackendKind, BackendOptions, FastPath, Ingress, NftShape},
     netlink::{self, Place},
@@ -87,6 +88,28 @@ pub fn configs() -> Vec<Config> {
     ]
 }
 
+/// The configurations measured in IPv6: those whose backend carries it.
+pub fn configs6() -> Vec<Config> {
+    configs()
+        .into_iter()
+        .filter(|config| config.every_run)
+        .filter(|config| {
+            config
+                .backend
+                .backend()
+                .is_ok_and(|backend| backend.carries_ipv6())
+        })
+        .collect()
+}
+
+/// What a configuration's records are called in `family`: its name, and `-v6` in IPv6.
+pub fn record_name(config: Config, family: Family) -> String {
+    match family {
+        Family::V4 => config.name.to_string(),
+        Family::V6 => format!("{}-v6", config.name),
+    }
+}
+
 /// The configuration called `name` (one of [`configs`]'s).
 pub fn config(name: &str) -> Config {
     configs()
@@ -124,10 +147,14 @@ pub fn lab_name() -> String {
 }
 
 /// The default lab with `ports` TCP and UDP ports published to netns0 (none for `routed`,
-/// which also does no masquerade: `wan` routes straight to the containers).
-pub fn lab_for(config: Config, ports: u16) -> Lab {
+/// which also does no masquerade: `wan` routes straight to the containers); dual-stack for
+/// an IPv6 measurement.
+pub fn lab_for(config: Config, ports: u16, family: Family) -> Lab {
     let mut lab = Lab::default_lab();
     lab.publish.clear();
+    if family == Family::V6 {
+        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+    }
     if config.routed() {
         lab.masquerade = false;
         return lab;
@@ -169,9 +196,16 @@ impl BenchLab {
         if config.routed() {
             let wan = topology::place(&bench_lab.name, &bench_lab.lab, WAN_NODE);
             let (subnet, via) = (bench_lab.lab.subnet, bench_lab.lab.external.address.addr());
+            let ipv6 = bench_lab.lab.ipv6;
             netlink::runtime()?.block_on(async {
                 let handle = netlink::connect(&wan)?;
-                link::add_route(&handle, subnet, via).await
+                link::add_route(&handle, subnet, via).await?;
+                match ipv6 {
+                    Some(ipv6) => {
+                        link::add_route6(&handle, ipv6.subnet, ipv6.external.addr()).await
+                    }
+                    None => Ok(()),
+                }
             })?;
         }
         // Many short connections: give the client the whole port range and reuse TIME_WAIT.
@@ -185,14 +219,16 @@ impl BenchLab {
         topology::netns_name(&self.name, node)
     }
 
-    /// Where `wan` sends traffic for container port `port`.
-    pub fn target(&self, config: Config, port: u16) -> SocketAddrV4 {
-        let ip = if config.routed() {
-            self.lab.containers[0].address
-        } else {
-            self.lab.external.address.addr()
+    /// Where `wan` sends traffic for container port `port`, in `family`.
+    pub fn target(&self, config: Config, port: u16, family: Family) -> SocketAddr {
+        let container = &self.lab.containers[0];
+        let ip = match (family, self.lab.ipv6, container.address6) {
+            (Family::V6, Some(_), Some(address6)) if config.routed() => IpAddr::V6(address6),
+            (Family::V6, Some(ipv6), _) => IpAddr::V6(ipv6.external.addr()),
+            _ if config.routed() => IpAddr::V4(container.address),
+            _ => IpAddr::V4(self.lab.external.address.addr()),
         };
-        SocketAddrV4::new(ip, port)
+        SocketAddr::new(ip, port)
     }
 }
 
@@ -205,7 +241,7 @@ impl Drop for BenchLab {
 /// Time to publish `ports` ports as one range spec, then to unpublish them, through the
 /// backend (what `netlab publish` does, without the process start).
 pub fn publish_times(config: Config, ports: u16) -> Result<(Duration, Duration)> {
-    let lab = lab_for(config, 1);
+    let lab = lab_for(config, 1, Family::V4);
     let lab = Lab {
         publish: Vec::new(),
         ..lab
@@ -240,7 +276,7 @@ pub fn iptables_per_call_times(ports: u16) -> Result<(Duration, Duration)> {
     let config = config("iptables");
     let lab = Lab {
         publish: Vec::new(),
-        ..lab_for(config, 1)
+        ..lab_for(config, 1, Family::V4)
     };
     let target = lab
         .container("netns0")

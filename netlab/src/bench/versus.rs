@@ -76,6 +76,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
                     ports,
                     plan.duration,
                     Traffic::VersusRouted,
+                    crate::family::Family::V4,
                     &mut this_round,
                 )?;
             }

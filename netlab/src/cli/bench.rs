@@ -1,10 +1,12 @@
-//! `netlab bench [--quick] [--versus-routed | --cni | --every-port] [--json FILE] [--svg FILE]`.
+//! `netlab bench [--quick] [--family 4|6|both] [--versus-routed | --cni | --every-port]
+//! [--json FILE] [--svg FILE]`.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use crate::{
     bench::{self, Plan},
     error::{Context as _, Error, Result},
+    family::Family,
 };
 
 #[derive(Debug, clap::Args)]
@@ -46,12 +48,37 @@ pub struct Args {
     /// connections/s to the last one against N=1, and the eBPF maps' memory.
     #[arg(long, conflicts_with_all = ["versus_routed", "cni", "ports"])]
     pub every_port: bool,
+    /// Address family of the traffic: `4` (every metric), `6` (new connections/s, latency
+    /// and UDP packets/s on dual-stack labs, for the backends that carry IPv6: records
+    /// `<config>-v6`), or `both`, interleaved in one run so that they compare.
+    #[arg(long, value_enum, default_value = "4", conflicts_with_all = ["versus_routed", "cni", "every_port"])]
+    pub family: BenchFamily,
     /// Rounds of --versus-routed (at least 10 for the record; quick: 3).
     #[arg(long, requires = "versus_routed")]
     pub rounds: Option<usize>,
     /// Measure nothing: redraw the table (and --svg) from a previous run's --json output.
     #[arg(long, value_name = "FILE")]
     pub from_json: Option<PathBuf>,
+}
+
+/// `--family`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchFamily {
+    #[value(name = "4")]
+    V4,
+    #[value(name = "6")]
+    V6,
+    Both,
+}
+
+impl BenchFamily {
+    fn families(self) -> Vec<Family> {
+        match self {
+            Self::V4 => vec![Family::V4],
+            Self::V6 => vec![Family::V6],
+            Self::Both => vec![Family::V4, Family::V6],
+        }
+    }
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -75,6 +102,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if let Some(runs) = args.runs {
         plan.runs = runs.max(1);
     }
+    plan.families = args.family.families();
     if let Some(seconds) = args.seconds {
         if !(0.05..=60.0).contains(&seconds) {
             return Err(Error::invalid("--seconds must be between 0.05 and 60"));
