@@ -174,17 +174,7 @@ pub async fn add_address6(handle: &Handle, name: &str, address: Ipv6Net) -> Resu
 
 /// `ip -6 route replace default via GATEWAY`.
 pub async fn add_default_route6(handle: &Handle, gateway: Ipv6Addr) -> Result<()> {
-    let route = RouteMessageBuilder::<Ipv6Addr>::new()
-        .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
-        .gateway(gateway)
-        .build();
-    handle
-        .route()
-        .add(route)
-        .replace()
-        .execute()
-        .await
-        .op(|| format!("adding the IPv6 default route via {gateway}"))
+    add_route6(handle, Ipv6Net::literal(Ipv6Addr::UNSPECIFIED, 0), gateway).await
 }
 
 /// `ip -6 route replace DESTINATION via GATEWAY`.
@@ -193,13 +183,7 @@ pub async fn add_route6(handle: &Handle, destination: Ipv6Net, gateway: Ipv6Addr
         .destination_prefix(destination.network(), destination.prefix_len())
         .gateway(gateway)
         .build();
-    handle
-        .route()
-        .add(route)
-        .replace()
-        .execute()
-        .await
-        .op(|| format!("adding the route to {destination} via {gateway}"))
+    replace_route(handle, route, &destination, &gateway).await
 }
 
 /// `ip route replace default via GATEWAY`.
@@ -213,6 +197,16 @@ pub async fn add_route(handle: &Handle, destination: Ipv4Net, gateway: Ipv4Addr)
         .destination_prefix(destination.network(), destination.prefix_len())
         .gateway(gateway)
         .build();
+    replace_route(handle, route, &destination, &gateway).await
+}
+
+/// Adds or replaces `route`, to `destination` via `gateway` (named in the error).
+async fn replace_route(
+    handle: &Handle,
+    route: RouteMessage,
+    destination: &dyn std::fmt::Display,
+    gateway: &dyn std::fmt::Display,
+) -> Result<()> {
     handle
         .route()
         .add(route)

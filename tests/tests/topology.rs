@@ -15,6 +15,11 @@ fn ping(lab: &Lab, node: &str, address: &str) -> bool {
         .success()
 }
 
+/// `netlab inspect NODE --json`.
+fn inspect(lab: &Lab, node: &str) -> serde_json::Value {
+    serde_json::from_str(&lab.netlab_ok(&["inspect", node, "--json"])).expect("JSON")
+}
+
 fn namespaces_of(lab_name: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
         .map(|entries| {
@@ -136,8 +141,7 @@ fn wan_cannot_reach_the_container_subnet() {
 fn inspect_shows_routes_devices_and_learned_neighbours() {
     let lab = Lab::up(&[]);
     assert!(ping(&lab, "host", "172.18.0.10"));
-    let host: serde_json::Value =
-        serde_json::from_str(&lab.netlab_ok(&["inspect", "host", "--json"])).expect("JSON");
+    let host = inspect(&lab, "host");
     let neighbours = host["neighbours"].as_array().expect("neighbours");
     assert!(
         neighbours
@@ -155,8 +159,7 @@ fn inspect_shows_routes_devices_and_learned_neighbours() {
     let br0 = devices.iter().find(|d| d["name"] == "br0").expect("br0");
     assert_eq!(br0["addresses"][0], "172.18.0.1/16");
 
-    let netns0: serde_json::Value =
-        serde_json::from_str(&lab.netlab_ok(&["inspect", "netns0", "--json"])).expect("JSON");
+    let netns0 = inspect(&lab, "netns0");
     let routes = netns0["routes"].as_array().expect("routes");
     assert!(
         routes
@@ -357,8 +360,7 @@ fn a_dual_stack_lab_is_usable_when_up_returns() {
         !out.status.success(),
         "wan reached the IPv6 container subnet"
     );
-    let netns0: serde_json::Value =
-        serde_json::from_str(&lab.netlab_ok(&["inspect", "netns0", "--json"])).expect("JSON");
+    let netns0 = inspect(&lab, "netns0");
     let routes = netns0["routes"].as_array().expect("routes");
     assert!(
         routes

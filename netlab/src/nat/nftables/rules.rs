@@ -377,22 +377,31 @@ mod tests {
     use nftables::schema::{NfCmd, NfListObject};
 
     use super::*;
-    use crate::nat::{
-        BackendOptions, NftShape,
-        nftables::text,
-        test_support::{ctx, lab_with},
+    use crate::{
+        lab::Lab,
+        nat::{
+            BackendOptions, NftShape,
+            nftables::text,
+            test_support::{ctx, lab_with},
+        },
     };
 
-    /// The table's rules as `nft add rule` arguments.
-    fn rule_lines(specs: &[&str], shape: NftShape) -> Vec<String> {
-        let lab = lab_with(specs);
+    /// The tables' rules of `lab` in `shape`, as `nft` commands.
+    fn commands(lab: &Lab, shape: NftShape) -> Vec<String> {
         let options = BackendOptions {
             nft_shape: shape,
             ..BackendOptions::default()
         };
-        rules(ctx(&lab, options))
+        rules(ctx(lab, options))
             .into_iter()
             .filter_map(|rule| text::command(&NfCmd::Add(NfListObject::Rule(rule))))
+            .collect()
+    }
+
+    /// The table's rules as `nft add rule` arguments.
+    fn rule_lines(specs: &[&str], shape: NftShape) -> Vec<String> {
+        commands(&lab_with(specs), shape)
+            .into_iter()
             .map(|line| line.replacen("add rule ip netlab_t ", "", 1))
             .collect()
     }
@@ -465,14 +474,7 @@ mod tests {
             crate::lab::DEFAULT_SUBNET6,
         ));
         for shape in [NftShape::Rules, NftShape::Map] {
-            let options = BackendOptions {
-                nft_shape: shape,
-                ..BackendOptions::default()
-            };
-            let lines: Vec<String> = rules(ctx(&lab, options))
-                .into_iter()
-                .filter_map(|rule| text::command(&NfCmd::Add(NfListObject::Rule(rule))))
-                .collect();
+            let lines = commands(&lab, shape);
             let v6: Vec<&String> = lines
                 .iter()
                 .filter(|l| l.starts_with("add rule ip6 netlab_t "))
@@ -515,14 +517,7 @@ mod tests {
         for shape in [NftShape::Rules, NftShape::Map] {
             let mut lab = lab_with(&[]);
             lab.masquerade = false;
-            let options = BackendOptions {
-                nft_shape: shape,
-                ..BackendOptions::default()
-            };
-            let lines: Vec<String> = rules(ctx(&lab, options))
-                .into_iter()
-                .filter_map(|rule| text::command(&NfCmd::Add(NfListObject::Rule(rule))))
-                .collect();
+            let lines = commands(&lab, shape);
             assert!(
                 !lines
                     .iter()
