@@ -149,13 +149,20 @@ impl Drawer<'_> {
             self.device(
                 HOST_NODE,
                 &ext.device,
-                Some(ext.address.to_string()),
+                Some(and6(
+                    ext.address.to_string(),
+                    lab.ipv6.map(|ipv6| ipv6.external.to_string()),
+                )),
                 "external link",
             ),
             self.device(
                 HOST_NODE,
                 &lab.bridge,
-                Some(format!("{}/{}", lab.gateway, lab.subnet.prefix_len())),
+                Some(and6(
+                    format!("{}/{}", lab.gateway, lab.subnet.prefix_len()),
+                    lab.ipv6
+                        .map(|ipv6| ipv6.subnet.with_address(ipv6.gateway).to_string()),
+                )),
                 "bridge",
             ),
         ];
@@ -173,20 +180,40 @@ impl Drawer<'_> {
         let device = self.device(
             WAN_NODE,
             &ext.peer_device,
-            Some(format!("{}/{}", ext.peer_address, ext.address.prefix_len())),
+            Some(and6(
+                format!("{}/{}", ext.peer_address, ext.address.prefix_len()),
+                self.lab
+                    .ipv6
+                    .map(|ipv6| ipv6.external.with_address(ipv6.peer).to_string()),
+            )),
             "the outside world",
         );
         self.node_box(WAN_NODE, vec![device])
     }
 
     fn container(&self, c: &Container) -> NodeBox {
+        let ipv6 = self.lab.ipv6.zip(c.address6);
         let device = self.device(
             &c.name,
             &c.device,
-            Some(format!("{}/{}", c.address, self.lab.subnet.prefix_len())),
-            &format!("default via {}", self.lab.gateway),
+            Some(and6(
+                format!("{}/{}", c.address, self.lab.subnet.prefix_len()),
+                ipv6.map(|(ipv6, address6)| ipv6.subnet.with_address(address6).to_string()),
+            )),
+            &and6(
+                format!("default via {}", self.lab.gateway),
+                ipv6.map(|(ipv6, _)| format!("via {}", ipv6.gateway)),
+            ),
         );
         self.node_box(&c.name, vec![device])
+    }
+}
+
+/// An IPv4 address and, in a dual-stack lab, the IPv6 one after it.
+fn and6(ipv4: String, ipv6: Option<String>) -> String {
+    match ipv6 {
+        Some(ipv6) => format!("{ipv4}, {ipv6}"),
+        None => ipv4,
     }
 }
 
@@ -281,6 +308,40 @@ mod tests {
         assert_eq!(published[0].to, ("netns0".to_owned(), "ceth0".to_owned()));
         let veths = p.links.iter().filter(|l| l.kind == LinkKind::Veth).count();
         assert_eq!(veths, 3, "external link and one per container");
+    }
+
+    #[test]
+    fn a_dual_stack_lab_shows_both_families() {
+        let lab = Lab::default_dual_stack();
+        let ctx = NatContext {
+            lab_name: "demo",
+            lab: &lab,
+            options: BackendOptions::default(),
+        };
+        let hooks = BackendKind::Nftables.backend().expect("backend").hooks(ctx);
+        let p = picture("demo", &lab, BackendKind::Nftables, &hooks);
+        let host = &p.boxes[0];
+        assert_eq!(
+            host.devices[0].address.as_deref(),
+            Some("198.18.0.1/24, 2001:2::1/64")
+        );
+        assert_eq!(
+            host.devices[1].address.as_deref(),
+            Some("172.18.0.1/16, fd00:172:18::1/64")
+        );
+        let netns1 = &p.boxes[3].devices[0];
+        assert_eq!(
+            netns1.address.as_deref(),
+            Some("172.18.0.20/16, fd00:172:18::20/64")
+        );
+        assert_eq!(netns1.role, "default via 172.18.0.1, via fd00:172:18::1");
+        assert!(
+            host.hooks
+                .iter()
+                .any(|h| h.ends_with("ip6 netlab_demo prerouting")),
+            "{:?}",
+            host.hooks
+        );
     }
 
     #[test]
