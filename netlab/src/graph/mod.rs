@@ -90,7 +90,10 @@ pub fn picture(lab_name: &str, lab: &Lab, backend: BackendKind, hooks: &[Hook]) 
     let mut boxes = vec![drawer.host(), drawer.wan()];
     boxes.extend(lab.containers.iter().map(|c| drawer.container(c)));
     let masquerade = if lab.masquerade {
-        format!(", masquerade {}", lab.subnet)
+        and6(
+            format!(", masquerade {}", lab.subnet),
+            lab.ipv6.map(|ipv6| ipv6.subnet.to_string()),
+        )
     } else {
         String::new()
     };
@@ -320,6 +323,10 @@ mod tests {
         };
         let hooks = BackendKind::Nftables.backend().expect("backend").hooks(ctx);
         let p = picture("demo", &lab, BackendKind::Nftables, &hooks);
+        assert_eq!(
+            p.title,
+            "lab demo, backend nftables, masquerade 172.18.0.0/16, fd00:172:18::/64"
+        );
         let host = &p.boxes[0];
         assert_eq!(
             host.devices[0].address.as_deref(),
