@@ -58,7 +58,10 @@ impl NatBackend for Iptables {
         let errors: Vec<Error> = Family::ALL
             .into_iter()
             .filter_map(|family| {
-                let script = rules::removal(ctx.lab_name, &save(ctx, family).ok()?);
+                let script = match save(ctx, family) {
+                    Ok(saved) => rules::removal(ctx.lab_name, &saved),
+                    Err(err) => return Some(err),
+                };
                 if script.is_empty() {
                     return None;
                 }
