@@ -1,9 +1,7 @@
 //! IPv4 and IPv6: which family a lab, a port spec or a rule is about, and a lab's addresses
 //! in one family, as the backends that write rules per family (ip and ip6) need them.
 
-use std::net::IpAddr;
-
-use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::{
     lab::{Container, Lab},
@@ -11,27 +9,15 @@ use crate::{
 };
 
 /// An address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
-    #[serde(rename = "4")]
-    #[value(name = "4")]
     V4,
-    #[serde(rename = "6")]
-    #[value(name = "6")]
     V6,
 }
 
 impl Family {
     /// Both families, IPv4 first.
     pub const ALL: [Family; 2] = [Family::V4, Family::V6];
-
-    /// `IPv4` or `IPv6`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
-    }
 
     /// Bits in an address: the prefix length of one host.
     pub fn host_prefix_len(self) -> u8 {
@@ -41,26 +27,23 @@ impl Family {
         }
     }
 
-    /// The loopback network, as iptables and nft write it.
-    pub fn loopback_net(self) -> &'static str {
+    /// The loopback network: 127.0.0.0/8, `::1/128`.
+    pub fn loopback_net(self) -> IpPrefix {
         match self {
-            Family::V4 => "127.0.0.0/8",
-            Family::V6 => "::1/128",
-        }
-    }
-
-    /// The family of `ip`.
-    pub fn of(ip: IpAddr) -> Family {
-        match ip {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
+            Family::V4 => IpPrefix(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+            Family::V6 => IpPrefix(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
         }
     }
 }
 
-impl std::fmt::Display for Family {
+/// A network of either family: its address and prefix length, written `network/len` as
+/// iptables and nft write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpPrefix(pub IpAddr, pub u8);
+
+impl std::fmt::Display for IpPrefix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        write!(f, "{}/{}", self.0, self.1)
     }
 }
 
@@ -92,11 +75,16 @@ impl<'a> Addressing<'a> {
             .filter_map(|family| Addressing::of(lab, family))
     }
 
-    /// The container subnet, `network/prefix`.
-    pub fn subnet(self) -> String {
+    /// The container subnet.
+    pub fn subnet(self) -> IpPrefix {
         match (self.family, self.lab.ipv6) {
-            (Family::V6, Some(ipv6)) => ipv6.subnet.to_string(),
-            _ => self.lab.subnet.to_string(),
+            (Family::V6, Some(ipv6)) => {
+                IpPrefix(IpAddr::V6(ipv6.subnet.network()), ipv6.subnet.prefix_len())
+            }
+            _ => IpPrefix(
+                IpAddr::V4(self.lab.subnet.network()),
+                self.lab.subnet.prefix_len(),
+            ),
         }
     }
 
@@ -105,14 +93,6 @@ impl<'a> Addressing<'a> {
         match (self.family, self.lab.ipv6) {
             (Family::V6, Some(ipv6)) => IpAddr::V6(ipv6.gateway),
             _ => IpAddr::V4(self.lab.gateway),
-        }
-    }
-
-    /// The host's address on the external link.
-    pub fn external(self) -> IpAddr {
-        match (self.family, self.lab.ipv6) {
-            (Family::V6, Some(ipv6)) => IpAddr::V6(ipv6.external.addr()),
-            _ => IpAddr::V4(self.lab.external.address.addr()),
         }
     }
 

@@ -199,18 +199,18 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
                 * plan.ports.len()
         })
         .sum();
-    let publish_steps = plan.ports.len() * PUBLISH_TIMING_CONFIGS.len()
-        + plan
-            .ports
+    // The timings are IPv4's: an IPv6-only run has none.
+    let (timed_ports, lab_sizes): (&[u16], &[usize]) = if ipv4 {
+        (&plan.ports, &plan.lab_sizes)
+    } else {
+        (&[], &[])
+    };
+    let publish_steps = timed_ports.len() * PUBLISH_TIMING_CONFIGS.len()
+        + timed_ports
             .iter()
             .filter(|n| **n <= plan.per_call_max)
             .count();
-    let lab_steps = plan.lab_sizes.len() * LAB_TIMING_CONFIGS.len();
-    let (publish_steps, lab_steps) = if ipv4 {
-        (publish_steps, lab_steps)
-    } else {
-        (0, 0)
-    };
+    let lab_steps = lab_sizes.len() * LAB_TIMING_CONFIGS.len();
     let mut progress = Progress {
         done: 0,
         total: traffic_steps + publish_steps + lab_steps * plan.runs,
@@ -244,10 +244,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
                 )?;
             }
         }
-        if !ipv4 {
-            continue;
-        }
-        for &size in &plan.lab_sizes {
+        for &size in lab_sizes {
             for config in LAB_TIMING_CONFIGS.map(scenario::config) {
                 progress.step(&format!("run {} lab of {size} ({})", run + 1, config.name));
                 let (up, down) = scenario::lab_times(config, size)?;
@@ -256,7 +253,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Record>> {
             }
         }
     }
-    for &ports in plan.ports.iter().filter(|_| ipv4) {
+    for &ports in timed_ports {
         for config in PUBLISH_TIMING_CONFIGS.map(scenario::config) {
             progress.step(&format!("publish N={ports} ({})", config.name));
             for _ in 0..plan.runs {

@@ -11,7 +11,7 @@ use crate::{
     error::{Error, Result},
     family::Family,
     ipv4net::Ipv4Net,
-    lab::{Container, DEFAULT_SUBNET6, Lab, LabError, LabIpv6, Publish, WAN_NODE},
+    lab::{Container, Lab, LabError, Publish, WAN_NODE},
     lifecycle, link,
     nat::{BackendKind, BackendOptions, FastPath, Ingress, NftShape},
     netlink::{self, Place},
@@ -153,7 +153,7 @@ pub fn lab_for(config: Config, ports: u16, family: Family) -> Lab {
     let mut lab = Lab::default_lab();
     lab.publish.clear();
     if family == Family::V6 {
-        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+        lab.enable_default_ipv6();
     }
     if config.routed() {
         lab.masquerade = false;

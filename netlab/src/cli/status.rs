@@ -52,6 +52,9 @@ struct Published {
     /// The container's IPv6 address, when the spec is published in IPv6.
     #[serde(skip_serializing_if = "Option::is_none")]
     container6: Option<Ipv6Addr>,
+    /// Whether the spec is published in IPv4 (the text shows `container` only then).
+    #[serde(skip)]
+    ipv4: bool,
 }
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
@@ -131,6 +134,7 @@ pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
                     container6: c
                         .address6
                         .filter(|_| ipv6.is_some() && p.spec.host_ip6().is_some()),
+                    ipv4: p.spec.host_ip4().is_some(),
                 })
             })
             .collect(),
@@ -181,10 +185,10 @@ fn print_text(status: &Status) {
             Destination::Stdout,
         );
         for p in &status.published {
-            let container = match (p.container6, p.spec.starts_with('[')) {
-                (Some(v6), true) => v6.to_string(),
-                (Some(v6), false) => format!("{}, {v6}", p.container),
-                (None, _) => p.container.to_string(),
+            let container = match (p.ipv4, p.container6) {
+                (true, Some(v6)) => format!("{}, {v6}", p.container),
+                (false, Some(v6)) => v6.to_string(),
+                (_, None) => p.container.to_string(),
             };
             published.add_row([p.spec.clone(), p.node.clone(), container]);
         }

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use crate::{
     error::{Context as _, Result},
-    lab::{DEFAULT_SUBNET6, Lab, LabIpv6},
+    lab::Lab,
     lifecycle,
     nat::{
         BackendKind, BackendOptions, FastPath, Ingress, NftShape, ct_timeouts::CtTimeoutChanges,
@@ -116,7 +116,7 @@ pub fn choose(args: &BackendArgs, running: Option<&LabState>) -> (BackendKind, B
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
     let mut lab = load_lab(args.file.as_ref())?;
     if args.ipv6 && lab.ipv6.is_none() {
-        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+        lab.enable_default_ipv6();
     }
     if args.explain {
         crate::state::validate_name(lab_name)?;

@@ -208,8 +208,14 @@ impl Lab {
     /// `2001:2::2`.
     pub fn default_dual_stack() -> Lab {
         let mut lab = Lab::default_lab();
-        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+        lab.enable_default_ipv6();
         lab
+    }
+
+    /// Makes the lab dual-stack on the default IPv6 subnet ([`DEFAULT_SUBNET6`]), as `up
+    /// --ipv6` does.
+    pub fn enable_default_ipv6(&mut self) {
+        self.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
     }
 
     /// Makes the lab dual-stack with `ipv6`, giving each container without an IPv6 address

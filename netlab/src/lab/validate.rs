@@ -574,7 +574,7 @@ mod tests {
     #[test]
     fn validate_rejects_bad_ipv6() {
         fn dual(lab: &mut Lab) -> &mut LabIpv6 {
-            lab.enable_ipv6(LabIpv6::with_defaults(crate::lab::DEFAULT_SUBNET6));
+            lab.enable_default_ipv6();
             lab.ipv6.as_mut().expect("dual-stack")
         }
         let cases: &[Case] = &[

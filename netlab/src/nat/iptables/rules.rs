@@ -196,11 +196,7 @@ fn port_match(start: u16, end: u16) -> String {
 pub(super) mod tests {
     use super::*;
     pub(in crate::nat::iptables) use crate::nat::test_support::lab_with;
-    use crate::{
-        family::Family,
-        lab::{DEFAULT_SUBNET6, Lab, LabIpv6},
-        nat::BackendOptions,
-    };
+    use crate::{family::Family, lab::Lab, nat::BackendOptions};
 
     /// The context the backend gets for `lab`, with the default options.
     pub(in crate::nat::iptables) fn ctx(lab: &Lab) -> NatContext<'_> {
@@ -224,7 +220,7 @@ pub(super) mod tests {
             "127.0.0.1:9001:91",
         ]);
         assert!(Addressing::of(&lab, Family::V6).is_none(), "IPv4 only");
-        lab.enable_ipv6(LabIpv6::with_defaults(DEFAULT_SUBNET6));
+        lab.enable_default_ipv6();
         let v6 = chains6(&lab);
         for rule in [
             "-A NL-t-RAW -s fd00:172:18::/64 -i eth0 -j DROP\n",

@@ -11,7 +11,7 @@ use nftables::{
     stmt::{Counter, JumpTarget, Match, NAT, NATFamily, Operator, Statement},
 };
 
-use crate::family::Family;
+use crate::family::{Family, IpPrefix};
 
 pub(super) type Expr = Expression<'static>;
 pub(super) type Stmt = Statement<'static>;
@@ -53,12 +53,11 @@ pub(super) fn set(items: Vec<Expr>) -> Expr {
     ))
 }
 
-/// `172.18.0.0/16`, `fd00:172:18::/64`, from `network/prefix` text.
-pub(super) fn prefix(net: &str) -> Expr {
-    let (network, len) = net.split_once('/').unwrap_or((net, "0"));
+/// `172.18.0.0/16`, `fd00:172:18::/64`
+pub(super) fn prefix(IpPrefix(network, len): IpPrefix) -> Expr {
     Expression::Named(NamedExpression::Prefix(Prefix {
-        addr: Box::new(word(network)),
-        len: len.parse().unwrap_or(0),
+        addr: Box::new(address(network)),
+        len: u32::from(len),
     }))
 }
 

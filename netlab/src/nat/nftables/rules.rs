@@ -79,7 +79,7 @@ impl Rules<'_> {
     }
 
     fn subnet(&self) -> Expr {
-        prefix(&self.addressing.subnet())
+        prefix(self.addressing.subnet())
     }
 
     fn loopback(&self) -> Expr {
@@ -470,9 +470,7 @@ mod tests {
     #[test]
     fn a_dual_stack_lab_has_a_table_per_family() {
         let mut lab = lab_with(&["8080:80", "[2001:2::1]:8443:443", "127.0.0.1:9000:90"]);
-        lab.enable_ipv6(crate::lab::LabIpv6::with_defaults(
-            crate::lab::DEFAULT_SUBNET6,
-        ));
+        lab.enable_default_ipv6();
         for shape in [NftShape::Rules, NftShape::Map] {
             let lines = commands(&lab, shape);
             let v6: Vec<&String> = lines
