@@ -7,5 +7,6 @@
 
 pub mod counters;
 pub mod nat;
+pub mod nat6;
 
 pub use counters::{CounterKey, CounterValue, Hook};

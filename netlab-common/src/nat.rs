@@ -433,7 +433,7 @@ pub struct SockOrig {
 pub enum Stat {
     /// Packets translated (any direction).
     Translated = 0,
-    /// Not IPv4, too short, or not TCP/UDP/ICMP: passed untouched.
+    /// Not IP, too short, or not TCP/UDP/ICMP: passed untouched.
     Skipped = 1,
     /// Later IPv4 fragments translated through the fragment map.
     Fragments = 2,
@@ -476,10 +476,12 @@ pub enum Stat {
     /// Flow halves found orphaned (the other half's tuple taken by a new flow after this
     /// one lost it to the LRU): forgotten, and the packet started its flow anew.
     CtOrphaned = 18,
+    /// IPv6 packets with more extension headers than the datapath walks: passed untouched.
+    ExtHeaders = 19,
 }
 
 /// Number of [`Stat`] slots.
-pub const STAT_COUNT: u32 = 19;
+pub const STAT_COUNT: u32 = 20;
 
 impl Stat {
     /// All stats with their names, in index order.
@@ -503,6 +505,7 @@ impl Stat {
         (Stat::XdpTranslated, "xdp_translated"),
         (Stat::NextHopRemembered, "next_hop_remembered"),
         (Stat::CtOrphaned, "ct_orphaned"),
+        (Stat::ExtHeaders, "ext_headers"),
     ];
 }
 

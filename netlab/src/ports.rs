@@ -43,13 +43,14 @@ impl Proto {
     }
 }
 
-/// The name of IP protocol `number` as netlab's tables print it: `tcp`, `udp`, `icmp`, or the
-/// number itself.
+/// The name of IP protocol `number` as netlab's tables print it: `tcp`, `udp`, `icmp`,
+/// `icmpv6`, or the number itself.
 pub fn protocol_name(number: u8) -> String {
     match number {
         1 => "icmp".to_string(),
         6 => Proto::Tcp.name().to_string(),
         17 => Proto::Udp.name().to_string(),
+        58 => "icmpv6".to_string(),
         other => other.to_string(),
     }
 }

@@ -214,7 +214,11 @@ macro_rules! backend_tests {
             iptables_v6: "--backend iptables --ipv6";
             nft_rules_v6: "--backend nftables --nft-shape rules --ipv6";
             nft_map_v6: "--backend nftables --nft-shape map --ipv6";
+            ebpf_tc_v6: "--backend ebpf --ingress tc --fast-path on --ipv6";
+            ebpf_tc_no_fast_path_v6: "--backend ebpf --ingress tc --fast-path off --ipv6";
+            ebpf_xdp_v6: "--backend ebpf --ingress xdp --fast-path on --ipv6";
             iptables_v6_tx_csum_off: "--backend iptables --ipv6 +tx-csum-off";
+            ebpf_tc_v6_tx_csum_off: "--backend ebpf --ingress tc --fast-path on --ipv6 +tx-csum-off";
         );
     };
     (@configs $cases:tt $($module:ident: $backend:literal;)+) => {$(

@@ -46,6 +46,14 @@ pub fn update(check: u16, old: &[u8], new: &[u8]) -> u16 {
     (!fold(sum)).to_be()
 }
 
+/// Incremental checksum update of a checksum field as loaded from the packet, for covered
+/// fields whose change (as [`diff32`] and [`diff16`] give it, on words as loaded) sums to
+/// `diff`.
+#[inline(always)]
+pub fn update_by_diff(check: u16, diff: u32) -> u16 {
+    !fold(add(u32::from(!check), diff))
+}
+
 /// A 32-bit one's-complement sum folded to 16 bits (end-around carries), not complemented.
 #[inline(always)]
 pub fn fold(sum: u32) -> u16 {

@@ -8,6 +8,9 @@
 //! other half's tuple a new flow has taken meanwhile is an orphan: it is dropped, and the
 //! flow's next packet starts it anew on a tuple of its own, so that no reply ever reaches
 //! another flow's socket.
+//!
+//! Written once for both families, over [`Flow`]: IPv4 flows live in `NETLAB_NAT_CT`,
+//! IPv6 ones in `NETLAB_NAT6_CT`.
 
 use aya_ebpf::{
     bindings::{__sk_buff, BPF_NOEXIST},
@@ -21,9 +24,10 @@ use netlab_common::nat::{
 };
 
 use super::{
-    host_sockets,
-    maps::{CONNTRACK, config, count, published},
+    flow::{Entry, Flow},
+    maps::{config, count, published},
     packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet},
+    packet6::IPPROTO_ICMPV6,
 };
 
 const TCP_FIN: u8 = 0x01;
@@ -38,22 +42,6 @@ const TCP_ACK: u8 = 0x10;
 fn now() -> u64 {
     // SAFETY: a helper without arguments.
     unsafe { bpf_ktime_get_coarse_ns() }
-}
-
-/// `entry` copied out of its map slot in 8-byte loads: a plain copy of the struct compiles
-/// to a call to `memmove` (a BPF function, ~8 % of a fast-pathed reply's time).
-#[inline(always)]
-fn copied(entry: &CtEntry) -> CtEntry {
-    const WORDS: usize = size_of::<CtEntry>() / 8;
-    const _: () = assert!(size_of::<CtEntry>().is_multiple_of(8) && align_of::<CtEntry>() == 8);
-    let from = core::ptr::from_ref(entry).cast::<u64>();
-    let mut words = [0u64; WORDS];
-    for (i, word) in words.iter_mut().enumerate() {
-        // SAFETY: within the entry, which is 8-byte aligned and a whole number of words.
-        *word = unsafe { from.add(i).read_volatile() };
-    }
-    // SAFETY: CtEntry is plain `#[repr(C)]` integers without padding: any bits are valid.
-    unsafe { core::mem::transmute::<[u64; WORDS], CtEntry>(words) }
 }
 
 /// Whether TCP `flags` open a new connection (a SYN that is not a SYN-ACK).
@@ -85,60 +73,28 @@ pub fn lookup(pkt: &Packet) -> Option<CtEntry> {
     lookup_key(&pkt.key, Some(pkt.tcp_flags))
 }
 
-/// The tuple a packet has after `entry`'s rewrite.
-#[inline(always)]
-fn rewritten(key: &FlowKey, entry: &CtEntry) -> FlowKey {
-    FlowKey {
-        src_ip: entry.src_ip,
-        dst_ip: entry.dst_ip,
-        src_port: entry.src_port,
-        dst_port: entry.dst_port,
-        proto: key.proto,
-        pad: [0; 3],
-    }
-}
-
-/// Whether `to` rewrites a packet showing `key` to itself.
-#[inline(always)]
-pub fn unchanged(key: &FlowKey, to: &CtEntry) -> bool {
-    key.src_ip == to.src_ip
-        && key.dst_ip == to.dst_ip
-        && key.src_port == to.src_port
-        && key.dst_port == to.dst_port
-}
-
-/// An entry that rewrites packets to the tuple `to` (the inverse of [`rewritten`]).
-#[inline(always)]
-fn entry_to(to: &FlowKey, flags: u8, state: u8, counter: CounterRef, now: u64) -> CtEntry {
-    CtEntry {
-        src_ip: to.src_ip,
-        dst_ip: to.dst_ip,
-        src_port: to.src_port,
-        dst_port: to.dst_port,
-        flags,
-        state,
-        pad: [0; 2],
-        counter,
-        last_seen_ns: now,
-    }
-}
-
 /// The key of the other direction of the flow that `entry` at `key` belongs to.
 #[inline(always)]
-fn partner_of(key: &FlowKey, entry: &CtEntry) -> FlowKey {
-    reversed(&rewritten(key, entry))
+fn partner_of<K: Flow>(key: &K, entry: &K::Entry) -> K {
+    key.rewritten(entry).reversed()
 }
 
 #[inline(always)]
-fn expired(proto: u8, entry: &CtEntry, now: u64) -> bool {
-    let idle = now.saturating_sub(entry.last_seen_ns);
+fn expired<E: Entry>(proto: u8, entry: &E, now: u64) -> bool {
+    let idle = now.saturating_sub(entry.last_seen_ns());
     // No lifetime is under a second: a flow seen within one (nearly every packet of a live
     // flow) needs no look at the configured lifetimes.
     if idle < MIN_LIFETIME_NS {
         return false;
     }
     let timeouts = config().map_or(CtTimeouts::DEFAULT, |config| config.timeouts);
-    idle > timeouts.lifetime_ns(proto, entry.state)
+    // ICMPv6 lives as long as ICMP.
+    let proto = if proto == IPPROTO_ICMPV6 {
+        IPPROTO_ICMP
+    } else {
+        proto
+    };
+    idle > timeouts.lifetime_ns(proto, entry.state())
 }
 
 /// The shortest lifetime `--ct-timeouts` accepts (one second).
@@ -148,9 +104,9 @@ const MIN_LIFETIME_NS: u64 = 1_000_000_000;
 const LAST_SEEN_GRANULARITY_NS: u64 = 1 << 20;
 
 /// The other half of the flow of `entry` at `key`, as its tuple's slot holds it.
-enum OtherHalf {
+enum OtherHalf<E> {
     /// This flow's, live or not.
-    Ours(*mut CtEntry),
+    Ours(*mut E),
     /// Gone (the flow's own removal, or the LRU's).
     Missing,
     /// Another flow's: this flow expired, or lost the half to the LRU, and a new flow took
@@ -160,13 +116,13 @@ enum OtherHalf {
 }
 
 #[inline(always)]
-fn other_half(key: &FlowKey, entry: &CtEntry) -> OtherHalf {
+fn other_half<K: Flow>(key: &K, entry: &K::Entry) -> OtherHalf<K::Entry> {
     let partner = partner_of(key, entry);
-    let Some(other) = CONNTRACK.get_ptr_mut(partner) else {
+    let Some(other) = K::conntrack().get_ptr_mut(partner) else {
         return OtherHalf::Missing;
     };
     // SAFETY: a pointer into the map's value, valid during the program.
-    if partner_of(&partner, unsafe { &*other }) == *key {
+    if key.pairs_with(unsafe { &*other }) {
         OtherHalf::Ours(other)
     } else {
         OtherHalf::Taken
@@ -177,25 +133,25 @@ fn other_half(key: &FlowKey, entry: &CtEntry) -> OtherHalf {
 /// (a direction counts as live while either is: a flow idle one way — one-way UDP, a
 /// half-closed TCP connection — keeps both its mappings), or this half orphaned.
 #[inline(always)]
-fn flow_expired(key: &FlowKey, entry: &CtEntry, now: u64) -> bool {
-    if !expired(key.proto, entry, now) {
+fn flow_expired<K: Flow>(key: &K, entry: &K::Entry, now: u64) -> bool {
+    if !expired(key.proto(), entry, now) {
         return false;
     }
     match other_half(key, entry) {
         // SAFETY: as in `other_half`.
-        OtherHalf::Ours(other) => expired(key.proto, unsafe { &*other }, now),
+        OtherHalf::Ours(other) => expired(key.proto(), unsafe { &*other }, now),
         OtherHalf::Missing | OtherHalf::Taken => true,
     }
 }
 
 /// Removes the flow of `entry` at `key`: this half, and the other one if it is still ours.
 #[inline(always)]
-fn remove_flow(key: &FlowKey, entry: &CtEntry) {
+fn remove_flow<K: Flow>(key: &K, entry: &K::Entry) {
     let ours = matches!(other_half(key, entry), OtherHalf::Ours(_));
     let partner = partner_of(key, entry);
-    let _ = CONNTRACK.remove(key);
+    let _ = K::conntrack().remove(key);
     if ours {
-        let _ = CONNTRACK.remove(partner);
+        let _ = K::conntrack().remove(partner);
     }
 }
 
@@ -205,8 +161,26 @@ fn remove_flow(key: &FlowKey, entry: &CtEntry) {
 /// (the caller creates the flow anew, on a tuple of its own); that is checked when the
 /// entry's time is refreshed, about once a millisecond of a flow's traffic.
 #[inline(always)]
-pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
-    let entry = CONNTRACK.get_ptr_mut(key)?;
+pub fn lookup_key<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<K::Entry> {
+    // SAFETY: a pointer into the map's value, valid during the program.
+    live(key, tcp_flags).map(|entry| unsafe { &*entry }.copied())
+}
+
+/// [`lookup_key`], the entry copied to `out` (whether there is one is returned).
+#[inline(always)]
+pub fn lookup_into<K: Flow>(key: &K, tcp_flags: Option<u8>, out: &mut K::Entry) -> bool {
+    let Some(entry) = live(key, tcp_flags) else {
+        return false;
+    };
+    // SAFETY: as above.
+    unsafe { &*entry }.copy_to(out);
+    true
+}
+
+/// The live entry of `key`, refreshed, in the map (see [`lookup_key`]).
+#[inline(always)]
+fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<*mut K::Entry> {
+    let entry = K::conntrack().get_ptr_mut(key)?;
     // SAFETY: a pointer into the map's value, valid during the program; racing updates of
     // the same flow on two CPUs only race on timestamps and state, both benign.
     let entry = unsafe { &mut *entry };
@@ -217,29 +191,29 @@ pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
         return None;
     }
     let Some(tcp_flags) = tcp_flags else {
-        return Some(copied(entry));
+        return Some(entry);
     };
-    if key.proto == IPPROTO_TCP {
-        if is_syn(tcp_flags) && entry.state == ct_state::CLOSING {
+    if key.proto() == IPPROTO_TCP {
+        if is_syn(tcp_flags) && entry.state() == ct_state::CLOSING {
             remove_flow(key, entry);
             return None;
         }
-        let state = next_state(entry.state, tcp_flags);
-        if state != entry.state {
-            entry.state = state;
+        let state = next_state(entry.state(), tcp_flags);
+        if state != entry.state() {
+            entry.set_state(state);
             if let OtherHalf::Ours(other) = other_half(key, entry) {
                 // SAFETY: as above.
-                unsafe { (*other).state = state };
+                unsafe { (*other).set_state(state) };
             }
         }
     }
-    let idle = now.saturating_sub(entry.last_seen_ns);
+    let idle = now.saturating_sub(entry.last_seen_ns());
     // Lifetimes are seconds: a write per millisecond at most spares every packet of a busy
     // flow a store to a line other CPUs read, and the look at the other half a lookup.
     if idle >= LAST_SEEN_GRANULARITY_NS {
         match other_half(key, entry) {
             OtherHalf::Taken => {
-                let _ = CONNTRACK.remove(key);
+                let _ = K::conntrack().remove(key);
                 count(Stat::CtOrphaned);
                 return None;
             }
@@ -248,22 +222,21 @@ pub fn lookup_key(key: &FlowKey, tcp_flags: Option<u8>) -> Option<CtEntry> {
             }
             OtherHalf::Missing | OtherHalf::Ours(_) => {}
         }
-        entry.last_seen_ns = now;
+        entry.set_last_seen_ns(now);
     }
-    Some(copied(entry))
+    Some(entry)
 }
 
 /// Puts back the other direction of a flow that the LRU evicted (its tuple free).
 #[inline(always)]
-fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
-    let restored = entry_to(
-        &reversed(key),
-        entry.flags ^ ct_flags::REPLY,
-        entry.state,
-        entry.counter,
+fn restore_partner<K: Flow>(key: &K, entry: &K::Entry, now: u64) {
+    let restored = key.reversed().entry_to(
+        entry.flags() ^ ct_flags::REPLY,
+        entry.state(),
+        entry.counter(),
         now,
     );
-    if CONNTRACK
+    if K::conntrack()
         .insert(partner_of(key, entry), restored, u64::from(BPF_NOEXIST))
         .is_ok()
     {
@@ -275,29 +248,33 @@ fn restore_partner(key: &FlowKey, entry: &CtEntry, now: u64) {
 /// `orig`: it is that very flow's stale half, or its own flow is over. Anything else
 /// belongs to a live flow, whose replies must never reach another socket.
 #[inline(always)]
-fn claimable(reply_key: &FlowKey, orig: &FlowKey, now: u64) -> bool {
-    let Some(entry) = CONNTRACK.get_ptr(reply_key) else {
+fn claimable<K: Flow>(reply_key: &K, orig: &K, now: u64) -> bool {
+    let Some(entry) = K::conntrack().get_ptr(reply_key) else {
         return true;
     };
     // SAFETY: a pointer into the map's value, valid during the program.
     let entry = unsafe { &*entry };
-    partner_of(reply_key, entry) == *orig || flow_expired(reply_key, entry, now)
+    orig.pairs_with(entry) || flow_expired(reply_key, entry, now)
 }
 
 /// A source-port search, one attempt per call of [`attempt`]: `bpf_loop` runs it, so the
 /// verifier checks one attempt rather than every one of [`SNAT_RETRIES`] (it was most of
-/// the time a first `up` took). It lives on the calling program's stack, which it shares
-/// with the callback's (512 bytes for both): kept small.
+/// the time a first `up` took). It lives in a per-CPU scratch slot of its family
+/// ([`Flow::search`]), not on the stack: a program's call chain has 512 bytes of stack in
+/// all, and an IPv6 search's tuples and entries alone would take half.
 #[repr(C)]
-struct PortSearch {
-    orig: FlowKey,
+pub struct PortSearch<K: Flow> {
+    orig: K,
     /// The tuple the flow's packets get; its source port moves as the search goes, and
     /// stays on the one found.
-    new: FlowKey,
+    new: K,
+    /// The reply direction's tuple and entry of the attempt under way.
+    reply_key: K,
+    reply: K::Entry,
+    /// The forward direction's entry, once a reply tuple is found.
+    forward: K::Entry,
     counter: CounterRef,
     now: u64,
-    /// The skb whose namespace's sockets may own a tuple too (`attempt::<true>` asks them).
-    host_sockets: *mut __sk_buff,
     start: u32,
     flags: u8,
     /// 1 once a free reply tuple is found (and its entry in).
@@ -305,33 +282,55 @@ struct PortSearch {
     pad: [u8; 2],
 }
 
+/// What a search's `bpf_loop` callback gets on the stack (its only argument must point
+/// there): the skb whose namespace's sockets may own a tuple too (`attempt::<_, true>`
+/// asks them).
+#[repr(C)]
+struct SearchCtx {
+    host_sockets: *mut __sk_buff,
+}
+
 /// One attempt of a [`PortSearch`]: `bpf_loop`'s callback (1 stops the loop). The socket
 /// lookup, and its tuple on the stack, are only in the variant that asks (`ASK_SOCKETS`).
-extern "C" fn attempt<const ASK_SOCKETS: bool>(index: u64, search: *mut c_void) -> i64 {
-    // SAFETY: `create_with` passes its own `PortSearch`, alive on its stack for the loop.
-    let search = unsafe { &mut *search.cast::<PortSearch>() };
+extern "C" fn attempt<K: Flow, const ASK_SOCKETS: bool>(index: u64, ctx: *mut c_void) -> i64 {
+    let Some(search) = K::search() else {
+        return 1;
+    };
     let attempt = index as u32;
     if attempt > 0 {
         let span = u32::from(u16::MAX - SNAT_PORT_MIN) + 1;
         let port = SNAT_PORT_MIN + ((search.start.wrapping_add(attempt)) % span) as u16;
-        search.new.src_port = port.to_be();
-        if search.orig.proto == IPPROTO_ICMP {
-            search.new.dst_port = search.new.src_port;
+        search.new.set_src_port(port.to_be());
+        if matches!(search.orig.proto(), IPPROTO_ICMP | IPPROTO_ICMPV6) {
+            search.new.set_dst_port(search.new.src_port());
         }
         if attempt == 1 {
             count(Stat::SnatCollisions);
         }
     }
-    let reply_key = reversed(&search.new);
-    if ASK_SOCKETS && host_sockets::owns(&TcContext::new(search.host_sockets), &reply_key) {
-        return 0;
+    search.new.reversed_into(&mut search.reply_key);
+    if ASK_SOCKETS {
+        // SAFETY: `create_masquerade` passes its own `SearchCtx`, alive on its stack for
+        // the loop.
+        let skb = unsafe { (*ctx.cast::<SearchCtx>()).host_sockets };
+        if search.reply_key.host_owned(&TcContext::new(skb)) {
+            return 0;
+        }
     }
-    let reply = search.new_entry(&reversed(&search.orig), search.flags | ct_flags::REPLY);
-    if CONNTRACK
-        .insert(reply_key, reply, u64::from(BPF_NOEXIST))
+    search.orig.reversed().entry_into(
+        search.flags | ct_flags::REPLY,
+        ct_state::NEW,
+        search.counter,
+        search.now,
+        &mut search.reply,
+    );
+    if K::conntrack()
+        .insert(&search.reply_key, &search.reply, u64::from(BPF_NOEXIST))
         .is_ok()
-        || (claimable(&reply_key, &search.orig, search.now)
-            && CONNTRACK.insert(reply_key, reply, 0).is_ok())
+        || (claimable(&search.reply_key, &search.orig, search.now)
+            && K::conntrack()
+                .insert(&search.reply_key, &search.reply, 0)
+                .is_ok())
     {
         search.found = 1;
         return 1;
@@ -339,107 +338,146 @@ extern "C" fn attempt<const ASK_SOCKETS: bool>(index: u64, search: *mut c_void) 
     0
 }
 
-/// Creates both directions of a flow whose packets `orig` are rewritten to `new`. With
-/// `pick_source_port`, the new source port (or ICMP identifier) may move off
-/// `new.src_port` when its reply tuple is another flow's: first the port asked for, then
-/// random ports above [`SNAT_PORT_MIN`], [`SNAT_RETRIES`] tries in all, as Linux remaps
-/// clashing tuples. The reply entry goes in first with `BPF_NOEXIST`, so a live flow's
-/// mapping is never overwritten; when two CPUs create the same flow at once, both end up
-/// with the winner's.
+/// Creates both directions of a flow whose packets `orig` are rewritten to `new`, and
+/// copies the forward entry to `out`. With `pick_source_port`, the new source port (or ICMP
+/// identifier) may move off `new`'s when its reply tuple is another flow's: first the port
+/// asked for, then random ports above [`SNAT_PORT_MIN`], [`SNAT_RETRIES`] tries in all, as
+/// Linux remaps clashing tuples. The reply entry goes in first with `BPF_NOEXIST`, so a live
+/// flow's mapping is never overwritten; when two CPUs create the same flow at once, both end
+/// up with the winner's.
 #[inline(always)]
-pub fn create(
-    orig: &FlowKey,
-    new: FlowKey,
+pub fn create_into<K: Flow>(
+    orig: &K,
+    new: &K,
     flags: u8,
     counter: CounterRef,
     pick_source_port: bool,
-) -> Result<CtEntry, Stat> {
+    out: &mut K::Entry,
+) -> Result<(), Stat> {
     let tries = if pick_source_port { SNAT_RETRIES } else { 1 };
-    let search = PortSearch::new(orig, new, flags, counter, core::ptr::null_mut());
-    create_with(search, attempt::<false> as *mut c_void, tries)
+    search(orig, new, flags, counter, core::ptr::null_mut(), tries, out)
 }
 
-/// [`create`] for masquerade, a source port always picked: a reply tuple that a socket of
-/// the namespace of `ctx` owns is the host's too, as if the kernel's conntrack knew it.
+/// [`create_into`], the entry returned.
 #[inline(always)]
-pub fn create_masquerade(
-    ctx: &TcContext,
-    orig: &FlowKey,
-    new: FlowKey,
+pub fn create<K: Flow>(
+    orig: &K,
+    new: K,
     flags: u8,
     counter: CounterRef,
-) -> Result<CtEntry, Stat> {
-    let search = PortSearch::new(orig, new, flags, counter, ctx.skb.skb);
-    create_with(search, attempt::<true> as *mut c_void, SNAT_RETRIES)
+    pick_source_port: bool,
+) -> Result<K::Entry, Stat> {
+    let mut out = K::Entry::default();
+    create_into(orig, &new, flags, counter, pick_source_port, &mut out)?;
+    Ok(out)
 }
 
-impl PortSearch {
-    #[inline(always)]
-    fn new(
-        orig: &FlowKey,
-        new: FlowKey,
-        flags: u8,
-        counter: CounterRef,
-        host_sockets: *mut __sk_buff,
-    ) -> Self {
-        Self {
-            orig: *orig,
-            new,
-            counter,
-            now: now(),
-            host_sockets,
-            // SAFETY: a helper without arguments.
-            start: unsafe { bpf_get_prandom_u32() },
-            flags,
-            found: 0,
-            pad: [0; 2],
-        }
-    }
-
-    /// An entry of the flow being created: rewriting to `to`, with `flags`.
-    #[inline(always)]
-    fn new_entry(&self, to: &FlowKey, flags: u8) -> CtEntry {
-        entry_to(to, flags, ct_state::NEW, self.counter, self.now)
-    }
-}
-
-/// Runs `search` (`tries` attempts of `callback`), then adds the flow's forward entry.
+/// [`create_into`] for masquerade, a source port always picked: a reply tuple that a socket
+/// of the namespace of `ctx` owns is the host's too, as if the kernel's conntrack knew it.
 #[inline(always)]
-fn create_with(mut search: PortSearch, callback: *mut c_void, tries: u32) -> Result<CtEntry, Stat> {
-    // SAFETY: the callback and its state outlive the call; no flags.
-    unsafe { bpf_loop(tries, callback, (&raw mut search).cast(), 0) };
+pub fn create_masquerade_into<K: Flow>(
+    ctx: &TcContext,
+    orig: &K,
+    new: &K,
+    flags: u8,
+    out: &mut K::Entry,
+) -> Result<(), Stat> {
+    let host_sockets = ctx.skb.skb;
+    search(
+        orig,
+        new,
+        flags,
+        CounterRef::default(),
+        host_sockets,
+        SNAT_RETRIES,
+        out,
+    )
+}
+
+/// [`create_masquerade_into`], the entry returned.
+#[inline(always)]
+pub fn create_masquerade<K: Flow>(
+    ctx: &TcContext,
+    orig: &K,
+    new: K,
+    flags: u8,
+) -> Result<K::Entry, Stat> {
+    let mut out = K::Entry::default();
+    create_masquerade_into(ctx, orig, &new, flags, &mut out)?;
+    Ok(out)
+}
+
+/// Runs a port search of `tries` attempts (asking the sockets of `host_sockets`' namespace
+/// unless it is null), then adds the flow's forward entry and copies it to `out`.
+#[inline(always)]
+fn search<K: Flow>(
+    orig: &K,
+    new: &K,
+    flags: u8,
+    counter: CounterRef,
+    host_sockets: *mut __sk_buff,
+    tries: u32,
+    out: &mut K::Entry,
+) -> Result<(), Stat> {
+    let search = K::search().ok_or(Stat::CtInsertFailed)?;
+    search.orig = *orig;
+    search.new = *new;
+    search.counter = counter;
+    search.now = now();
+    // SAFETY: a helper without arguments.
+    search.start = unsafe { bpf_get_prandom_u32() };
+    search.flags = flags;
+    search.found = 0;
+    let mut ctx = SearchCtx { host_sockets };
+    let callback = if host_sockets.is_null() {
+        attempt::<K, false> as *mut c_void
+    } else {
+        attempt::<K, true> as *mut c_void
+    };
+    // SAFETY: the callback and its context outlive the call; no flags.
+    unsafe { bpf_loop(tries, callback, (&raw mut ctx).cast(), 0) };
+    add_forward(search, out)
+}
+
+/// Adds the forward entry of a search that found its reply tuple (a BPF function of its
+/// own: LLVM kept a constant in a register across the map helpers here, which the verifier
+/// refuses).
+#[inline(never)]
+fn add_forward<K: Flow>(search: &mut PortSearch<K>, out: &mut K::Entry) -> Result<(), Stat> {
     if search.found == 0 {
         return Err(Stat::SnatExhausted);
     }
-    let orig = &search.orig;
-    let reply_key = reversed(&search.new);
-    let forward = search.new_entry(&search.new, search.flags);
-    if CONNTRACK
-        .insert(orig, forward, u64::from(BPF_NOEXIST))
-        .is_err()
+    search.new.reversed_into(&mut search.reply_key);
+    search.new.entry_into(
+        search.flags,
+        ct_state::NEW,
+        search.counter,
+        search.now,
+        &mut search.forward,
+    );
+    if K::conntrack()
+        .insert(&search.orig, &search.forward, u64::from(BPF_NOEXIST))
+        .is_ok()
     {
-        // Another CPU created this flow at the same moment: use the winner's mapping, and
-        // take back our reply entry unless it is the winner's too (same tuple).
-        // SAFETY: the value is copied out at once.
-        let winner = unsafe { CONNTRACK.get(orig) }.copied();
-        if winner.is_none_or(|winner| partner_of(orig, &winner) != reply_key) {
-            let _ = CONNTRACK.remove(reply_key);
-        }
-        return winner.ok_or(Stat::CtInsertFailed);
+        search.forward.copy_to(out);
+        return Ok(());
     }
-    Ok(forward)
-}
-
-/// The tuple of the reply to a packet showing `key`.
-#[inline(always)]
-pub fn reversed(key: &FlowKey) -> FlowKey {
-    FlowKey {
-        src_ip: key.dst_ip,
-        dst_ip: key.src_ip,
-        src_port: key.dst_port,
-        dst_port: key.src_port,
-        proto: key.proto,
-        pad: [0; 3],
+    // Another CPU created this flow at the same moment: use the winner's mapping, and take
+    // back our reply entry unless it is the winner's too (same tuple).
+    match K::conntrack().get_ptr(&search.orig) {
+        Some(winner) => {
+            // SAFETY: a pointer into the map's value, valid during the program.
+            let winner = unsafe { &*winner };
+            if !search.reply_key.pairs_with(winner) {
+                let _ = K::conntrack().remove(&search.reply_key);
+            }
+            winner.copy_to(out);
+            Ok(())
+        }
+        None => {
+            let _ = K::conntrack().remove(&search.reply_key);
+            Err(Stat::CtInsertFailed)
+        }
     }
 }
 
@@ -472,7 +510,7 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
 /// Whether a packet showing `key` belongs to a flow that was translated before it got here
 /// (by XDP, which runs first): its reply direction is known.
 #[inline(always)]
-pub fn translated_earlier(key: &FlowKey) -> bool {
+pub fn translated_earlier<K: Flow>(key: &K) -> bool {
     // SAFETY: the value is not read.
-    unsafe { CONNTRACK.get(reversed(key)) }.is_some()
+    unsafe { K::conntrack().get(key.reversed()) }.is_some()
 }

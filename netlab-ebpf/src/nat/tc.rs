@@ -2,7 +2,7 @@
 //! host-side veth ingress. Headers are read and rewritten in place (direct packet access);
 //! the IPv4 checksum is updated by hand and the L4 one by `bpf_l4_csum_replace`, given one
 //! difference for the addresses and one for the ports, which keeps a partial (offloaded)
-//! checksum partial and a full one correct.
+//! checksum partial and a full one correct. IPv6 packets go to `tc6`, from the same hooks.
 #![expect(
     clippy::needless_pass_by_value,
     reason = "aya's entry-point macros hand the context over by value"
@@ -23,74 +23,121 @@ use netlab_common::nat::{
 };
 
 use super::{
-    csum, ct, frag, host_sockets, icmp, log,
+    csum, ct,
+    flow::Flow as _,
+    frag, host_sockets, icmp, log,
     maps::{NEXT_HOP, config, container, count, count_port, count_untranslated, published},
+    maps6::configs,
     packet::{
         self, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Packet,
         in_subnet, parse, rewrite_addresses, skb_ptr_at, to_container,
     },
+    packet6::ETH_P_IPV6,
+    tc6,
 };
 
 const AF_INET: u8 = 2;
 
-/// What to do with a packet after translation.
-enum Verdict {
-    /// Let the stack (and later programs) carry on.
-    Pass,
-    /// Drop it (counted).
-    Drop,
-    /// A redirect helper's return value.
-    Redirect(i32),
-}
+/// What to do with a packet after translation: the tc action. A plain integer, so that a BPF
+/// function returning one never hands back a register left undefined on some path (the
+/// verifier refuses to shift one that held a pointer, as LLVM did with an enum's payload).
+#[derive(Clone, Copy)]
+pub struct Verdict(i32);
 
 impl Verdict {
-    fn code(self) -> i32 {
-        match self {
-            Self::Pass => TC_ACT_UNSPEC,
-            Self::Drop => TC_ACT_SHOT,
-            Self::Redirect(code) => code,
-        }
+    /// Let the stack (and later programs) carry on.
+    pub const PASS: Self = Self(TC_ACT_UNSPEC);
+    /// Drop it (counted).
+    pub const DROP: Self = Self(TC_ACT_SHOT);
+
+    /// A redirect helper's return value.
+    pub fn redirect(code: i32) -> Self {
+        Self(code)
+    }
+
+    pub fn code(self) -> i32 {
+        self.0
     }
 }
 
 /// External device, ingress: DNAT for published ports and the reverse of masquerade.
 #[classifier]
 pub fn netlab_nat_ext_ingress(ctx: TcContext) -> i32 {
-    try_ext_ingress(&ctx)
-        .unwrap_or_else(|stat| skipped(&ctx, stat))
-        .code()
+    by_family(&ctx, ext_ingress, tc6::ext_ingress)
 }
 
 /// External device, egress: the reverse of DNAT and masquerade.
 #[classifier]
 pub fn netlab_nat_ext_egress(ctx: TcContext) -> i32 {
-    try_ext_egress(&ctx)
-        .unwrap_or_else(|stat| skipped(&ctx, stat))
-        .code()
+    // SAFETY: ctx wraps the kernel's __sk_buff.
+    if unsafe { (*ctx.skb.skb).mark } == MARK_TRANSLATED {
+        return Verdict::PASS.code();
+    }
+    by_family(&ctx, ext_egress, tc6::ext_egress)
 }
 
 /// A container's host-side veth, ingress: hairpin and fast-path replies.
 #[classifier]
 pub fn netlab_nat_ctr_ingress(ctx: TcContext) -> i32 {
-    try_ctr_ingress(&ctx)
-        .unwrap_or_else(|stat| skipped(&ctx, stat))
-        .code()
+    by_family(&ctx, ctr_ingress, tc6::ctr_ingress)
+}
+
+/// Runs `ipv4`, or `ipv6` for an IPv6 packet in a dual-stack lab (in an IPv4-only lab IPv6
+/// passes untouched). Each is a BPF function of its own, which returns the tc action: the
+/// entry point's frame stays small, and each family's path has the stack to itself.
+#[inline(always)]
+fn by_family(
+    ctx: &TcContext,
+    ipv4: impl FnOnce(&TcContext) -> i32,
+    ipv6: impl FnOnce(&TcContext, &tc6::Configs) -> i32,
+) -> i32 {
+    let ethertype: Option<*mut u16> = skb_ptr_at(ctx, 12);
+    // SAFETY: bounds checked by skb_ptr_at.
+    if ethertype.is_some_and(|e| u16::from_be(unsafe { *e }) == ETH_P_IPV6) {
+        match configs() {
+            Some(configs) => ipv6(ctx, &configs),
+            None => Verdict::PASS.code(),
+        }
+    } else {
+        ipv4(ctx)
+    }
+}
+
+/// The tc action of a translation's result.
+#[inline(always)]
+pub fn action(ctx: &TcContext, result: Result<Verdict, Stat>) -> i32 {
+    result.unwrap_or_else(|stat| skipped(ctx, stat)).code()
+}
+
+#[inline(never)]
+fn ext_ingress(ctx: &TcContext) -> i32 {
+    action(ctx, try_ext_ingress(ctx))
+}
+
+#[inline(never)]
+fn ext_egress(ctx: &TcContext) -> i32 {
+    action(ctx, try_ext_egress(ctx))
+}
+
+#[inline(never)]
+fn ctr_ingress(ctx: &TcContext) -> i32 {
+    action(ctx, try_ctr_ingress(ctx))
 }
 
 /// Packets the NAT does not handle pass untouched (and are counted by reason); packets it
 /// had to give up on are dropped.
 fn skipped(ctx: &TcContext, stat: Stat) -> Verdict {
     if count_untranslated(ctx, stat) {
-        Verdict::Drop
+        Verdict::DROP
     } else {
-        Verdict::Pass
+        Verdict::PASS
     }
 }
 
 #[inline(always)]
 fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     };
     let pkt = parse(ctx, Some(config))?;
     let fast_path = config.flags & flags::FAST_PATH != 0;
@@ -101,14 +148,14 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(if fast_path {
             to_container_peer(ctx, &pkt, pkt.key.dst_ip, config)
         } else {
-            Verdict::Pass
+            Verdict::PASS
         });
     }
     if pkt.frag == Frag::Later {
         // Translated (by us or by XDP before us) like its first fragment, or dropped.
         let Some(entry) = frag::lookup(&pkt) else {
             if config.flags & flags::MASQUERADE == 0 && to_container(config, pkt.key.dst_ip) {
-                return Ok(Verdict::Pass);
+                return Ok(Verdict::PASS);
             }
             return Err(Stat::FragmentsDropped);
         };
@@ -116,7 +163,7 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(if fast_path && to_container(config, entry.dst_ip) {
             to_container_peer(ctx, &pkt, entry.dst_ip, config)
         } else {
-            Verdict::Pass
+            Verdict::PASS
         });
     }
     if icmp::is_error(&pkt) {
@@ -128,7 +175,7 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             {
                 Err(Stat::DirectAccess)
             }
-            _ => Ok(Verdict::Pass),
+            _ => Ok(Verdict::PASS),
         };
     }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
@@ -141,7 +188,7 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         // may get there — a neighbour routing the subnet through us reaches published ports
         // only, as with Docker. A lab without masquerade is routed: its containers are open.
         if config.flags & flags::MASQUERADE == 0 {
-            return Ok(Verdict::Pass);
+            return Ok(Verdict::PASS);
         }
         if config.flags & flags::XDP_INGRESS == 0 || !ct::translated_earlier(&pkt.key) {
             return Err(Stat::DirectAccess);
@@ -149,7 +196,7 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return Ok(if fast_path {
             to_container_peer(ctx, &pkt, pkt.key.dst_ip, config)
         } else {
-            Verdict::Pass
+            Verdict::PASS
         });
     } else {
         // For the host itself: its later fragments pass too.
@@ -160,14 +207,14 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         {
             count(Stat::Untracked);
         }
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.counter, u64::from(pkt.len));
     if fast_path {
         return Ok(to_container_peer(ctx, &pkt, entry.dst_ip, config));
     }
-    Ok(Verdict::Pass)
+    Ok(Verdict::PASS)
 }
 
 /// Whether the XDP program translated this packet already (its metadata says so).
@@ -189,37 +236,33 @@ fn xdp_translated(ctx: &TcContext) -> bool {
 #[inline(always)]
 fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     };
-    // SAFETY: ctx wraps the kernel's __sk_buff.
-    if unsafe { (*ctx.skb.skb).mark } == MARK_TRANSLATED {
-        return Ok(Verdict::Pass);
-    }
     let pkt = parse(ctx, None)?;
     let from_subnet = in_subnet(config, pkt.key.src_ip);
     if pkt.frag == Frag::Later {
         return match frag::lookup(&pkt) {
-            Some(entry) => rewrite(ctx, &pkt, &entry).map(|()| Verdict::Pass),
+            Some(entry) => rewrite(ctx, &pkt, &entry).map(|()| Verdict::PASS),
             // Never out with a container's private address.
             None if from_subnet => Err(Stat::FragmentsDropped),
-            None => Ok(Verdict::Pass),
+            None => Ok(Verdict::PASS),
         };
     }
     if icmp::is_error(&pkt) {
         icmp::translate_error(ctx, &pkt, false)?;
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     }
     let entry = if let Some(entry) = ct::lookup(&pkt) {
         entry
     } else if !pkt.has_ports() {
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     } else if from_subnet && config.flags & flags::MASQUERADE != 0 {
         let k = &pkt.key;
         let new = FlowKey {
             src_ip: config.external_ip,
             ..*k
         };
-        let entry = ct::create_masquerade(ctx, k, new, ct_flags::SNAT, CounterRef::default())?;
+        let entry = ct::create_masquerade(ctx, k, new, ct_flags::SNAT)?;
         log::new_flow(ctx, "masquerade", k, &entry);
         entry
     } else if pkt.key.src_ip == config.external_ip {
@@ -235,21 +278,21 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
             new_flow,
         ) {
             Ok(entry) => entry,
-            Err(_) if !new_flow => return Ok(Verdict::Pass),
+            Err(_) if !new_flow => return Ok(Verdict::PASS),
             Err(stat) => return Err(stat),
         }
     } else {
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.counter, u64::from(pkt.len));
-    Ok(Verdict::Pass)
+    Ok(Verdict::PASS)
 }
 
 #[inline(always)]
 fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     let Some(config) = config() else {
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     };
     let pkt = parse(ctx, None)?;
     if pkt.frag == Frag::Later {
@@ -261,13 +304,13 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             rewrite(ctx, &pkt, &entry)?;
             return Ok(to_container_egress(ctx, entry.dst_ip, config));
         }
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     }
     if icmp::is_error(&pkt) {
         // Errors about hairpin flows go back to the container that started them.
         return Ok(match icmp::translate_error(ctx, &pkt, true)? {
             Some(dst) => to_container_egress(ctx, dst, config),
-            None => Verdict::Pass,
+            None => Verdict::PASS,
         });
     }
     let k = &pkt.key;
@@ -280,10 +323,10 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         // here: no port is published on a container's address, and a hairpin flow's
         // replies, the only ones of ours between containers, were found above.
         if !matches!(k.proto, IPPROTO_TCP | IPPROTO_UDP) || to_container(config, k.dst_ip) {
-            return Ok(Verdict::Pass);
+            return Ok(Verdict::PASS);
         }
         let Some(target) = published(config, k.dst_ip, k.dst_port, k.proto, false) else {
-            return Ok(Verdict::Pass);
+            return Ok(Verdict::PASS);
         };
         // Only a new flow: not a container's answer to a host process whose port happens to
         // be published (a TCP segment without a lone SYN, a datagram a host socket expects).
@@ -292,7 +335,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         } else {
             host_sockets::owns(ctx, k)
         } {
-            return Ok(Verdict::Pass);
+            return Ok(Verdict::PASS);
         }
         // Its own port: the reply must come back through us, so the source becomes the
         // gateway (a packet from its own address would be dropped as martian). With
@@ -330,7 +373,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         return fast_reply(ctx, &pkt, &entry);
     }
     // Translated on the external device's egress, after the stack has routed it.
-    Ok(Verdict::Pass)
+    Ok(Verdict::PASS)
 }
 
 /// Rewrites addresses, ports (or the ICMP echo identifier) and checksums to `to`, and
@@ -341,7 +384,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
 fn rewrite(ctx: &TcContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
     frag::remember(pkt, to.src_ip, to.dst_ip, to.flags);
-    if ct::unchanged(k, to) {
+    if k.unchanged(to) {
         return Ok(());
     }
     // A later fragment has no L4 header: its addresses only (the checksum is in the first).
@@ -423,7 +466,7 @@ fn decrement_ttl(ctx: &TcContext, pkt: &Packet) -> Result<(), Stat> {
 /// Sets the Ethernet destination and source, a byte at a time: an array copy compiles to a
 /// call to `memmove` (a BPF function), which costs more than the twelve stores.
 #[inline(always)]
-fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Stat> {
+pub fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Stat> {
     let eth: *mut [u8; 12] = skb_ptr_at(ctx, 0).ok_or(Stat::RewriteFailed)?;
     let eth = eth.cast::<u8>();
     for i in 0..6 {
@@ -441,30 +484,30 @@ fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Stat> {
 #[inline(always)]
 fn to_container_peer(ctx: &TcContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) -> Verdict {
     let Some(info) = container(config, dst_ip) else {
-        return Verdict::Pass;
+        return Verdict::PASS;
     };
     if pkt.ttl <= 1 || decrement_ttl(ctx, pkt).is_err() {
-        return Verdict::Pass;
+        return Verdict::PASS;
     }
     if set_macs(ctx, &info.mac, &config.bridge_mac).is_err() {
-        return Verdict::Drop;
+        return Verdict::DROP;
     }
     count(Stat::FastPath);
     // SAFETY: a helper taking plain integers.
-    Verdict::Redirect(unsafe { bpf_redirect_peer(info.host_ifindex, 0) } as i32)
+    Verdict::redirect(unsafe { bpf_redirect_peer(info.host_ifindex, 0) } as i32)
 }
 
 /// Hairpin delivery: out of the target container's host-side veth, as the bridge would.
 #[inline(always)]
 fn to_container_egress(ctx: &TcContext, dst_ip: u32, config: &NatConfig) -> Verdict {
     let Some(info) = container(config, dst_ip) else {
-        return Verdict::Pass;
+        return Verdict::PASS;
     };
     if set_macs(ctx, &info.mac, &config.bridge_mac).is_err() {
-        return Verdict::Drop;
+        return Verdict::DROP;
     }
     // SAFETY: a helper taking plain integers.
-    Verdict::Redirect(unsafe { bpf_redirect(info.host_ifindex, 0) } as i32)
+    Verdict::redirect(unsafe { bpf_redirect(info.host_ifindex, 0) } as i32)
 }
 
 /// How long a remembered next hop is used before the FIB is asked again.
@@ -513,7 +556,7 @@ fn send_reply(
     translate_reply(ctx, pkt, entry)?;
     set_macs(ctx, &hop.dmac, &hop.smac)?;
     // SAFETY: a helper taking plain integers.
-    Ok(Verdict::Redirect(
+    Ok(Verdict::redirect(
         unsafe { bpf_redirect(hop.ifindex, 0) } as i32
     ))
 }
@@ -545,12 +588,12 @@ fn fib_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, 
     };
     let rc = rc as u32;
     if rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH || pkt.ttl <= 1 {
-        return Ok(Verdict::Pass);
+        return Ok(Verdict::PASS);
     }
     if rc == BPF_FIB_LKUP_RET_NO_NEIGH {
         translate_reply(ctx, pkt, entry)?;
         // SAFETY: no neighbour parameters: the kernel resolves the next hop itself.
-        return Ok(Verdict::Redirect(unsafe {
+        return Ok(Verdict::redirect(unsafe {
             bpf_redirect_neigh(params.ifindex, core::ptr::null_mut(), 0, 0)
         } as i32));
     }

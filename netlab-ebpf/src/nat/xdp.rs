@@ -15,12 +15,15 @@ use aya_ebpf::{
 use netlab_common::nat::{CtEntry, FlowKey, NatConfig, Stat, XDP_META_TRANSLATED, ct_flags, flags};
 
 use super::{
-    csum, ct, frag, log,
+    csum, ct,
+    flow::Flow as _,
+    frag, log,
     maps::{DEVMAP, config, container, count, count_port, count_untranslated},
     packet::{
         self, ETH_HLEN, ETH_P_IP, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
         Ipv4Hdr, Packet, parse_ip, rewrite_addresses, to_container,
     },
+    packet6::ETH_P_IPV6,
 };
 
 /// External device, XDP: DNAT for published ports and the reverse of masquerade.
@@ -58,8 +61,11 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
     };
     let ethertype: *mut u16 = ptr_at(ctx, 12).ok_or(Stat::Truncated)?;
     // SAFETY: bounds checked by ptr_at.
-    if u16::from_be(unsafe { *ethertype }) != ETH_P_IP {
-        return Err(Stat::Skipped);
+    match u16::from_be(unsafe { *ethertype }) {
+        ETH_P_IP => {}
+        // IPv6 is translated by the tc program after this one.
+        ETH_P_IPV6 => return Ok(xdp_action::XDP_PASS),
+        _ => return Err(Stat::Skipped),
     }
     let iph: *mut Ipv4Hdr = ptr_at(ctx, ETH_HLEN).ok_or(Stat::Truncated)?;
     // SAFETY: bounds checked by ptr_at.
@@ -142,7 +148,7 @@ fn mark_translated(ctx: &XdpContext) {
 
 fn rewrite(ctx: &XdpContext, pkt: &Packet, to: &CtEntry) -> Result<(), Stat> {
     let k = &pkt.key;
-    if ct::unchanged(k, to) {
+    if k.unchanged(to) {
         return Ok(());
     }
     let iph: *mut Ipv4Hdr = ptr_at(ctx, pkt.l3).ok_or(Stat::Truncated)?;

@@ -157,10 +157,11 @@ mod tests {
             .maps
             .keys()
             .map(String::as_str)
-            .filter(|name| name.starts_with("NETLAB_NAT_"))
+            .filter(|name| name.starts_with("NETLAB_NAT_") || name.starts_with("NETLAB_NAT6_"))
             .collect();
         in_object.sort_unstable();
         let mut named = maps::ALL.to_vec();
+        named.extend(netlab_common::nat6::maps::ALL);
         named.sort_unstable();
         assert_eq!(
             in_object, named,
@@ -178,6 +179,7 @@ mod tests {
             .collect();
         in_object.sort_unstable();
         let mut named = programs::ALL.to_vec();
+        named.extend(netlab_common::nat6::programs::ALL);
         named.sort_unstable();
         assert_eq!(
             in_object, named,

@@ -258,7 +258,7 @@ impl Datapath {
         let tables = self.tables();
         let mut writer = tables.port_writer()?;
         for spec in attachment.specs {
-            writer.write(spec, attachment.address, attachment.owner)?;
+            writer.write(spec, attachment.address, None, attachment.owner)?;
             crash_point::reached("", &format!("cni: published {spec}"));
         }
         // A new container on a UDP port must not get the datagrams of the previous one's

@@ -5,7 +5,7 @@
 use std::{
     collections::HashSet,
     fs::File,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd as _, AsRawFd as _},
     path::{Path, PathBuf},
 };
@@ -18,13 +18,17 @@ use aya::{
         links::FdLink,
     },
 };
-use netlab_common::nat::{ContainerInfo, NatConfig, flags, maps as map_names, programs};
+use netlab_common::{
+    nat::{self, ContainerInfo, NatConfig, flags, maps as map_names, programs},
+    nat6::{self, Ipv6Words, NatConfig6, words_of},
+};
 
 use super::block;
 use crate::{
     bpf_loader::{self, bpffs, pin_link, program, verified},
     crash_point,
     error::{Error, Result},
+    lab::LabIpv6,
     link,
     nat::{FastPath, Ingress, NatContext},
     netlink::{self, Place},
@@ -50,6 +54,8 @@ struct ContainerLink {
     /// The container's node name.
     node: String,
     address: Ipv4Addr,
+    /// Its IPv6 address, in a dual-stack lab.
+    address6: Option<Ipv6Addr>,
     /// The veth end in the host node, and its index there.
     host_device: String,
     host_ifindex: u32,
@@ -209,6 +215,7 @@ fn read_interfaces(ctx: NatContext<'_>) -> Result<Interfaces> {
             containers.push(ContainerLink {
                 node: container.name.clone(),
                 address: container.address,
+                address6: container.address6.filter(|_| lab.ipv6.is_some()),
                 host_device: container.host_device.clone(),
                 host_ifindex,
                 device: container.device.clone(),
@@ -274,7 +281,7 @@ fn attach_all(
     cgroup: &Path,
 ) -> Result<()> {
     crash_point::reached("", "load the eBPF object, pin its maps");
-    let mut bpf = bpf_loader::load(dir, &[(map_names::CONNTRACK, ctx.options.ct_entries)])?;
+    let mut bpf = bpf_loader::load(dir, &map_sizes(ctx))?;
     write_tables(&mut bpf, ctx, interfaces)?;
     let links = dir.join("links");
     let first_up = std::fs::read_dir(&links).map_or(true, |mut pins| pins.next().is_none());
@@ -318,6 +325,24 @@ fn attach_all(
     attach_cgroup_hooks(&mut bpf, &links, cgroup)
 }
 
+/// The sizes of the maps whose declared size the lab changes: the conntrack table's
+/// (`--ct-entries`), and in a dual-stack lab the IPv6 maps', declared with one entry (an
+/// IPv4-only lab pays no memory for them), the same as their IPv4 counterparts'.
+fn map_sizes(ctx: NatContext<'_>) -> Vec<(&'static str, u32)> {
+    let ct_entries = ctx.options.ct_entries;
+    let mut sizes = vec![(map_names::CONNTRACK, ct_entries)];
+    if ctx.lab.ipv6.is_some() {
+        sizes.extend([
+            (nat6::maps::CONNTRACK6, ct_entries),
+            (nat6::maps::PUBLISH6, nat::PUBLISH_MAX_ENTRIES),
+            (nat6::maps::CONTAINERS6, nat::CONTAINERS_MAX_ENTRIES),
+            (nat6::maps::FRAGMENTS6, nat::FRAGMENTS_MAX_ENTRIES),
+            (nat6::maps::SOCK_ORIG6, nat::SOCK_ORIG_MAX_ENTRIES),
+        ]);
+    }
+    sizes
+}
+
 /// The tc programs, the one that takes the verifier longest first (see
 /// [`bpf_loader::load_programs`]).
 pub(crate) const TC_PROGRAMS_BY_COST: [&str; 3] = [
@@ -358,15 +383,20 @@ pub(crate) fn external_attached(device: &str, links: &Path) -> bool {
     })
 }
 
-/// The host-process hooks, pinned by their names.
-pub(crate) const CGROUP_HOOKS: [&str; 3] = [
+/// The host-process hooks, pinned by their names (the IPv6 ones act in dual-stack labs
+/// only).
+pub(crate) const CGROUP_HOOKS: [&str; 6] = [
     programs::SOCK_CONNECT4,
     programs::SOCK_SENDMSG4,
     programs::SOCK_RECVMSG4,
+    nat6::programs::SOCK_CONNECT6,
+    nat6::programs::SOCK_SENDMSG6,
+    nat6::programs::SOCK_RECVMSG6,
 ];
 
-/// Attaches the host-process hooks (`connect4`, `sendmsg4`, `recvmsg4`) to the cgroup v2
-/// root `cgroup`, pinned in `links`; hooks pinned already stay as they are.
+/// Attaches the host-process hooks (`connect4`, `sendmsg4`, `recvmsg4` and their IPv6
+/// siblings) to the cgroup v2 root `cgroup`, pinned in `links`; hooks pinned already stay
+/// as they are.
 pub(crate) fn attach_cgroup_hooks(bpf: &mut Ebpf, links: &Path, cgroup: &Path) -> Result<()> {
     let cgroup_file = File::open(cgroup)
         .map_err(|err| Error::io(format!("opening {}", cgroup.display()), err))?;
@@ -442,6 +472,9 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
                 Error::ebpf(format!("adding container {address} to the datapath"), err)
             })?;
     }
+    if let Some(ipv6) = &lab.ipv6 {
+        write_tables6(bpf, ipv6, interfaces)?;
+    }
     let mut devmap: DevMapHash<&mut MapData> = map(bpf, map_names::DEVMAP)?;
     for ContainerLink { host_ifindex, .. } in &interfaces.containers {
         devmap
@@ -453,6 +486,47 @@ fn write_tables(bpf: &mut Ebpf, ctx: NatContext<'_>, interfaces: &Interfaces) ->
     array
         .set(0, config, 0)
         .map_err(|err| Error::ebpf("writing the NAT config", err))
+}
+
+/// A dual-stack lab's IPv6 containers and addresses, written before the config that lets
+/// the programs run.
+fn write_tables6(bpf: &mut Ebpf, ipv6: &LabIpv6, interfaces: &Interfaces) -> Result<()> {
+    let mut containers: HashMap<&mut MapData, Ipv6Words, ContainerInfo> =
+        map(bpf, nat6::maps::CONTAINERS6)?;
+    for link in &interfaces.containers {
+        let Some(address6) = link.address6 else {
+            continue;
+        };
+        let info = ContainerInfo {
+            host_ifindex: link.host_ifindex,
+            mac: link.mac,
+            pad: [0; 6],
+            owner: 0,
+        };
+        containers
+            .insert(words_of(address6), info, 0)
+            .map_err(|err| {
+                Error::ebpf(format!("adding container {address6} to the datapath"), err)
+            })?;
+    }
+    let subnet = ipv6.subnet;
+    let mask = Ipv6Addr::from_bits(
+        u128::MAX
+            .checked_shl(128 - u32::from(subnet.prefix_len()))
+            .unwrap_or(0),
+    );
+    let config = NatConfig6 {
+        external_ip: words_of(ipv6.external.addr()),
+        gateway_ip: words_of(ipv6.gateway),
+        subnet: words_of(subnet.network()),
+        subnet_mask: words_of(mask),
+        ready: 1,
+        pad: 0,
+    };
+    let mut array: Array<&mut MapData, NatConfig6> = map(bpf, nat6::maps::CONFIG6)?;
+    array
+        .set(0, config, 0)
+        .map_err(|err| Error::ebpf("writing the IPv6 NAT config", err))
 }
 
 pub(crate) fn map<'a, M>(bpf: &'a mut Ebpf, name: &str) -> Result<M>

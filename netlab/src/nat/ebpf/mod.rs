@@ -9,7 +9,7 @@ pub mod events;
 mod ranges;
 pub(crate) mod tables;
 
-use netlab_common::nat::{CtEntry, FlowKey, ct_flags, ct_state, maps as map_names, programs};
+use netlab_common::nat::{ct_flags, ct_state, maps as map_names, programs};
 
 use crate::{
     error::Result,
@@ -60,16 +60,18 @@ impl NatBackend for Ebpf {
         let tables = tables::Tables::open(ctx.lab_name)?;
         let now = tables::monotonic_ns();
         let timeouts = ctx.options.ct_timeouts;
-        let expires = |key: &FlowKey, entry: &CtEntry| {
-            entry.last_seen_ns + timeouts.lifetime_ns(key.proto, entry.state)
+        let expires = |flow: &tables::TrackedFlow| {
+            // ICMPv6 lives as long as ICMP.
+            let proto = if flow.proto == 58 { 1 } else { flow.proto };
+            flow.last_seen_ns + timeouts.lifetime_ns(proto, flow.state)
         };
         Ok(tables
             .conntrack()?
             .into_iter()
             // Expired entries stay in the map until reused or evicted; like the kernel's
             // table, the listing shows live flows only.
-            .filter(|(key, entry)| expires(key, entry) > now)
-            .map(|(key, entry)| {
+            .filter(|flow| expires(flow) > now)
+            .map(|entry| {
                 let mut kind = Vec::new();
                 for (bit, name) in [
                     (ct_flags::HOST, "host"),
@@ -83,17 +85,9 @@ impl NatBackend for Ebpf {
                     }
                 }
                 ConntrackRow {
-                    proto: crate::ports::protocol_name(key.proto),
-                    original: format!(
-                        "{} -> {}",
-                        tables::endpoint(key.src_ip, key.src_port),
-                        tables::endpoint(key.dst_ip, key.dst_port)
-                    ),
-                    translated: format!(
-                        "{} -> {}",
-                        tables::endpoint(entry.src_ip, entry.src_port),
-                        tables::endpoint(entry.dst_ip, entry.dst_port)
-                    ),
+                    proto: crate::ports::protocol_name(entry.proto),
+                    original: entry.original.clone(),
+                    translated: entry.translated.clone(),
                     kind: kind.join("+"),
                     state: match entry.state {
                         ct_state::ESTABLISHED => "established",
@@ -102,7 +96,7 @@ impl NatBackend for Ebpf {
                     }
                     .to_string(),
                     idle_s: now.saturating_sub(entry.last_seen_ns) / 1_000_000_000,
-                    timeout_s: expires(&key, &entry).saturating_sub(now) / 1_000_000_000,
+                    timeout_s: expires(&entry).saturating_sub(now) / 1_000_000_000,
                 }
             })
             .collect())
@@ -209,6 +203,10 @@ impl NatBackend for Ebpf {
             hooks.push(host(None, &point, program));
         }
         hooks
+    }
+
+    fn carries_ipv6(&self) -> bool {
+        true
     }
 
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {

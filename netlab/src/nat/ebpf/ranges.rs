@@ -2,7 +2,8 @@
 //! few aligned blocks of ports that cover it, each one prefix of an LPM trie (`1-65535` is
 //! 16 entries), with one counter slot for the whole range: publishing every port writes 32
 //! entries and 2 counter slots instead of 131,070 of each. A single port stays in the
-//! per-port hash, which the datapath asks first.
+//! per-port hash, which the datapath asks first. Each family has its trie: the same code
+//! writes both, over [`Prefix`].
 
 use std::collections::HashMap;
 
@@ -10,14 +11,48 @@ use aya::maps::{
     Map, MapData,
     lpm_trie::{Key, LpmTrie},
 };
-use netlab_common::nat::{
-    PORT_PREFIX_FIXED_BITS, PUBLISH_RANGES_MAX_ENTRIES, PortPrefix, PublishRange, maps as map_names,
+use netlab_common::{
+    nat::{
+        PORT_PREFIX_FIXED_BITS, PUBLISH_RANGES_MAX_ENTRIES, PortPrefix, PublishRange,
+        maps as map_names,
+    },
+    nat6::{self, PORT_PREFIX6_FIXED_BITS, PortPrefix6, PublishRange6, words_of},
 };
 
 use crate::{
     error::{Error, Result},
     ports::PortSpec,
 };
+
+/// The key data of a family's ranges trie.
+pub(crate) trait Prefix: aya::Pod + Eq + std::hash::Hash + std::fmt::Debug {
+    /// What a block leads to.
+    type Range: aya::Pod;
+    /// Bits before the port (always matched in full).
+    const FIXED_BITS: u32;
+    /// The trie's name.
+    const MAP: &'static str;
+    /// The port (network order): a block's first.
+    fn port(&self) -> u16;
+}
+
+impl Prefix for PortPrefix {
+    type Range = PublishRange;
+    const FIXED_BITS: u32 = PORT_PREFIX_FIXED_BITS;
+    const MAP: &'static str = map_names::PUBLISH_RANGES;
+    fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Prefix for PortPrefix6 {
+    type Range = PublishRange6;
+    const FIXED_BITS: u32 = PORT_PREFIX6_FIXED_BITS;
+    const MAP: &'static str = nat6::maps::PUBLISH_RANGES6;
+    fn port(&self) -> u16 {
+        self.port
+    }
+}
 
 use super::tables::Tables;
 
@@ -60,32 +95,56 @@ pub(crate) fn is_range(spec: &PortSpec) -> bool {
     spec.host.start != spec.host.end
 }
 
-/// A key of the ranges map, comparable and hashable (aya's `Key` is neither).
+/// A key of a ranges map, comparable and hashable (aya's `Key` is neither).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct RangeKey {
-    pub prefix: PortPrefix,
+pub(crate) struct RangeKey<P = PortPrefix> {
+    pub prefix: P,
     pub block: Block,
 }
 
-impl RangeKey {
-    fn trie_key(self) -> Key<PortPrefix> {
-        Key::new(PORT_PREFIX_FIXED_BITS + self.block.bits, self.prefix)
+/// A key of the IPv6 ranges map.
+pub(crate) type RangeKey6 = RangeKey<PortPrefix6>;
+
+impl<P: Prefix> RangeKey<P> {
+    fn trie_key(self) -> Key<P> {
+        Key::new(P::FIXED_BITS + self.block.bits, self.prefix)
     }
 
-    fn from_trie_key(key: Key<PortPrefix>) -> Self {
+    fn from_trie_key(key: Key<P>) -> Self {
         let prefix = key.data();
         Self {
             prefix,
             block: Block {
-                first: u16::from_be(prefix.port),
-                bits: key.prefix_len().saturating_sub(PORT_PREFIX_FIXED_BITS),
+                first: u16::from_be(prefix.port()),
+                bits: key.prefix_len().saturating_sub(P::FIXED_BITS),
             },
         }
     }
 }
 
-/// The trie keys of range `spec`, one per block (none for a spec published on IPv6 only,
-/// which this datapath does not carry).
+/// The IPv6 trie keys of range `spec`, one per block (none for a spec published on IPv4
+/// only).
+pub(crate) fn range_keys6(spec: &PortSpec) -> Vec<RangeKey6> {
+    let Some(host_ip) = spec.host_ip6() else {
+        return Vec::new();
+    };
+    let ip = host_ip.map_or([0; 4], words_of);
+    blocks(spec.host.start, spec.host.end)
+        .into_iter()
+        .map(|block| RangeKey {
+            prefix: PortPrefix6 {
+                ip,
+                proto: spec.proto.number(),
+                pad: 0,
+                port: block.first.to_be(),
+            },
+            block,
+        })
+        .collect()
+}
+
+/// The IPv4 trie keys of range `spec`, one per block (none for a spec published on IPv6
+/// only).
 pub(crate) fn range_keys(spec: &PortSpec) -> Vec<RangeKey> {
     let Some(host_ip) = spec.host_ip4() else {
         return Vec::new();
@@ -106,14 +165,19 @@ pub(crate) fn range_keys(spec: &PortSpec) -> Vec<RangeKey> {
 }
 
 impl Tables {
-    fn ranges_map(&self) -> Result<LpmTrie<MapData, PortPrefix, PublishRange>> {
-        LpmTrie::try_from(Map::LpmTrie(self.data(map_names::PUBLISH_RANGES)?))
+    fn ranges_map<P: Prefix>(&self) -> Result<LpmTrie<MapData, P, P::Range>> {
+        LpmTrie::try_from(Map::LpmTrie(self.data(P::MAP)?))
             .map_err(|err| Error::ebpf("opening the published ranges map", err))
     }
 
     /// Every published range's blocks (a few per range: one system call each is cheap).
     pub(crate) fn published_ranges(&self) -> Result<HashMap<RangeKey, PublishRange>> {
-        let map = self.ranges_map()?;
+        self.published_ranges_of()
+    }
+
+    /// [`Self::published_ranges`] of either family.
+    pub(crate) fn published_ranges_of<P: Prefix>(&self) -> Result<HashMap<RangeKey<P>, P::Range>> {
+        let map = self.ranges_map::<P>()?;
         map.iter()
             .map(|entry| {
                 entry
@@ -124,15 +188,15 @@ impl Tables {
     }
 
     /// Forwards every block of a range (`what` names it in errors).
-    pub(crate) fn write_range(
+    pub(crate) fn write_range<P: Prefix>(
         &self,
-        keys: &[RangeKey],
-        value: PublishRange,
+        keys: &[RangeKey<P>],
+        value: P::Range,
         what: &str,
     ) -> Result<()> {
-        let mut map = self.ranges_map()?;
+        let mut map = self.ranges_map::<P>()?;
         for key in keys {
-            map.insert(&key.trie_key(), value, 0).map_err(|err| {
+            map.insert(&key.trie_key(), &value, 0).map_err(|err| {
                 Error::ebpf(
                     format!(
                         "publishing {what} (the ranges map holds at most {PUBLISH_RANGES_MAX_ENTRIES} blocks)"
@@ -145,8 +209,8 @@ impl Tables {
     }
 
     /// Stops forwarding the blocks `keys`; one not there was removed already.
-    pub(crate) fn remove_ranges(&self, keys: &[RangeKey], what: &str) -> Result<()> {
-        let mut map = self.ranges_map()?;
+    pub(crate) fn remove_ranges<P: Prefix>(&self, keys: &[RangeKey<P>], what: &str) -> Result<()> {
+        let mut map = self.ranges_map::<P>()?;
         for key in keys {
             match map.remove(&key.trie_key()) {
                 Err(aya::maps::MapError::SyscallError(err))

@@ -1,13 +1,26 @@
 //! The pinned maps of a running datapath, opened from bpffs: publishing and unpublishing
 //! ports, reading counters and the conntrack table. No program is loaded or changed here.
+//! A dual-stack lab's ports are written in both families' maps (a spec publishes in each
+//! family its host address allows), with one counter slot per spec for both.
 
-use std::{collections::HashSet, fmt::Write as _, net::Ipv4Addr, path::PathBuf};
+use std::{
+    collections::HashSet,
+    fmt::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+};
 
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
-use netlab_common::nat::{
-    ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PORT_COUNTER_SLOTS,
-    PUBLISH_MAX_ENTRIES, PublishKey, PublishRange, PublishValue, Stat, TrafficCounters, ct_flags,
-    maps as map_names,
+use netlab_common::{
+    nat::{
+        ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PORT_COUNTER_SLOTS,
+        PUBLISH_MAX_ENTRIES, PublishKey, PublishRange, PublishValue, Stat, TrafficCounters,
+        ct_flags, maps as map_names,
+    },
+    nat6::{
+        self, CtEntry6, FlowKey6, PortPrefix6, PublishKey6, PublishRange6, PublishValue6,
+        address_of, words_of,
+    },
 };
 
 use crate::{
@@ -20,7 +33,7 @@ use crate::{
 
 use super::{
     batch, pin_dir,
-    ranges::{self, RangeKey},
+    ranges::{self, RangeKey, RangeKey6},
 };
 
 /// The pinned maps of one lab.
@@ -47,8 +60,39 @@ fn publish_keys(publish: &Publish) -> impl Iterator<Item = (PublishKey, u16)> + 
     spec_keys(&publish.spec)
 }
 
+/// The IPv6 host-side keys of `spec`, each with its container port: one per host port (none
+/// for a spec published on IPv4 only).
+pub(crate) fn spec_keys6(spec: &PortSpec) -> impl Iterator<Item = (PublishKey6, u16)> + '_ {
+    let host_ip = spec.host_ip6();
+    let ip = host_ip.flatten().map_or([0; 4], words_of);
+    let ports = host_ip.map(|_| spec.host.start..=spec.host.end);
+    ports.into_iter().flatten().filter_map(move |host_port| {
+        let container_port = spec.container_port_for(host_port)?;
+        let key = PublishKey6 {
+            ip,
+            port: host_port.to_be(),
+            proto: spec.proto.number(),
+            pad: 0,
+        };
+        Some((key, container_port))
+    })
+}
+
+/// A tracked flow of either family, as `netlab conntrack` lists it.
+#[derive(Debug, Clone)]
+pub struct TrackedFlow {
+    pub proto: u8,
+    /// The packet as it arrives: `src:port -> dst:port`.
+    pub original: String,
+    /// What it is rewritten to.
+    pub translated: String,
+    pub flags: u8,
+    pub state: u8,
+    pub last_seen_ns: u64,
+}
+
 /// The host-side keys of `spec`, each with its container port: one per host port (none
-/// for a spec published on IPv6 only, which this datapath does not carry).
+/// for a spec published on IPv6 only).
 pub(crate) fn spec_keys(spec: &PortSpec) -> impl Iterator<Item = (PublishKey, u16)> + '_ {
     let host_ip = spec.host_ip4();
     let ip = host_ip.flatten().map_or(0, |ip| u32::from(ip).to_be());
@@ -161,33 +205,57 @@ impl Tables {
             .map_err(|err| Error::ebpf("opening the conntrack map", err))
     }
 
+    fn conntrack6_map(&self) -> Result<HashMap<MapData, FlowKey6, CtEntry6>> {
+        HashMap::try_from(Map::LruHashMap(self.data(nat6::maps::CONNTRACK6)?))
+            .map_err(|err| Error::ebpf("opening the IPv6 conntrack map", err))
+    }
+
+    /// Every port published in IPv6, read in batches.
+    pub(crate) fn published6(
+        &self,
+    ) -> Result<std::collections::HashMap<PublishKey6, PublishValue6>> {
+        let map = self.data(nat6::maps::PUBLISH6)?;
+        Ok(batch::entries(&map)
+            .map_err(|err| Error::io("reading the ports published in IPv6", err))?
+            .into_iter()
+            .collect())
+    }
+
     /// A single port as one entry of the per-port map, a range as the few blocks of the
-    /// ranges map that cover it (see `PortWriter`): map updates, not a program change.
+    /// ranges map that cover it (see `PortWriter`), in each family the lab and the spec
+    /// have: map updates, not a program change.
     pub fn publish(&self, lab: &Lab, added: &[Publish]) -> Result<()> {
         let mut writer = self.port_writer()?;
         for publish in added {
             crash_point::reached("", &format!("map publish {}", publish.spec));
             let container = lab.require_container(&publish.node)?;
-            writer.write(&publish.spec, container.address, 0)?;
+            let address6 = container.address6.filter(|_| lab.ipv6.is_some());
+            writer.write(&publish.spec, container.address, address6, 0)?;
         }
         Ok(())
     }
 
-    /// A writer of ports for one command: it reads the publish map once (which finding free
-    /// counter slots needs), however many specs it then writes.
+    /// A writer of ports for one command: it reads the publish maps once (which finding
+    /// free counter slots needs), however many specs it then writes.
     pub(crate) fn port_writer(&self) -> Result<PortWriter<'_>> {
         let existing = self.published()?;
         let ranges = self.published_ranges()?;
+        let existing6 = self.published6()?;
+        let ranges6 = self.published_ranges_of::<PortPrefix6>()?;
         let free = FreeSlots::new(
             existing
                 .values()
                 .map(|value| value.counter.slot)
-                .chain(ranges.values().map(|range| range.counter.slot)),
+                .chain(ranges.values().map(|range| range.counter.slot))
+                .chain(existing6.values().map(|value| value.counter.slot))
+                .chain(ranges6.values().map(|range| range.counter.slot)),
         );
         Ok(PortWriter {
             tables: self,
             existing,
             ranges,
+            existing6,
+            ranges6,
             free,
             generation: random_generation()?,
         })
@@ -197,23 +265,77 @@ impl Tables {
     /// flows of those ports are forgotten so their next datagram is not forwarded (as
     /// Docker flushes conntrack for UDP).
     pub fn unpublish(&self, _lab: &Lab, removed: &[Publish]) -> Result<()> {
-        let mut gone = HashSet::new();
+        let (mut gone, mut gone6) = (HashSet::new(), HashSet::new());
         // The single ports of every spec in one batch.
-        let mut ports = Vec::new();
+        let (mut ports, mut ports6) = (Vec::new(), Vec::new());
         for publish in removed {
             crash_point::reached("", &format!("map unpublish {}", publish.spec));
-            if ranges::is_range(&publish.spec) {
-                let what = publish.spec.to_string();
-                self.remove_ranges(&ranges::range_keys(&publish.spec), &what)?;
+            let spec = &publish.spec;
+            if ranges::is_range(spec) {
+                let what = spec.to_string();
+                self.remove_ranges(&ranges::range_keys(spec), &what)?;
+                self.remove_ranges(&ranges::range_keys6(spec), &what)?;
             } else {
                 ports.extend(publish_keys(publish).map(|(key, _)| key));
+                ports6.extend(spec_keys6(spec).map(|(key, _)| key));
             }
-            if publish.spec.proto == Proto::Udp {
+            if spec.proto == Proto::Udp {
                 gone.extend(publish_keys(publish).map(|(key, _)| key));
+                gone6.extend(spec_keys6(spec).map(|(key, _)| key));
             }
         }
         self.remove_ports(&ports, &format!("{} ports", ports.len()))?;
-        self.forget_flows(&gone)
+        self.remove_ports6(&ports6, &format!("{} IPv6 ports", ports6.len()))?;
+        self.forget_flows(&gone)?;
+        self.forget_flows6(&gone6)
+    }
+
+    /// [`Self::remove_ports`] in IPv6.
+    fn remove_ports6(&self, keys: &[PublishKey6], what: &str) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let map = self.data(nat6::maps::PUBLISH6)?;
+        batch::delete(&map, keys).map_err(|err| Error::io(format!("unpublishing {what}"), err))
+    }
+
+    /// [`Self::forget_flows`] in IPv6.
+    fn forget_flows6(&self, gone: &HashSet<PublishKey6>) -> Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut conntrack = self.conntrack6_map()?;
+        let to_port = |key: &FlowKey6, ip| PublishKey6 {
+            ip,
+            port: key.dst_port,
+            proto: key.proto,
+            pad: 0,
+        };
+        let stale: Vec<FlowKey6> = conntrack
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .filter(|(key, entry)| {
+                entry.flags & ct_flags::DNAT != 0
+                    && entry.flags & ct_flags::REPLY == 0
+                    && (gone.contains(&to_port(key, key.dst_ip))
+                        || gone.contains(&to_port(key, [0; 4])))
+            })
+            .flat_map(|(key, entry)| {
+                let reply = FlowKey6 {
+                    src_ip: entry.dst_ip,
+                    dst_ip: entry.src_ip,
+                    src_port: entry.dst_port,
+                    dst_port: entry.src_port,
+                    proto: key.proto,
+                    pad: [0; 3],
+                };
+                [key, reply]
+            })
+            .collect();
+        for key in stale {
+            let _ = conntrack.remove(&key);
+        }
+        Ok(())
     }
 
     /// Stops forwarding `keys` (`what` names them in errors); their counter slots are free
@@ -278,12 +400,36 @@ impl Tables {
             .into_keys()
             .filter(|key| !wanted_ranges.contains(key))
             .collect();
-        if stale.is_empty() && stale_ranges.is_empty() {
+        let wanted6: HashSet<PublishKey6> = ports
+            .iter()
+            .flat_map(|publish| spec_keys6(&publish.spec).map(|(key, _)| key))
+            .collect();
+        let wanted_ranges6: HashSet<RangeKey6> = ranges
+            .iter()
+            .flat_map(|publish| ranges::range_keys6(&publish.spec))
+            .collect();
+        let stale6: Vec<PublishKey6> = self
+            .published6()?
+            .into_keys()
+            .filter(|key| lab.ipv6.is_none() || !wanted6.contains(key))
+            .collect();
+        let stale_ranges6: Vec<RangeKey6> = self
+            .published_ranges_of::<PortPrefix6>()?
+            .into_keys()
+            .filter(|key| lab.ipv6.is_none() || !wanted_ranges6.contains(key))
+            .collect();
+        if stale.is_empty()
+            && stale_ranges.is_empty()
+            && stale6.is_empty()
+            && stale_ranges6.is_empty()
+        {
             return Ok(());
         }
         crash_point::reached("", "map prune");
         self.remove_ports(&stale, "ports no command published")?;
-        self.remove_ranges(&stale_ranges, "port ranges no command published")
+        self.remove_ranges(&stale_ranges, "port ranges no command published")?;
+        self.remove_ports6(&stale6, "IPv6 ports no command published")?;
+        self.remove_ranges(&stale_ranges6, "IPv6 port ranges no command published")
     }
 
     /// Packets and bytes per published spec, summed over its ports and the CPUs.
@@ -291,21 +437,32 @@ impl Tables {
         let counters = self.port_counters_map()?;
         let published = self.published()?;
         let published_ranges = self.published_ranges()?;
+        let published6 = self.published6()?;
+        let published_ranges6 = self.published_ranges_of::<PortPrefix6>()?;
         let mut rows = Vec::new();
         for publish in &lab.publish {
-            // A range counts in one slot, which all its blocks name.
-            let slots: Vec<CounterRef> = if ranges::is_range(&publish.spec) {
-                ranges::range_keys(&publish.spec)
+            let spec = &publish.spec;
+            // A spec counts in one slot, which all its entries name, in both families.
+            let slot: Option<CounterRef> = if ranges::is_range(spec) {
+                let v4 = ranges::range_keys(spec)
                     .first()
                     .and_then(|key| published_ranges.get(key))
-                    .map(|range| range.counter)
-                    .into_iter()
-                    .collect()
+                    .map(|range| range.counter);
+                v4.or_else(|| {
+                    ranges::range_keys6(spec)
+                        .first()
+                        .and_then(|key| published_ranges6.get(key))
+                        .map(|range| range.counter)
+                })
             } else {
-                publish_keys(publish)
-                    .filter_map(|(key, _)| published.get(&key).map(|value| value.counter))
-                    .collect()
+                let v4 = publish_keys(publish)
+                    .find_map(|(key, _)| published.get(&key).map(|value| value.counter));
+                v4.or_else(|| {
+                    spec_keys6(spec)
+                        .find_map(|(key, _)| published6.get(&key).map(|value| value.counter))
+                })
             };
+            let slots: Vec<CounterRef> = slot.into_iter().collect();
             let (mut packets, mut bytes) = (0, 0);
             for counter in slots {
                 if let Ok(values) = counters.get(&counter.slot, 0) {
@@ -326,9 +483,51 @@ impl Tables {
         Ok(rows)
     }
 
-    pub fn conntrack(&self) -> Result<Vec<(FlowKey, CtEntry)>> {
+    /// The tracked flows of both families.
+    pub fn conntrack(&self) -> Result<Vec<TrackedFlow>> {
         let map = self.conntrack_map()?;
-        Ok(map.iter().filter_map(std::result::Result::ok).collect())
+        let mut flows: Vec<TrackedFlow> = map
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .map(|(key, entry)| TrackedFlow {
+                proto: key.proto,
+                original: format!(
+                    "{} -> {}",
+                    endpoint(key.src_ip, key.src_port),
+                    endpoint(key.dst_ip, key.dst_port)
+                ),
+                translated: format!(
+                    "{} -> {}",
+                    endpoint(entry.src_ip, entry.src_port),
+                    endpoint(entry.dst_ip, entry.dst_port)
+                ),
+                flags: entry.flags,
+                state: entry.state,
+                last_seen_ns: entry.last_seen_ns,
+            })
+            .collect();
+        let map6 = self.conntrack6_map()?;
+        flows.extend(
+            map6.iter()
+                .filter_map(std::result::Result::ok)
+                .map(|(key, entry)| TrackedFlow {
+                    proto: key.proto,
+                    original: format!(
+                        "{} -> {}",
+                        endpoint6(key.src_ip, key.src_port),
+                        endpoint6(key.dst_ip, key.dst_port)
+                    ),
+                    translated: format!(
+                        "{} -> {}",
+                        endpoint6(entry.src_ip, entry.src_port),
+                        endpoint6(entry.dst_ip, entry.dst_port)
+                    ),
+                    flags: entry.flags,
+                    state: entry.state,
+                    last_seen_ns: entry.last_seen_ns,
+                }),
+        );
+        Ok(flows)
     }
 
     /// Datapath statistics (translated, skipped, dropped by reason), summed over CPUs.
@@ -378,7 +577,16 @@ impl Tables {
         let publish = self.publish_map()?.keys().count();
         let mut published_ranges: Vec<_> = self.published_ranges()?.into_iter().collect();
         let conntrack = self.conntrack_map()?.keys().count();
+        let published6 = self.published6()?;
+        let conntrack6 = self.conntrack6_map()?.keys().count();
         let _ = writeln!(out, "map {}: {publish} entries", map_names::PUBLISH);
+        let _ = writeln!(
+            out,
+            "map {}: {} entries",
+            nat6::maps::PUBLISH6,
+            published6.len()
+        );
+        let _ = writeln!(out, "map {}: {conntrack6} entries", nat6::maps::CONNTRACK6);
         let _ = writeln!(
             out,
             "map {}: {} entries",
@@ -401,6 +609,19 @@ impl Tables {
                 endpoint(key.ip, key.port).replacen("0.0.0.0:", "*:", 1),
                 crate::ports::protocol_name(key.proto),
                 endpoint(target.ip, target.port)
+            );
+        }
+        for (key, target) in published6.iter().take(20) {
+            let host = if key.ip == [0; 4] {
+                format!("*:{}", u16::from_be(key.port))
+            } else {
+                endpoint6(key.ip, key.port)
+            };
+            let _ = writeln!(
+                out,
+                "publish {host}/{} -> {}",
+                crate::ports::protocol_name(key.proto),
+                endpoint6(target.ip, target.port)
             );
         }
         published_ranges.sort_by_key(|(key, _)| (key.prefix.proto, key.prefix.ip, key.block.first));
@@ -439,63 +660,125 @@ pub(crate) struct PortWriter<'a> {
     existing: std::collections::HashMap<PublishKey, PublishValue>,
     /// The ranges map, the same way.
     ranges: std::collections::HashMap<RangeKey, PublishRange>,
+    /// The IPv6 publish map, the same way.
+    existing6: std::collections::HashMap<PublishKey6, PublishValue6>,
+    /// The IPv6 ranges map, the same way.
+    ranges6: std::collections::HashMap<RangeKey6, PublishRange6>,
     free: FreeSlots,
     /// The counter generation of the slots this command gives out.
     generation: u32,
 }
 
 impl PortWriter<'_> {
-    /// Forwards the host ports of `spec` to `container`, marked as `owner`'s: a single port
-    /// in the per-port map, a range as its blocks.
-    pub(crate) fn write(&mut self, spec: &PortSpec, container: Ipv4Addr, owner: u64) -> Result<()> {
+    /// Forwards the host ports of `spec` to `container` (and in IPv6 to `container6`, when
+    /// given), marked as `owner`'s: a single port in the per-port maps, a range as its
+    /// blocks. The spec counts in one slot in both families.
+    pub(crate) fn write(
+        &mut self,
+        spec: &PortSpec,
+        container: Ipv4Addr,
+        container6: Option<Ipv6Addr>,
+        owner: u64,
+    ) -> Result<()> {
+        let mut new_slots = Vec::new();
+        let earlier = self.earlier_counter(spec, container6.is_some());
+        let counter = self.counter(earlier, spec, &mut new_slots)?;
+        self.reset_counters(&new_slots, spec)?;
+        let what = spec.to_string();
         if ranges::is_range(spec) {
-            return self.write_range(spec, container, owner);
+            let keys = ranges::range_keys(spec);
+            if !keys.is_empty() {
+                let range = PublishRange {
+                    ip: u32::from(container).to_be(),
+                    host_start: spec.host.start,
+                    container_start: spec.container.start,
+                    owner,
+                    counter,
+                };
+                self.tables.write_range(&keys, range, &what)?;
+                self.ranges.extend(keys.into_iter().map(|key| (key, range)));
+            }
+            if let Some(container6) = container6 {
+                let keys = ranges::range_keys6(spec);
+                let range = PublishRange6 {
+                    owner,
+                    counter,
+                    ip: words_of(container6),
+                    host_start: spec.host.start,
+                    container_start: spec.container.start,
+                    pad: 0,
+                };
+                self.tables.write_range(&keys, range, &what)?;
+                self.ranges6
+                    .extend(keys.into_iter().map(|key| (key, range)));
+            }
+            return Ok(());
         }
         let ip = u32::from(container).to_be();
-        let mut new_slots = Vec::new();
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        for (key, container_port) in spec_keys(spec) {
-            let earlier = self.existing.get(&key).map(|value| value.counter);
-            let counter = self.counter(earlier, spec, &mut new_slots)?;
-            keys.push(key);
-            values.push(PublishValue {
-                ip,
-                port: container_port.to_be(),
-                pad: 0,
-                owner,
-                counter,
-            });
-        }
-        self.reset_counters(&new_slots, spec)?;
+        let (keys, values): (Vec<PublishKey>, Vec<PublishValue>) = spec_keys(spec)
+            .map(|(key, container_port)| {
+                let value = PublishValue {
+                    ip,
+                    port: container_port.to_be(),
+                    pad: 0,
+                    owner,
+                    counter,
+                };
+                (key, value)
+            })
+            .unzip();
         // Every port as the caller says: one a crashed command left forwarding elsewhere
         // is set right, one already right is written the same.
-        batch::update(&self.tables.data(map_names::PUBLISH)?, &keys, &values)
-            .map_err(|err| Error::io(format!("publishing {spec}"), err))?;
-        self.existing.extend(keys.into_iter().zip(values));
+        if !keys.is_empty() {
+            batch::update(&self.tables.data(map_names::PUBLISH)?, &keys, &values)
+                .map_err(|err| Error::io(format!("publishing {spec}"), err))?;
+            self.existing.extend(keys.into_iter().zip(values));
+        }
+        if let Some(container6) = container6 {
+            let ip = words_of(container6);
+            let (keys, values): (Vec<PublishKey6>, Vec<PublishValue6>) = spec_keys6(spec)
+                .map(|(key, container_port)| {
+                    let value = PublishValue6 {
+                        owner,
+                        counter,
+                        ip,
+                        port: container_port.to_be(),
+                        pad: [0; 6],
+                    };
+                    (key, value)
+                })
+                .unzip();
+            if !keys.is_empty() {
+                batch::update(&self.tables.data(nat6::maps::PUBLISH6)?, &keys, &values)
+                    .map_err(|err| Error::io(format!("publishing {spec} in IPv6"), err))?;
+                self.existing6.extend(keys.into_iter().zip(values));
+            }
+        }
         Ok(())
     }
 
-    /// A range: one counter slot, and the same value in each of its blocks.
-    fn write_range(&mut self, spec: &PortSpec, container: Ipv4Addr, owner: u64) -> Result<()> {
-        let keys = ranges::range_keys(spec);
-        let earlier = keys
-            .first()
-            .and_then(|key| self.ranges.get(key))
-            .filter(|range| range.host_start == spec.host.start)
-            .map(|range| range.counter);
-        let mut new_slots = Vec::new();
-        let range = PublishRange {
-            ip: u32::from(container).to_be(),
-            host_start: spec.host.start,
-            container_start: spec.container.start,
-            owner,
-            counter: self.counter(earlier, spec, &mut new_slots)?,
-        };
-        self.reset_counters(&new_slots, spec)?;
-        self.tables.write_range(&keys, range, &spec.to_string())?;
-        self.ranges.extend(keys.into_iter().map(|key| (key, range)));
-        Ok(())
+    /// The counter `spec` already has in either family (published again by `up`, it keeps
+    /// its counts): a range's, when its first block starts where the spec does.
+    fn earlier_counter(&self, spec: &PortSpec, ipv6: bool) -> Option<CounterRef> {
+        if ranges::is_range(spec) {
+            let v4 = ranges::range_keys(spec)
+                .first()
+                .and_then(|key| self.ranges.get(key))
+                .filter(|range| range.host_start == spec.host.start)
+                .map(|range| range.counter);
+            let v6 = || {
+                ranges::range_keys6(spec)
+                    .first()
+                    .and_then(|key| self.ranges6.get(key))
+                    .filter(|range| range.host_start == spec.host.start)
+                    .map(|range| range.counter)
+            };
+            return v4.or_else(|| v6().filter(|_| ipv6));
+        }
+        let v4 = spec_keys(spec).find_map(|(key, _)| self.existing.get(&key).map(|v| v.counter));
+        let v6 =
+            || spec_keys6(spec).find_map(|(key, _)| self.existing6.get(&key).map(|v| v.counter));
+        v4.or_else(|| v6().filter(|_| ipv6))
     }
 
     /// The counter of a port or range: the one it had (published again by `up`, it keeps
@@ -580,6 +863,11 @@ pub(crate) fn random_generation() -> Result<u32> {
         ));
     }
     Ok(u32::from_ne_bytes(bytes).max(1))
+}
+
+/// `[address]:port` of an IPv6 address the maps hold.
+pub(super) fn endpoint6(ip: nat6::Ipv6Words, port: u16) -> String {
+    format!("[{}]:{}", address_of(ip), u16::from_be(port))
 }
 
 /// `address:port` from the maps' network byte order, as `ip` and `ss` print them.
