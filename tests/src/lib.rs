@@ -5,9 +5,11 @@
 pub mod cni;
 pub mod fixtures;
 pub mod frames;
+pub mod frames6;
 pub mod harness;
 pub mod leaks;
 pub mod podman;
+pub mod prog_test;
 
 use std::{
     process::{Command, Output},

@@ -292,6 +292,10 @@ struct SearchCtx {
 
 /// One attempt of a [`PortSearch`]: `bpf_loop`'s callback (1 stops the loop). The socket
 /// lookup, and its tuple on the stack, are only in the variant that asks (`ASK_SOCKETS`).
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "by reference, the map helpers read the search's tuples in its per-CPU slot; by value, they would be copied to the stack first"
+)]
 extern "C" fn attempt<K: Flow, const ASK_SOCKETS: bool>(index: u64, ctx: *mut c_void) -> i64 {
     let Some(search) = K::search() else {
         return 1;
@@ -443,6 +447,10 @@ fn search<K: Flow>(
 /// own: LLVM kept a constant in a register across the map helpers here, which the verifier
 /// refuses).
 #[inline(never)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "by reference, the map helpers read the search's tuples in its per-CPU slot; by value, they would be copied to the stack first"
+)]
 fn add_forward<K: Flow>(search: &mut PortSearch<K>, out: &mut K::Entry) -> Result<(), Stat> {
     if search.found == 0 {
         return Err(Stat::SnatExhausted);
@@ -464,21 +472,17 @@ fn add_forward<K: Flow>(search: &mut PortSearch<K>, out: &mut K::Entry) -> Resul
     }
     // Another CPU created this flow at the same moment: use the winner's mapping, and take
     // back our reply entry unless it is the winner's too (same tuple).
-    match K::conntrack().get_ptr(&search.orig) {
-        Some(winner) => {
-            // SAFETY: a pointer into the map's value, valid during the program.
-            let winner = unsafe { &*winner };
-            if !search.reply_key.pairs_with(winner) {
-                let _ = K::conntrack().remove(&search.reply_key);
-            }
-            winner.copy_to(out);
-            Ok(())
-        }
-        None => {
-            let _ = K::conntrack().remove(&search.reply_key);
-            Err(Stat::CtInsertFailed)
-        }
+    let Some(winner) = K::conntrack().get_ptr(&search.orig) else {
+        let _ = K::conntrack().remove(&search.reply_key);
+        return Err(Stat::CtInsertFailed);
+    };
+    // SAFETY: a pointer into the map's value, valid during the program.
+    let winner = unsafe { &*winner };
+    if !search.reply_key.pairs_with(winner) {
+        let _ = K::conntrack().remove(&search.reply_key);
     }
+    winner.copy_to(out);
+    Ok(())
 }
 
 /// A new flow for a packet to a published port (DNAT, the source kept unless its reply

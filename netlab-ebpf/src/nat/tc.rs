@@ -94,9 +94,11 @@ fn by_family(
     let ethertype: Option<*mut u16> = skb_ptr_at(ctx, 12);
     // SAFETY: bounds checked by skb_ptr_at.
     if ethertype.is_some_and(|e| u16::from_be(unsafe { *e }) == ETH_P_IPV6) {
-        match configs() {
-            Some(configs) => ipv6(ctx, &configs),
-            None => Verdict::PASS.code(),
+        if let Some(configs) = configs() {
+            ipv6(ctx, &configs)
+        } else {
+            count(Stat::Skipped);
+            Verdict::PASS.code()
         }
     } else {
         ipv4(ctx)

@@ -196,7 +196,7 @@ impl Tables {
     ) -> Result<()> {
         let mut map = self.ranges_map::<P>()?;
         for key in keys {
-            map.insert(&key.trie_key(), &value, 0).map_err(|err| {
+            map.insert(&key.trie_key(), value, 0).map_err(|err| {
                 Error::ebpf(
                     format!(
                         "publishing {what} (the ranges map holds at most {PUBLISH_RANGES_MAX_ENTRIES} blocks)"

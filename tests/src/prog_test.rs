@@ -1,0 +1,100 @@
+//! Running the datapath's programs on crafted frames with `BPF_PROG_TEST_RUN`, for the
+//! packet-rewriting suites of both families: each test loads its own copy of the object,
+//! with its maps pinned in a folder of its own that goes when the test ends.
+
+use std::path::PathBuf;
+
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+};
+use netlab_common::nat::{Stat, maps, programs};
+
+use crate::unique;
+
+/// tc's "carry on" verdict.
+pub const TC_ACT_UNSPEC: i32 = -1;
+/// tc's "drop" verdict.
+pub const TC_ACT_SHOT: i32 = 2;
+/// tc's verdict after `bpf_redirect*`.
+pub const TC_ACT_REDIRECT: i32 = 7;
+
+/// A pin folder of a test's own, removed when the test ends, whether its programs loaded or
+/// not.
+#[derive(Debug)]
+pub struct PinDir(PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = netlab::bpf_loader::bpffs::remove_dir(&self.0);
+        netlab::bpf_loader::bpffs::remove_unused_roots();
+    }
+}
+
+/// The object loaded in a pin folder of its own (maps sized by `sizes`, by name), its tc
+/// and XDP programs through the verifier.
+pub fn load(sizes: &[(&str, u32)]) -> (Ebpf, PinDir) {
+    let dir = PinDir(PathBuf::from(format!(
+        "/sys/fs/bpf/netlab/{}",
+        unique("dp")
+    )));
+    netlab::bpf_loader::bpffs::create_dir(&dir.0).expect("pin folder");
+    let mut bpf = netlab::bpf_loader::load(&dir.0, sizes).expect("loading the eBPF object");
+    for name in [
+        programs::TC_EXTERNAL_INGRESS,
+        programs::TC_EXTERNAL_EGRESS,
+        programs::TC_CONTAINER_INGRESS,
+    ] {
+        let program: &mut SchedClassifier = bpf
+            .program_mut(name)
+            .expect("program")
+            .try_into()
+            .expect("classifier");
+        program
+            .load()
+            .unwrap_or_else(|err| panic!("the verifier refuses {name}: {err:?}"));
+    }
+    let xdp: &mut Xdp = bpf
+        .program_mut(programs::XDP_EXTERNAL_INGRESS)
+        .expect("program")
+        .try_into()
+        .expect("xdp");
+    xdp.load().expect("verifier accepts the XDP program");
+    (bpf, dir)
+}
+
+/// Runs tc program `name` on `frame`; returns its verdict and the frame it leaves.
+pub fn tc(bpf: &Ebpf, name: &str, frame: &[u8]) -> (i32, Vec<u8>) {
+    let program: &SchedClassifier = bpf
+        .program(name)
+        .expect("program")
+        .try_into()
+        .expect("classifier");
+    let (verdict, out) = test_run(program, frame);
+    (verdict.cast_signed(), out)
+}
+
+/// How many packets the datapath counted under `stat`.
+pub fn stat(bpf: &Ebpf, stat: Stat) -> u64 {
+    let map: PerCpuArray<&MapData, u64> =
+        PerCpuArray::try_from(bpf.map(maps::STATS).expect("stats map")).expect("per-CPU array");
+    map.get(&(stat as u32), 0).expect("stat").iter().sum()
+}
+
+/// `BPF_PROG_TEST_RUN`: the program's return value and the frame it leaves.
+pub fn test_run<P>(program: &P, frame: &[u8]) -> (u32, Vec<u8>)
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::programs::TestRunResult>,
+{
+    let mut out = vec![0u8; frame.len() + 256];
+    let result = program
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    out.truncate(result.data_size_out as usize);
+    (result.return_value, out)
+}
