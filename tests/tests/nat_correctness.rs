@@ -59,38 +59,57 @@ impl<'a> DatapathStat<'a> {
 /// each comes back byte for byte (the request and the echo are both fragments on the wire,
 /// so the later fragments, which carry no ports, must be translated too), and the server saw
 /// them from the host's external address. On eBPF the datapath counted each later fragment
-/// it translated, once.
+/// it translated, once. In both families.
 fn fragmented_udp_masquerade(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _echo = Server::start(&lab, "wan", Mode::Udp, &[7000]);
     let fragments = DatapathStat::start(&lab, backend, "fragments");
-    let out = python(&lab, "netns0", UDP_SIZES, &[WAN, "7000", "3000", "60000"]);
-    assert_eq!(out, format!("3000 ok\n60000 ok\npeer {HOST_EXT}\n"));
+    let out = python(
+        &lab,
+        "netns0",
+        UDP_SIZES,
+        &[net.wan, "7000", "3000", "60000"],
+    );
+    assert_eq!(out, format!("3000 ok\n60000 ok\npeer {}\n", net.host_ext));
     if let Some(grown) = fragments.growth() {
-        // 3,008 and 60,008 bytes of UDP in fragments of 1,480 (MTU 1,500): 3 and 41
-        // fragments, 2 + 40 later ones each way.
+        // 3,008 and 60,008 bytes of UDP in fragments for an MTU of 1,500: 1,480 bytes each
+        // in IPv4 (3 and 41 fragments), 1,448 in IPv6 after its fragment header (3 and 42).
+        let later = if net.family == 4 { 2 + 40 } else { 2 + 41 };
         assert_eq!(
             grown,
-            2 * (2 + 40),
+            2 * later,
             "later fragments translated (the request's and the echo's)"
         );
     }
 }
 
 /// Case 2: fragmented UDP through a published port, from everywhere a published port is
-/// reached: 3,000 and 60,000-byte datagrams to 198.18.0.1:6300 (published to netns0's echo
-/// server) come back byte for byte from `wan`, from a process in the host node and from
-/// netns1 (hairpin), and the server saw each client as it sees them unfragmented.
+/// reached: 3,000 and 60,000-byte datagrams to the external address's port 6300 (published
+/// to netns0's echo server) come back byte for byte from `wan`, from a process in the host
+/// node and from netns1 (hairpin), and the server saw each client as it sees them
+/// unfragmented. In both families.
 fn fragmented_udp_published(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _echo = Server::start(&lab, "netns0", Mode::Udp, &[6300]);
     lab.netlab_ok(&["publish", "netns0", "6300:6300/udp"]);
-    for (node, peer) in [("wan", WAN), ("host", HOST_EXT), ("netns1", NETNS1)] {
-        let out = python(&lab, node, UDP_SIZES, &[HOST_EXT, "6300", "3000", "60000"]);
+    for (node, peer) in [
+        ("wan", net.wan),
+        ("host", net.host_ext),
+        ("netns1", net.netns1),
+    ] {
+        let out = python(
+            &lab,
+            node,
+            UDP_SIZES,
+            &[net.host_ext, "6300", "3000", "60000"],
+        );
         assert_eq!(
             out,
             format!("3000 ok\n60000 ok\npeer {peer}\n"),
-            "fragmented datagrams from {node} to {HOST_EXT}:6300"
+            "fragmented datagrams from {node} to {}:6300",
+            net.host_ext
         );
     }
 }
@@ -99,18 +118,20 @@ fn fragmented_udp_published(backend: &str) {
 /// NAT meets the flow's later fragments only on the way back: a small query from netns0 to
 /// a server in `wan` (masquerade) and from `wan` to a server in netns0 through a published
 /// port (reverse DNAT) are each answered with one 4,000-byte datagram whose sha256 checks.
+/// In both families.
 fn fragmented_reply(backend: &str) {
     let lab = default_lab(backend);
+    let net = lab.net;
     let _outside = Server::start(&lab, "wan", Mode::Dns, &[53]);
     assert_eq!(
-        python(&lab, "netns0", UDP_QUERY, &[WAN, "53", "4000"]).trim(),
+        python(&lab, "netns0", UDP_QUERY, &[net.wan, "53", "4000"]).trim(),
         "ok 4000",
         "a fragmented reply through masquerade"
     );
     let _inside = Server::start(&lab, "netns0", Mode::Dns, &[53]);
     lab.netlab_ok(&["publish", "netns0", "53:53/udp"]);
     assert_eq!(
-        python(&lab, "wan", UDP_QUERY, &[HOST_EXT, "53", "4000"]).trim(),
+        python(&lab, "wan", UDP_QUERY, &[net.host_ext, "53", "4000"]).trim(),
         "ok 4000",
         "a fragmented reply through a published port"
     );
@@ -668,4 +689,11 @@ netlab_e2e::backend_tests!(
     martians_dropped,
     direct_routed_access_closed,
     concurrent_publish_is_serialised,
+);
+
+// The cases that take the family from the lab, again in IPv6.
+netlab_e2e::backend_tests!(
+    ipv6: fragmented_udp_masquerade,
+    fragmented_udp_published,
+    fragmented_reply,
 );
