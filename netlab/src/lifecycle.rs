@@ -34,14 +34,6 @@ pub fn up(
     }
     let (backend, options) = choose(existing.as_ref());
     let nat = backend.backend()?;
-    if let Some(ipv6) = &lab.ipv6
-        && !nat.carries_ipv6()
-    {
-        return Err(Error::invalid(format!(
-            "the {backend} backend does not carry IPv6 yet, and the lab has subnet6 {}: use --backend iptables, or an IPv4-only lab",
-            ipv6.subnet
-        )));
-    }
     if lab.host == HostMode::Root {
         validate_root_host(lab)?;
     }

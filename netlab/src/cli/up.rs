@@ -17,11 +17,15 @@ pub struct Args {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
-    /// Make the lab dual-stack: IPv6 subnet `fd00:172:18::/64` (bridge `::1`, containers
-    /// their IPv4 host number in the same digits, external link `2001:2::1/64`), unless the
-    /// lab file gives subnet6. Needs a backend that carries IPv6 (iptables, none).
+    /// Make a lab file's lab dual-stack: IPv6 subnet `fd00:172:18::/64` (bridge `::1`,
+    /// containers their IPv4 host number in the same digits, external link `2001:2::1/64`),
+    /// unless the file gives subnet6. The built-in lab is dual-stack already.
     #[arg(long)]
     pub ipv6: bool,
+    /// Keep the built-in lab IPv4-only (without it, the built-in lab keeps the family of the
+    /// running one, else is dual-stack).
+    #[arg(long, conflicts_with_all = ["file", "ipv6"])]
+    pub ipv4_only: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
     /// Stay in the foreground, printing per-port counters every second; Ctrl-C takes the lab
@@ -72,7 +76,9 @@ const MAX_LAB_FILE: u64 = 1 << 20;
 /// The lab a command describes: the file's, or the built-in default.
 pub fn load_lab(file: Option<&PathBuf>) -> Result<Lab> {
     match file {
-        None => Ok(Lab::default_lab()),
+        // Docker's and Podman's default networks are IPv4-only, but a lab is for seeing both
+        // families at work.
+        None => Ok(Lab::default_dual_stack()),
         Some(path) => {
             let size = std::fs::metadata(path)
                 .op(|| format!("reading {}", path.display()))?
@@ -114,14 +120,23 @@ pub fn choose(args: &BackendArgs, running: Option<&LabState>) -> (BackendKind, B
 }
 
 pub fn run(lab_name: &str, args: &Args) -> Result<ExitCode> {
+    crate::state::validate_name(lab_name)?;
+    let running = crate::state::load(lab_name).ok().flatten();
     let mut lab = load_lab(args.file.as_ref())?;
+    // The built-in lab is dual-stack, unless asked otherwise or running IPv4-only.
+    if args.file.is_none()
+        && (args.ipv4_only
+            || running
+                .as_ref()
+                .is_some_and(|state| state.lab.ipv6.is_none()))
+    {
+        lab = Lab::default_lab();
+    }
     if args.ipv6 && lab.ipv6.is_none() {
         lab.enable_default_ipv6();
     }
     if args.explain {
-        crate::state::validate_name(lab_name)?;
         lab.validate()?;
-        let running = crate::state::load(lab_name).ok().flatten();
         let (backend, options) = choose(&args.backend, running.as_ref());
         for line in lifecycle::explain(lab_name, &lab, backend, options)? {
             println!("{line}");

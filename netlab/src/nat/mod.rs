@@ -246,11 +246,6 @@ pub trait NatBackend {
     fn remove_leftovers(&self, _lab_name: &str) -> Result<()> {
         Ok(())
     }
-    /// Whether the backend publishes and masquerades IPv6 too, so that it can run a
-    /// dual-stack lab. No by default.
-    fn carries_ipv6(&self) -> bool {
-        false
-    }
 }
 
 impl BackendKind {

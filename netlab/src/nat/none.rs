@@ -54,8 +54,4 @@ impl NatBackend for NoNat {
     fn hooks(&self, _ctx: NatContext<'_>) -> Vec<Hook> {
         Vec::new()
     }
-
-    fn carries_ipv6(&self) -> bool {
-        true
-    }
 }

@@ -205,10 +205,6 @@ impl NatBackend for Ebpf {
         hooks
     }
 
-    fn carries_ipv6(&self) -> bool {
-        true
-    }
-
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
         // Unpinning detaches (`down` then removes the shared folders no lab uses).
         crate::bpf_loader::bpffs::remove_dir(&pin_dir(lab_name))

@@ -185,10 +185,6 @@ impl NatBackend for Iptables {
             })
             .collect()
     }
-
-    fn carries_ipv6(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]

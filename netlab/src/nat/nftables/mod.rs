@@ -182,10 +182,6 @@ impl NatBackend for Nftables {
     fn remove_leftovers(&self, lab_name: &str) -> Result<()> {
         delete_tables(&Place::Root, lab_name)
     }
-
-    fn carries_ipv6(&self) -> bool {
-        true
-    }
 }
 
 /// `nft delete table ip netlab_<lab>` and `nft delete table ip6 netlab_<lab>` in `place`,
