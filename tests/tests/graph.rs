@@ -74,13 +74,18 @@ fn a_live_lab_is_drawn_as_it_runs(backend: &str) {
         assert!(attached.len() >= 6, "{attached:?}");
         assert_eq!(hooks, attached, "drawn vs attached\n{dot}");
     } else if backend.contains("nftables") {
+        // The built-in lab is dual-stack: a table per family, five base chains each.
         let table = format!("netlab_{}", lab.name);
-        let listing = lab.sh_ok("host", &format!("nft list table ip {table}"));
-        assert_eq!(hooks.len(), 5, "{hooks:?}");
+        assert_eq!(hooks.len(), 10, "{hooks:?}");
         for hook in &hooks {
-            let chain = hook
-                .strip_prefix(&format!("ip {table} "))
+            let (family, chain) = ["ip6", "ip"]
+                .into_iter()
+                .find_map(|family| {
+                    let chain = hook.strip_prefix(&format!("{family} {table} "))?;
+                    Some((family, chain))
+                })
                 .unwrap_or_else(|| panic!("{hook} is not a chain of {table}"));
+            let listing = lab.sh_ok("host", &format!("nft list table {family} {table}"));
             let declaration = listing
                 .split(&format!("chain {chain} {{\n"))
                 .nth(1)
@@ -198,10 +203,10 @@ fn a_bad_lab_file_is_not_drawn() {
 }
 
 /// README.md's picture of the default lab is what `netlab graph --format mermaid` draws for
-/// it (lab `netlab`, the eBPF backend's defaults).
+/// it (lab `netlab`, dual-stack, the eBPF backend's defaults).
 #[test]
 fn the_readme_shows_the_default_lab() {
-    let lab = LabModel::default_lab();
+    let lab = LabModel::default_dual_stack();
     let ctx = NatContext {
         lab_name: "netlab",
         lab: &lab,

@@ -101,7 +101,7 @@ fn foreign_rules_are_untouched(backend: &[&str]) {
             let ours6 = lab.sh_ok("host", "ip6tables-save");
             assert_eq!(
                 ours6.contains(&format!("-j NL-{}-DNAT", lab.name)),
-                backend.contains(&"--ipv6"),
+                !backend.contains(&"--ipv4-only"),
                 "ip6tables rules in a dual-stack lab only: {ours6}"
             );
         }
@@ -114,7 +114,7 @@ fn foreign_rules_are_untouched(backend: &[&str]) {
             assert!(listed.contains(&ipv4_table), "{listed}");
             assert_eq!(
                 listed.contains(&ipv6_table),
-                backend.contains(&"--ipv6"),
+                !backend.contains(&"--ipv4-only"),
                 "an ip6 table in a dual-stack lab only: {listed}"
             );
             let out = Command::new(netlab_bin())
@@ -148,27 +148,33 @@ fn foreign_rules_are_untouched_by_ebpf() {
 
 #[test]
 fn foreign_rules_are_untouched_by_iptables() {
-    foreign_rules_are_untouched(&["--backend", "iptables"]);
+    foreign_rules_are_untouched(&["--backend", "iptables", "--ipv4-only"]);
 }
 
 #[test]
 fn foreign_rules_are_untouched_by_iptables_dual_stack() {
-    foreign_rules_are_untouched(&["--backend", "iptables", "--ipv6"]);
+    foreign_rules_are_untouched(&["--backend", "iptables"]);
 }
 
 #[test]
 fn foreign_rules_are_untouched_by_nftables_rules() {
-    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "rules"]);
+    foreign_rules_are_untouched(&[
+        "--backend",
+        "nftables",
+        "--nft-shape",
+        "rules",
+        "--ipv4-only",
+    ]);
 }
 
 #[test]
 fn foreign_rules_are_untouched_by_nftables_dual_stack() {
-    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "map", "--ipv6"]);
+    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "map"]);
 }
 
 #[test]
 fn foreign_rules_are_untouched_by_nftables_map() {
-    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "map"]);
+    foreign_rules_are_untouched(&["--backend", "nftables", "--nft-shape", "map", "--ipv4-only"]);
 }
 
 /// netlab run by `nobody`: a copy of the binary anyone may run. `cp` writes the copy: were

@@ -281,7 +281,15 @@ fn a_lab_file_declares_containers() {
 #[test]
 fn explain_prints_the_walkthrough_commands_and_changes_nothing() {
     let name = unique("x");
-    let out = netlab(&["--lab", &name, "up", "--backend", "iptables", "--explain"]);
+    let out = netlab(&[
+        "--lab",
+        &name,
+        "up",
+        "--backend",
+        "iptables",
+        "--ipv4-only",
+        "--explain",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [
@@ -301,15 +309,7 @@ fn explain_prints_the_walkthrough_commands_and_changes_nothing() {
         !text.contains("ip6tables") && !text.contains(" -6 "),
         "{text}"
     );
-    let out = netlab(&[
-        "--lab",
-        &name,
-        "up",
-        "--backend",
-        "iptables",
-        "--ipv6",
-        "--explain",
-    ]);
+    let out = netlab(&["--lab", &name, "up", "--backend", "iptables", "--explain"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [
@@ -376,22 +376,27 @@ fn a_dual_stack_lab_is_usable_when_up_returns() {
 
 /// A backend that does not carry IPv6 refuses a dual-stack lab with one line that says so
 /// and what to do, before creating anything.
+/// The built-in lab is dual-stack; `--ipv4-only` keeps it IPv4-only, and so does a later
+/// `up` of the running IPv4-only lab; `--ipv4-only` with a lab file is refused.
 #[test]
-fn a_dual_stack_lab_needs_a_backend_that_carries_ipv6() {
-    let backend = "ebpf";
-    let name = unique("v");
-    let err = netlab_err(&["--lab", &name, "up", "--backend", backend, "--ipv6"]);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+fn the_built_in_lab_is_dual_stack_unless_asked() {
+    let subnet6 = |lab: &Lab| {
+        let status: serde_json::Value =
+            serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("status JSON");
+        status.to_string().contains("fd00:172:18::")
+    };
+    let lab = Lab::up(&["--backend", "none"]);
+    assert!(subnet6(&lab), "dual-stack by default");
+    lab.netlab_ok(&["down"]);
+    lab.netlab_ok(&["up", "--backend", "none", "--ipv4-only"]);
+    assert!(!subnet6(&lab), "--ipv4-only");
+    lab.netlab_ok(&["up"]);
+    assert!(!subnet6(&lab), "a running IPv4-only lab stays so");
+    let err = lab.netlab_err(&["up", "-f", "/dev/null", "--ipv4-only"]);
     assert!(
-        err.contains(&format!("the {backend} backend does not carry IPv6"))
-            && err.contains("fd00:172:18::/64"),
+        err.contains("--ipv4-only") && err.contains("--file"),
         "{err}"
     );
-    assert!(
-        namespaces_of(&name).is_empty(),
-        "{backend}: created something"
-    );
-    assert!(!std::path::Path::new(&format!("/run/netlab/{name}.json")).exists());
 }
 
 #[test]

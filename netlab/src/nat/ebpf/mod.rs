@@ -194,11 +194,7 @@ impl NatBackend for Ebpf {
                 });
             }
         }
-        for program in [
-            programs::SOCK_CONNECT4,
-            programs::SOCK_SENDMSG4,
-            programs::SOCK_RECVMSG4,
-        ] {
+        for program in attach::CGROUP_HOOKS {
             let point = format!("cgroup {}", &program["netlab_sock_".len()..]);
             hooks.push(host(None, &point, program));
         }

@@ -574,35 +574,26 @@ impl Tables {
         for link in links {
             let _ = writeln!(out, "attached: {link}");
         }
-        let publish = self.publish_map()?.keys().count();
+        let mut published: Vec<_> = self.published()?.into_iter().collect();
+        let mut published6: Vec<_> = self.published6()?.into_iter().collect();
         let mut published_ranges: Vec<_> = self.published_ranges()?.into_iter().collect();
         let conntrack = self.conntrack_map()?.keys().count();
-        let published6 = self.published6()?;
         let conntrack6 = self.conntrack6_map()?.keys().count();
-        let _ = writeln!(out, "map {}: {publish} entries", map_names::PUBLISH);
-        let _ = writeln!(
-            out,
-            "map {}: {} entries",
-            nat6::maps::PUBLISH6,
-            published6.len()
-        );
-        let _ = writeln!(out, "map {}: {conntrack6} entries", nat6::maps::CONNTRACK6);
-        let _ = writeln!(
-            out,
-            "map {}: {} entries",
-            map_names::PUBLISH_RANGES,
-            published_ranges.len()
-        );
-        let _ = writeln!(out, "map {}: {conntrack} entries", map_names::CONNTRACK);
+        for (name, entries) in [
+            (map_names::PUBLISH, published.len()),
+            (map_names::PUBLISH_RANGES, published_ranges.len()),
+            (map_names::CONNTRACK, conntrack),
+            (nat6::maps::PUBLISH6, published6.len()),
+            (nat6::maps::CONNTRACK6, conntrack6),
+        ] {
+            let _ = writeln!(out, "map {name}: {entries} entries");
+        }
         for (name, value) in self.stats()? {
             let _ = writeln!(out, "stat {name}: {value}");
         }
-        for (key, target) in self
-            .publish_map()?
-            .iter()
-            .filter_map(std::result::Result::ok)
-            .take(20)
-        {
+        // In a stable order (the maps' own is their hash's): by protocol, port, address.
+        published.sort_by_key(|(key, _)| (key.proto, u16::from_be(key.port), key.ip));
+        for (key, target) in published.iter().take(20) {
             let _ = writeln!(
                 out,
                 "publish {}/{} -> {}",
@@ -611,6 +602,7 @@ impl Tables {
                 endpoint(target.ip, target.port)
             );
         }
+        published6.sort_by_key(|(key, _)| (key.proto, u16::from_be(key.port), key.ip));
         for (key, target) in published6.iter().take(20) {
             let host = if key.ip == [0; 4] {
                 format!("*:{}", u16::from_be(key.port))
