@@ -262,6 +262,30 @@ fn ten_megabytes_both_ways(backend: &str) {
     }
 }
 
+/// Case 8b: checksums come out right when the NAT's packets have theirs finished in software:
+/// the host node's external device has transmit checksumming off, while the containers and
+/// `wan` leave theirs to offload. Their segments reach the NAT with a partial checksum (the
+/// pseudo header's sum only), which it must move to the new addresses, or the checksum the
+/// external device computes is wrong and `wan` drops every segment. A megabyte each way
+/// through a published port, byte for byte.
+fn checksums_finished_in_software(backend: &str) {
+    const SIZE: &str = "1048576";
+    let lab = default_lab(backend);
+    let net = lab.net;
+    lab.sh_ok("host", "ethtool -K eth0 tx off >/dev/null");
+    let _bulk = Server::start(&lab, "netns0", Mode::Bulk, &[5000]);
+    for direction in ["put", "get"] {
+        let out = client(&lab, "wan", &[direction, net.host_ext, "5000", SIZE]);
+        let client_side = out.lines().find_map(|line| line.strip_prefix("client "));
+        let server_side = out.lines().find_map(|line| line.strip_prefix("server "));
+        assert!(
+            client_side.is_some_and(|seen| seen.starts_with(&format!("{SIZE} "))),
+            "{direction}: {out}"
+        );
+        assert_eq!(client_side, server_side, "{direction}: {out}");
+    }
+}
+
 /// Case 9: 200 concurrent connections through one published port: all are established at once,
 /// each echoes its own distinct line intact, and the server saw every one come from `wan`.
 fn two_hundred_concurrent_connections(backend: &str) {
@@ -685,6 +709,7 @@ macro_rules! every_case {
             port_ranges,
             thousand_port_range,
             ten_megabytes_both_ways,
+            checksums_finished_in_software,
             two_hundred_concurrent_connections,
             unpublish,
             counters_of_a_new_port_start_empty,
