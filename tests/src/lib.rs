@@ -190,8 +190,9 @@ impl Drop for Lab {
 /// `ebpf_tc::a`, ..., each calling its case with the configuration's `netlab up` arguments
 /// (plus [`harness::TX_CSUM_OFF`], a marker [`harness::lab_with`] acts on). The 11
 /// configurations are listed here once, for every suite that runs on all of them;
-/// `backend_tests!(ipv6: a, b, c)` runs the cases on the configurations that carry IPv6,
-/// in IPv6.
+/// `backend_tests!(ipv6: a, b, c)` runs the cases in IPv6, on dual-stack labs of 8 of the
+/// configurations (both eBPF ingresses, every backend, checksum offload off once for
+/// netfilter and once for eBPF).
 #[macro_export]
 macro_rules! backend_tests {
     ($($case:ident),+ $(,)?) => {
@@ -209,8 +210,8 @@ macro_rules! backend_tests {
             ebpf_xdp_redirect: "--backend ebpf --ingress xdp --fast-path xdp-redirect";
         );
     };
-    // The configurations that carry IPv6, each on a dual-stack lab (`--ipv6`), for the suites
-    // whose cases take the family from [`harness::Net`].
+    // The IPv6 configurations, each on a dual-stack lab (`--ipv6`), for the suites whose
+    // cases take the family from [`harness::Net`].
     (ipv6: $($case:ident),+ $(,)?) => {
         $crate::backend_tests!(@configs [$($case),+]
             iptables_v6: "--backend iptables --ipv6";

@@ -202,16 +202,23 @@ fn cni_bench_measures_both_plugins() {
     }
 }
 
-/// `--family 6`: the backends that carry IPv6 measure it on dual-stack labs, one record per
-/// metric of the NAT-versus-routing comparison, named `<config>-v6`; no IPv4 record, and
-/// none for the eBPF backend, which does not carry IPv6 yet.
+/// `--family 6`: every configuration of every run measures IPv6 on dual-stack labs, one
+/// record per metric of the NAT-versus-routing comparison, named `<config>-v6`; no IPv4
+/// record.
 #[test]
-fn ipv6_bench_records_the_backends_that_carry_it() {
+fn ipv6_bench_records_every_configuration() {
     let (table, records, _) = bench(
         &["--quick", "--family", "6", "--ports", "1", "--runs", "1"],
         false,
     );
-    for config in ["routed-v6", "iptables-v6", "nft-rules-v6", "nft-map-v6"] {
+    for config in [
+        "routed-v6",
+        "iptables-v6",
+        "nft-rules-v6",
+        "nft-map-v6",
+        "ebpf-tc-v6",
+        "ebpf-xdp-v6",
+    ] {
         for metric in ["connections", "rr_p50", "udp_pps"] {
             let record = records
                 .iter()

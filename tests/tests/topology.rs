@@ -374,8 +374,6 @@ fn a_dual_stack_lab_is_usable_when_up_returns() {
     assert_eq!(status["published"][0]["container6"], "fd00:172:18::10");
 }
 
-/// A backend that does not carry IPv6 refuses a dual-stack lab with one line that says so
-/// and what to do, before creating anything.
 /// The built-in lab is dual-stack; `--ipv4-only` keeps it IPv4-only, and so does a later
 /// `up` of the running IPv4-only lab; `--ipv4-only` with a lab file is refused.
 #[test]

@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["versus_routed", "cni", "ports"])]
     pub every_port: bool,
     /// Address family of the traffic: `4` (every metric), `6` (new connections/s, latency
-    /// and UDP packets/s on dual-stack labs, for the backends that carry IPv6: records
+    /// and UDP packets/s on dual-stack labs, for every configuration of every run: records
     /// `<config>-v6`), or `both`, interleaved in one run so that they compare.
     #[arg(long, value_enum, default_value = "4", conflicts_with_all = ["versus_routed", "cni", "every_port"])]
     pub family: BenchFamily,
