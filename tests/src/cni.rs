@@ -20,6 +20,9 @@ pub const PLUGINS: &str = "/usr/lib/cni";
 /// The container subnet of the suite's networks, and its gateway (the bridge).
 pub const SUBNET: &str = "10.88.0.0/16";
 pub const CNI_GATEWAY: &str = "10.88.0.1";
+/// The IPv6 subnet of a dual-stack network, and its gateway.
+pub const SUBNET6: &str = "fd00:88::/64";
+pub const CNI_GATEWAY6: &str = "fd00:88::1";
 
 /// The `netlab-cni` binary next to the netlab binary under test.
 pub fn plugin_bin() -> PathBuf {
@@ -37,6 +40,8 @@ pub struct CniHost {
     pub options: Value,
     ipam_dir: PathBuf,
     containers: std::sync::Mutex<Vec<String>>,
+    /// Whether the network is dual-stack (an IPv6 range beside the IPv4 one).
+    ipv6: bool,
     pub lab: Lab,
 }
 
@@ -54,12 +59,30 @@ pub struct Call<'a> {
 impl CniHost {
     /// A host for network configurations of `version`.
     pub fn new(version: &str) -> Self {
+        Self::with_families(version, false)
+    }
+
+    /// A host whose external link and network are dual-stack (`2001:2::1` to `wan` at
+    /// `2001:2::2`; the network's IPv6 range [`SUBNET6`]).
+    pub fn dual_stack(version: &str) -> Self {
+        Self::with_families(version, true)
+    }
+
+    fn with_families(version: &str, ipv6: bool) -> Self {
         let lab_file = std::env::temp_dir().join(format!("{}.toml", unique("cnilab")));
         // No containers of the lab's own: the CNI network is the one under test.
         std::fs::write(&lab_file, "").expect("writing the lab file");
-        let lab = Lab::up(&["-f", lab_file.to_str().expect("path"), "--backend", "none"]);
+        let file = lab_file.to_str().expect("path");
+        let mut args = vec!["-f", file, "--backend", "none"];
+        if ipv6 {
+            args.push("--ipv6");
+        }
+        let lab = Lab::up(&args);
         let _ = std::fs::remove_file(&lab_file);
         lab.sh_ok("host", "ip route add default via 198.18.0.2");
+        if ipv6 {
+            lab.sh_ok("host", "ip -6 route add default via 2001:2::2");
+        }
         let network = format!("{}net", lab.name);
         Self {
             ipam_dir: std::env::temp_dir().join(format!("{network}-ipam")),
@@ -67,12 +90,21 @@ impl CniHost {
             version: version.to_owned(),
             options: json!({}),
             containers: std::sync::Mutex::default(),
+            ipv6,
             lab,
         }
     }
 
     /// The bridge plugin's configuration (host-local IPAM, a default route in containers).
     pub fn bridge_conf(&self) -> Value {
+        let (ranges, routes) = if self.ipv6 {
+            (
+                json!([[{"subnet": SUBNET}], [{"subnet": SUBNET6}]]),
+                json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]),
+            )
+        } else {
+            (json!([[{"subnet": SUBNET}]]), json!([{"dst": "0.0.0.0/0"}]))
+        };
         json!({
             "cniVersion": self.version,
             "name": self.network,
@@ -84,8 +116,8 @@ impl CniHost {
             "hairpinMode": true,
             "ipam": {
                 "type": "host-local",
-                "ranges": [[{"subnet": SUBNET}]],
-                "routes": [{"dst": "0.0.0.0/0"}],
+                "ranges": ranges,
+                "routes": routes,
                 "dataDir": self.ipam_dir,
             }
         })
@@ -192,6 +224,20 @@ impl CniHost {
         cmd_ok("ip", &["netns", "add", &ns]);
         self.containers.lock().expect("lock").push(name.to_owned());
         cmd_ok("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        if self.ipv6 {
+            // The container's address usable at once, as the lab's are (no DAD).
+            cmd_ok(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.default.accept_dad=0",
+                ],
+            );
+        }
         let netns = self.netns_path(name);
         let bridge = self.call(
             &format!("{PLUGINS}/bridge"),
@@ -294,6 +340,19 @@ impl CniHost {
     pub fn address_of(result: &Value) -> String {
         let address = result["ips"][0]["address"].as_str().expect("an address");
         address.split('/').next().expect("address").to_owned()
+    }
+
+    /// The IPv6 address an ADD's result gives the container.
+    pub fn address6_of(result: &Value) -> String {
+        result["ips"]
+            .as_array()
+            .expect("ips")
+            .iter()
+            .filter_map(|ip| ip["address"].as_str())
+            .find(|address| address.contains(':'))
+            .and_then(|address| address.split('/').next())
+            .expect("an IPv6 address")
+            .to_owned()
     }
 
     /// The folder of this network's pinned datapath, if there is one.

@@ -4,7 +4,7 @@
 //! containers.
 
 use netlab_e2e::{
-    cni::{CNI_GATEWAY, Call, CniHost},
+    cni::{CNI_GATEWAY, CNI_GATEWAY6, Call, CniHost},
     harness::{HOST_EXT, Mode, Server, WAN, assert_http, assert_refused, client},
 };
 use serde_json::{Value, json};
@@ -534,4 +534,78 @@ fn a_stale_owner_of_the_address_is_removed() {
         "only the new container's hook is pinned"
     );
     host.del_all(&["new"]);
+}
+
+/// A dual-stack network, as Podman's `--ipv6` networks are: a mapping without `hostIP` is
+/// published in both families, one on `::` in IPv6 only, one on `0.0.0.0` in IPv4 only (as
+/// `portmap` does). From `wan` and from the host in IPv6, with the client's address kept
+/// (the host's `::1` reaches it too, through the cgroup hook, from the bridge's address);
+/// masquerade out in IPv6; CHECK; a port taken in IPv6 refused; DEL removes both families'.
+#[test]
+fn dual_stack_networks_publish_in_both_families() {
+    const HOST_EXT6: &str = "2001:2::1";
+    const WAN6: &str = "2001:2::2";
+    let mut host = CniHost::dual_stack("1.0.0");
+    host.options = json!({"masquerade": true});
+    let mappings = json!([
+        tcp(8080, 80),
+        {"hostPort": 8081, "containerPort": 80, "protocol": "tcp", "hostIP": "::"},
+        {"hostPort": 8082, "containerPort": 80, "protocol": "tcp", "hostIP": "0.0.0.0"},
+    ]);
+    let web = host.add("web", &mappings).expect("ADD of web");
+    let web6 = CniHost::address6_of(&web);
+    assert!(web6.starts_with("fd00:88::"), "{web}");
+    let _http = Server::start(&host.lab, "web", Mode::Http, &[80]);
+    assert_http(&host.lab, "wan", HOST_EXT, 8080, 80, WAN);
+    assert_http(&host.lab, "wan", HOST_EXT6, 8080, 80, WAN6);
+    assert_http(&host.lab, "wan", HOST_EXT6, 8081, 80, WAN6);
+    assert_refused(
+        &host.lab,
+        "wan",
+        HOST_EXT,
+        8081,
+        "8081 is published on :: only",
+    );
+    assert_http(&host.lab, "wan", HOST_EXT, 8082, 80, WAN);
+    assert_refused(
+        &host.lab,
+        "wan",
+        HOST_EXT6,
+        8082,
+        "8082 is published on 0.0.0.0 only",
+    );
+    assert_http(&host.lab, "host", HOST_EXT6, 8080, 80, HOST_EXT6);
+    assert_http(&host.lab, "host", "::1", 8080, 80, CNI_GATEWAY6);
+    let _outside = Server::start(&host.lab, "wan", Mode::Http, &[7000]);
+    assert_http(&host.lab, "web", WAN6, 7000, 7000, HOST_EXT6);
+
+    let (ok, out) = host.netlab_cni(&Call {
+        command: "CHECK",
+        container: "web",
+        netns: Some(host.netns_path("web")),
+        conf: host.plugin_conf(&mappings, Some(&web)),
+        env: &[],
+    });
+    assert!(ok, "CHECK of web: {out}");
+    let refused = host
+        .add(
+            "other",
+            &json!([{"hostPort": 8081, "containerPort": 80, "protocol": "tcp", "hostIP": "::"}]),
+        )
+        .expect_err("8081 is taken in IPv6");
+    let (code, msg) = error_of(&refused);
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains("8081") && msg.contains(&web6), "{msg}");
+
+    assert!(host.del("web"));
+    for (address, port) in [(HOST_EXT6, 8080), (HOST_EXT6, 8081), (HOST_EXT, 8080)] {
+        assert_refused(
+            &host.lab,
+            "wan",
+            address,
+            port,
+            "web's DEL removed its ports",
+        );
+    }
+    host.del_all(&["other"]);
 }

@@ -13,6 +13,10 @@ use crate::{
 };
 
 #[derive(Debug, clap::Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "clap's flags: each bool is a switch of its own on the command line"
+)]
 pub struct Args {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file")]

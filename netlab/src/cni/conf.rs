@@ -3,7 +3,11 @@
 //! GC the valid attachments. Validation turns it into port specs netlab already knows, or
 //! into the CNI error that names the problem.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    str::FromStr,
+};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -11,6 +15,7 @@ use serde_json::Value;
 use super::error::{CniError, code};
 use crate::{
     ipv4net::Ipv4Net,
+    ipv6net::Ipv6Net,
     ports::{PortRange, PortSpec, Proto},
 };
 
@@ -89,13 +94,33 @@ pub struct Attachment {
     pub ifname: String,
 }
 
-/// The container's IPv4 configuration, from the previous result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContainerAddress {
-    pub address: Ipv4Addr,
+/// A family's address with its prefix, as the previous result writes one (`address/len`).
+pub trait Cidr: FromStr + Copy + fmt::Debug + PartialEq {
+    type Addr: FromStr + Copy + fmt::Debug + PartialEq;
+    fn address(self) -> Self::Addr;
+}
+
+impl Cidr for Ipv4Net {
+    type Addr = Ipv4Addr;
+    fn address(self) -> Ipv4Addr {
+        self.addr()
+    }
+}
+
+impl Cidr for Ipv6Net {
+    type Addr = Ipv6Addr;
+    fn address(self) -> Ipv6Addr {
+        self.addr()
+    }
+}
+
+/// The container's configuration in one family, from the previous result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContainerAddress<N: Cidr> {
+    pub address: N::Addr,
     /// The address with its prefix: the network's subnet.
-    pub subnet: Ipv4Net,
-    pub gateway: Option<Ipv4Addr>,
+    pub subnet: N,
+    pub gateway: Option<N::Addr>,
 }
 
 impl NetConf {
@@ -150,14 +175,14 @@ impl NetConf {
         Ok(())
     }
 
-    /// The IPv4 port specs of `runtimeConfig.portMappings`. Mappings bound to an IPv6
-    /// address are skipped, as `portmap` skips them for IPv4.
+    /// The port specs of `runtimeConfig.portMappings`. As with `portmap`, a mapping without
+    /// `hostIP` is published in both families, one on `0.0.0.0` or an IPv4 address in IPv4
+    /// only, one on `::` or an IPv6 address in IPv6 only (each where the container has an
+    /// address of that family).
     pub fn port_specs(&self) -> Result<Vec<PortSpec>, CniError> {
         let mut specs: Vec<PortSpec> = Vec::new();
         for mapping in &self.runtime_config.port_mappings {
-            let Some(spec) = port_spec(mapping)? else {
-                continue;
-            };
+            let spec = port_spec(mapping)?;
             if let Some(earlier) = specs.iter().find(|earlier| earlier.conflicts_with(&spec)) {
                 return Err(CniError::new(
                     code::INVALID_CONFIG,
@@ -193,8 +218,8 @@ fn port(value: i64, which: &str) -> Result<u16, CniError> {
         })
 }
 
-/// One mapping as a spec; `None` for a mapping bound to an IPv6 address.
-fn port_spec(mapping: &PortMapping) -> Result<Option<PortSpec>, CniError> {
+/// One mapping as a spec.
+fn port_spec(mapping: &PortMapping) -> Result<PortSpec, CniError> {
     let host = port(mapping.host_port, "hostPort")?;
     let container = port(mapping.container_port, "containerPort")?;
     let proto = match mapping.protocol.to_ascii_lowercase().as_str() {
@@ -215,24 +240,19 @@ fn port_spec(mapping: &PortMapping) -> Result<Option<PortSpec>, CniError> {
     };
     let host_ip = match mapping.host_ip.as_str() {
         "" => None,
-        text => match text.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) if ip.is_unspecified() => None,
-            Ok(ip @ IpAddr::V4(_)) => Some(ip),
-            Ok(IpAddr::V6(_)) => return Ok(None),
-            Err(_) => {
-                return Err(CniError::new(
-                    code::INVALID_CONFIG,
-                    format!("hostPort {host}: hostIP {text:?} is not an IP address"),
-                ));
-            }
-        },
+        text => Some(text.parse::<IpAddr>().map_err(|_| {
+            CniError::new(
+                code::INVALID_CONFIG,
+                format!("hostPort {host}: hostIP {text:?} is not an IP address"),
+            )
+        })?),
     };
-    Ok(Some(PortSpec {
+    Ok(PortSpec {
         host_ip,
         host: PortRange::single(host),
         container: PortRange::single(container),
         proto,
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,9 +279,13 @@ struct IpConfig {
     interface: Option<usize>,
 }
 
-/// The container's first IPv4 address on interface `ifname` inside its sandbox, as
-/// `portmap` picks it; `None` when it has none (an IPv6-only container: nothing to do).
-pub fn container_address(prev: &Value, ifname: &str) -> Result<Option<ContainerAddress>, CniError> {
+/// The container's first address of the family of `N` (its network type) on interface
+/// `ifname` inside its sandbox, as `portmap` picks it; `None` when it has none (nothing to
+/// publish in that family).
+pub fn container_address<N: Cidr>(
+    prev: &Value,
+    ifname: &str,
+) -> Result<Option<ContainerAddress<N>>, CniError> {
     let prev: PrevResult = serde_json::from_value(prev.clone()).map_err(|err| {
         CniError::new(code::DECODING_FAILURE, format!("reading prevResult: {err}"))
     })?;
@@ -271,15 +295,15 @@ pub fn container_address(prev: &Value, ifname: &str) -> Result<Option<ContainerA
             .is_some_and(|iface| iface.name == ifname && !iface.sandbox.is_empty())
     };
     for ip in prev.ips.iter().filter(ours) {
-        let Ok(subnet) = ip.address.parse::<Ipv4Net>() else {
+        let Ok(subnet) = ip.address.parse::<N>() else {
             continue;
         };
         let gateway = match &ip.gateway {
-            Some(text) => Some(text.parse().map_err(|_| {
+            Some(text) => Some(text.parse::<N::Addr>().map_err(|_| {
                 CniError::new(
                     code::DECODING_FAILURE,
                     format!(
-                        "prevResult: gateway {text:?} of {} is not an IPv4 address",
+                        "prevResult: gateway {text:?} of {} is not an address of its family",
                         ip.address
                     ),
                 )
@@ -287,7 +311,7 @@ pub fn container_address(prev: &Value, ifname: &str) -> Result<Option<ContainerA
             None => None,
         };
         return Ok(Some(ContainerAddress {
-            address: subnet.addr(),
+            address: subnet.address(),
             subnet,
             gateway,
         }));
@@ -324,7 +348,13 @@ mod tests {
                     {"hostPort": 9092, "containerPort": 92, "hostIP": "::"}]"#
             )
             .expect("valid"),
-            ["8080:80/tcp", "198.18.0.1:5353:53/udp", "9090:90/tcp"]
+            [
+                "8080:80/tcp",
+                "198.18.0.1:5353:53/udp",
+                "0.0.0.0:9090:90/tcp",
+                "[2001:2::1]:9091:91/tcp",
+                "[::]:9092:92/tcp"
+            ]
         );
     }
 
@@ -437,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn the_container_address_is_the_first_ipv4_of_its_interface() {
+    fn the_container_address_is_the_first_of_its_family_on_its_interface() {
         // The bridge plugin's result: the bridge, the host-side veth, the container's eth0.
         let prev: Value = serde_json::from_str(
             r#"{"cniVersion": "1.0.0",
@@ -451,20 +481,38 @@ mod tests {
                         {"address": "10.77.0.5/16", "interface": 3}]}"#,
         )
         .expect("json");
-        let found = container_address(&prev, "eth0")
+        let found = container_address::<Ipv4Net>(&prev, "eth0")
             .expect("parsed")
             .expect("found");
         assert_eq!(found.address, Ipv4Addr::new(10, 88, 0, 5));
         assert_eq!(found.subnet.to_string(), "10.88.0.5/16");
         assert_eq!(found.gateway, Some(Ipv4Addr::new(10, 88, 0, 1)));
         assert_eq!(
-            container_address(&prev, "eth1")
+            container_address::<Ipv4Net>(&prev, "eth1")
                 .expect("parsed")
                 .map(|a| a.address),
             Some(Ipv4Addr::new(10, 77, 0, 5))
         );
+        let found6 = container_address::<Ipv6Net>(&prev, "eth0")
+            .expect("parsed")
+            .expect("found");
+        assert_eq!(
+            found6.address,
+            "fd00::7".parse::<Ipv6Addr>().expect("address")
+        );
+        assert_eq!((found6.subnet.prefix_len(), found6.gateway), (64, None));
+        assert_eq!(
+            container_address::<Ipv6Net>(&prev, "eth1").expect("parsed"),
+            None
+        );
         // The host-side veth has no sandbox: never the container's.
-        assert_eq!(container_address(&prev, "veth1").expect("parsed"), None);
-        assert_eq!(container_address(&prev, "eth9").expect("parsed"), None);
+        assert_eq!(
+            container_address::<Ipv4Net>(&prev, "veth1").expect("parsed"),
+            None
+        );
+        assert_eq!(
+            container_address::<Ipv4Net>(&prev, "eth9").expect("parsed"),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap as StdHashMap, HashSet},
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
 };
 
@@ -14,9 +14,12 @@ use aya::{
     maps::{HashMap, MapData},
     programs::{SchedClassifier, TcAttachType},
 };
-use netlab_common::nat::{
-    CONNTRACK_MAX_ENTRIES, ContainerInfo, CtTimeouts, NatConfig, PublishKey, PublishValue, flags,
-    maps as map_names, programs,
+use netlab_common::{
+    nat::{
+        CONNTRACK_MAX_ENTRIES, ContainerInfo, CtTimeouts, NatConfig, PublishKey, PublishValue,
+        flags, maps as map_names, programs,
+    },
+    nat6::{PublishKey6, PublishValue6, address_of, words_of},
 };
 
 use super::host::{ContainerLink, External};
@@ -25,9 +28,10 @@ use crate::{
     crash_point,
     error::{Error, Result},
     ipv4net::Ipv4Net,
+    ipv6net::Ipv6Net,
     nat::ebpf::{
         attach,
-        tables::{Tables, spec_keys},
+        tables::{Tables, spec_keys, spec_keys6},
     },
     ports::{PortSpec, Proto},
     shared_dirs,
@@ -51,6 +55,18 @@ pub struct Network {
     /// `masqAll`: published connections reach containers from the bridge's address.
     pub masq_all: bool,
     pub netns_cookie: u64,
+    /// The network's IPv6 side, when the container has an IPv6 address with a gateway and
+    /// the external device an IPv6 address: ports are then published in IPv6 too.
+    pub ipv6: Option<Network6>,
+}
+
+/// A dual-stack network's IPv6 addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Network6 {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
+    /// The external device's address ports are published on.
+    pub external: Ipv6Addr,
 }
 
 /// One container attachment, as ADD and CHECK see it.
@@ -58,6 +74,8 @@ pub struct Network {
 pub struct Attachment<'a> {
     pub owner: u64,
     pub address: Ipv4Addr,
+    /// Its IPv6 address, in a dual-stack network.
+    pub address6: Option<Ipv6Addr>,
     pub link: &'a ContainerLink,
     pub specs: &'a [PortSpec],
 }
@@ -132,8 +150,12 @@ impl Datapath {
             bpffs::create_dir(&links)?;
             bpffs::create_dir(&self.dir.join("progs"))?;
             crash_point::reached("", "cni: load the eBPF object, pin its maps");
-            let mut bpf =
-                bpf_loader::load(&self.dir, &[(map_names::CONNTRACK, CONNTRACK_MAX_ENTRIES)])?;
+            // The IPv6 maps are declared with one entry: sized only for a dual-stack network.
+            let mut sizes = vec![(map_names::CONNTRACK, CONNTRACK_MAX_ENTRIES)];
+            if network.ipv6.is_some() {
+                sizes.extend(attach::ipv6_map_sizes(CONNTRACK_MAX_ENTRIES));
+            }
+            let mut bpf = bpf_loader::load(&self.dir, &sizes)?;
             self.write_config(network)?;
             bpf_loader::load_programs(&mut bpf, &attach::TC_PROGRAMS_BY_COST)?;
             attach::attach_external(&mut bpf, external, &links)?;
@@ -150,8 +172,16 @@ impl Datapath {
             .map_err(|err| Error::ebpf(format!("opening {}", self.program_pin().display()), err))
     }
 
-    /// The network's addresses and switches, where the programs read them.
+    /// The network's addresses and switches, where the programs read them (the IPv6 ones
+    /// first: the IPv6 side runs once both are written).
     fn write_config(&self, network: &Network) -> Result<()> {
+        if let Some(ipv6) = network.ipv6 {
+            self.tables().write_config6(attach::config6(
+                ipv6.subnet,
+                ipv6.gateway,
+                ipv6.external,
+            ))?;
+        }
         self.tables().write_config(NatConfig {
             external_ip: u32::from(network.external.address).to_be(),
             gateway_ip: u32::from(network.gateway).to_be(),
@@ -175,9 +205,12 @@ impl Datapath {
     }
 
     /// The first port of `specs` that another attachment publishes already, described.
-    pub fn taken(&self, owner: u64, specs: &[PortSpec]) -> Result<Option<String>> {
+    pub fn taken(&self, owner: u64, specs: &[PortSpec], ipv6: bool) -> Result<Option<String>> {
         if !self.exists() {
             return Ok(None);
+        }
+        if ipv6 && let Some(taken) = self.taken6(owner, specs)? {
+            return Ok(Some(taken));
         }
         let mut by_port: StdHashMap<(u16, u8), Vec<(PublishKey, PublishValue)>> = StdHashMap::new();
         for (key, value) in self
@@ -209,11 +242,45 @@ impl Datapath {
         Ok(None)
     }
 
-    /// Adds a container: its entry, its veth's hook, its ports. Ports it published before
-    /// (an ADD repeated) and no longer asks for are removed; an earlier owner of its
-    /// address is gone (the IPAM gave the address out again), so its leftovers go too.
+    /// [`Self::taken`] in IPv6.
+    fn taken6(&self, owner: u64, specs: &[PortSpec]) -> Result<Option<String>> {
+        let theirs: Vec<(PublishKey6, PublishValue6)> = self
+            .tables()
+            .published6()?
+            .into_iter()
+            .filter(|(_, value)| value.owner != owner)
+            .collect();
+        for spec in specs {
+            for (key, _) in spec_keys6(spec) {
+                let holder = theirs.iter().find(|(other, _)| {
+                    other.port == key.port
+                        && other.proto == key.proto
+                        && (other.ip == key.ip || other.ip == [0; 4] || key.ip == [0; 4])
+                });
+                if let Some((_, value)) = holder {
+                    return Ok(Some(format!(
+                        "host port {} ({spec}) is published already, to [{}]:{} by another container",
+                        u16::from_be(key.port),
+                        address_of(value.ip),
+                        u16::from_be(value.port),
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds a container: its entries, its veth's hook, its ports. Ports it published before
+    /// (an ADD repeated) and no longer asks for are removed; an earlier owner of one of its
+    /// addresses is gone (the IPAM gave the address out again), so its leftovers go too.
     pub fn add(&self, network: &Network, attachment: &Attachment<'_>) -> Result<()> {
         let mut program = self.prepare(network)?;
+        let info = ContainerInfo {
+            host_ifindex: attachment.link.host_ifindex,
+            mac: attachment.link.mac,
+            pad: [0; 6],
+            owner: attachment.owner,
+        };
         let key = u32::from(attachment.address).to_be();
         let mut containers = self.containers()?;
         if let Ok(earlier) = containers.get(&key, 0)
@@ -221,18 +288,24 @@ impl Datapath {
         {
             self.remove(earlier.owner)?;
         }
-        let info = ContainerInfo {
-            host_ifindex: attachment.link.host_ifindex,
-            mac: attachment.link.mac,
-            pad: [0; 6],
-            owner: attachment.owner,
-        };
         containers.insert(key, info, 0).map_err(|err| {
             Error::ebpf(
                 format!("adding container {} to the datapath", attachment.address),
                 err,
             )
         })?;
+        if let Some(address6) = attachment.address6 {
+            let key6 = words_of(address6);
+            let mut containers6 = self.tables().containers6_map()?;
+            if let Ok(earlier) = containers6.get(&key6, 0)
+                && earlier.owner != attachment.owner
+            {
+                self.remove(earlier.owner)?;
+            }
+            containers6.insert(key6, info, 0).map_err(|err| {
+                Error::ebpf(format!("adding container {address6} to the datapath"), err)
+            })?;
+        }
         // The config after the container, with a new containers generation: the datapath's
         // cached copy of an earlier container at this address is stale.
         self.write_config(network)?;
@@ -244,51 +317,70 @@ impl Datapath {
             let name = programs::TC_CONTAINER_INGRESS;
             attach::attach_tc_program(&mut program, name, device, TcAttachType::Ingress, &pin)?;
         }
-        let wanted: HashSet<PublishKey> = attachment
-            .specs
-            .iter()
-            .flat_map(|spec| spec_keys(spec).map(|(key, _)| key))
-            .collect();
-        let dropped: Vec<PublishKey> = self
-            .owned_ports(attachment.owner)?
+        let wanted = attachment.keys();
+        let (owned, owned6) = self.owned_ports(attachment.owner)?;
+        let dropped: Vec<PublishKey> = owned
             .into_iter()
-            .filter(|key| !wanted.contains(key))
+            .filter(|key| !wanted.0.contains(key))
             .collect();
-        self.forget_ports(&dropped)?;
+        let dropped6: Vec<PublishKey6> = owned6
+            .into_iter()
+            .filter(|key| !wanted.1.contains(key))
+            .collect();
+        self.forget_ports(&dropped, &dropped6)?;
         let tables = self.tables();
         let mut writer = tables.port_writer()?;
         for spec in attachment.specs {
-            writer.write(spec, attachment.address, None, attachment.owner)?;
+            writer.write(
+                spec,
+                attachment.address,
+                attachment.address6,
+                attachment.owner,
+            )?;
             crash_point::reached("", &format!("cni: published {spec}"));
         }
         // A new container on a UDP port must not get the datagrams of the previous one's
         // flows (as portmap deletes the port's UDP conntrack entries on ADD).
-        tables.forget_flows(&udp_only(wanted.iter()))
+        tables.forget_flows(&udp_only(wanted.0.iter(), |key| key.proto))?;
+        tables.forget_flows6(&udp_only(wanted.1.iter(), |key| key.proto))
     }
 
-    fn owned_ports(&self, owner: u64) -> Result<Vec<PublishKey>> {
-        Ok(self
-            .tables()
+    /// The ports attachment `owner` publishes, in each family.
+    fn owned_ports(&self, owner: u64) -> Result<(Vec<PublishKey>, Vec<PublishKey6>)> {
+        let tables = self.tables();
+        let ports = tables
             .published()?
             .into_iter()
             .filter(|(_, value)| value.owner == owner)
             .map(|(key, _)| key)
-            .collect())
+            .collect();
+        let ports6 = tables
+            .published6()?
+            .into_iter()
+            .filter(|(_, value)| value.owner == owner)
+            .map(|(key, _)| key)
+            .collect();
+        Ok((ports, ports6))
     }
 
-    /// Stops forwarding `keys`. Their UDP flows are forgotten, so that their next datagram
-    /// is not forwarded; TCP connections end on their own, as with the kernel's conntrack.
-    fn forget_ports(&self, keys: &[PublishKey]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
+    /// Stops forwarding `keys` and `keys6`. Their UDP flows are forgotten, so that their
+    /// next datagram is not forwarded; TCP connections end on their own, as with the
+    /// kernel's conntrack.
+    fn forget_ports(&self, keys: &[PublishKey], keys6: &[PublishKey6]) -> Result<()> {
         let tables = self.tables();
-        tables.remove_ports(keys, &format!("{} ports", keys.len()))?;
-        tables.forget_flows(&udp_only(keys.iter()))
+        if !keys.is_empty() {
+            tables.remove_ports(keys, &format!("{} ports", keys.len()))?;
+            tables.forget_flows(&udp_only(keys.iter(), |key| key.proto))?;
+        }
+        if !keys6.is_empty() {
+            tables.remove_ports6(keys6, &format!("{} IPv6 ports", keys6.len()))?;
+            tables.forget_flows6(&udp_only(keys6.iter(), |key| key.proto))?;
+        }
+        Ok(())
     }
 
     /// Removes everything of attachment `owner`: its ports (and their UDP flows), its
-    /// container entry, its veth's hook. Nothing of it left is success.
+    /// container entries, its veth's hook. Nothing of it left is success.
     pub fn remove(&self, owner: u64) -> Result<()> {
         if !self.exists() {
             return Ok(());
@@ -296,24 +388,20 @@ impl Datapath {
         let mut errors = Vec::new();
         errors.extend(
             self.owned_ports(owner)
-                .and_then(|keys| self.forget_ports(&keys))
+                .and_then(|(keys, keys6)| self.forget_ports(&keys, &keys6))
                 .err(),
         );
         match self.containers() {
-            Ok(mut containers) => {
-                let mine: Vec<u32> = containers
-                    .iter()
-                    .filter_map(std::result::Result::ok)
-                    .filter(|(_, info)| info.owner == owner)
-                    .map(|(ip, _)| ip)
-                    .collect();
-                let changed = !mine.is_empty();
-                for ip in mine {
-                    let _ = containers.remove(&ip);
-                }
-                if changed {
+            Ok(containers) => {
+                if remove_owned(containers, owner) {
                     errors.extend(self.tables().containers_changed().err());
                 }
+            }
+            Err(err) => errors.push(err),
+        }
+        match self.tables().containers6_map() {
+            Ok(containers6) => {
+                remove_owned(containers6, owner);
             }
             Err(err) => errors.push(err),
         }
@@ -338,11 +426,15 @@ impl Datapath {
             .filter_map(std::result::Result::ok)
             .map(|(_, info)| info.owner)
             .collect();
+        let tables = self.tables();
+        owners.extend(tables.published()?.into_values().map(|value| value.owner));
+        owners.extend(tables.published6()?.into_values().map(|value| value.owner));
         owners.extend(
-            self.tables()
-                .published()?
-                .into_values()
-                .map(|value| value.owner),
+            tables
+                .containers6_map()?
+                .iter()
+                .filter_map(std::result::Result::ok)
+                .map(|(_, info)| info.owner),
         );
         owners.extend(self.pinned_owners());
         let mut errors = Vec::new();
@@ -369,8 +461,11 @@ impl Datapath {
     /// Unpins the whole datapath (detaching its programs) once no container uses it.
     pub fn remove_if_unused(&self) -> Result<()> {
         if self.exists() {
+            let tables = self.tables();
             let in_use = self.containers()?.keys().next().is_some()
-                || self.tables().publish_map()?.keys().next().is_some()
+                || tables.publish_map()?.keys().next().is_some()
+                || tables.containers6_map()?.keys().next().is_some()
+                || !tables.published6()?.is_empty()
                 || !self.pinned_owners().is_empty();
             if in_use {
                 return Ok(());
@@ -382,8 +477,8 @@ impl Datapath {
         Ok(())
     }
 
-    /// What CHECK verifies: the container's entry, its hook and each of its ports as ADD
-    /// wrote them. The first difference, described.
+    /// What CHECK verifies: the container's entries, its hook and each of its ports as ADD
+    /// wrote them, in each family. The first difference, described.
     pub fn check(&self, attachment: &Attachment<'_>) -> Result<Option<String>> {
         if !self.exists() {
             return Ok(Some(format!(
@@ -391,17 +486,26 @@ impl Datapath {
                 self.dir.display()
             )));
         }
-        let info = self
-            .containers()?
-            .get(&u32::from(attachment.address).to_be(), 0)
-            .ok();
-        if info.is_none_or(|info| {
-            info.owner != attachment.owner || info.host_ifindex != attachment.link.host_ifindex
-        }) {
+        let ours = |info: Option<ContainerInfo>| {
+            info.is_some_and(|info| {
+                info.owner == attachment.owner && info.host_ifindex == attachment.link.host_ifindex
+            })
+        };
+        let tables = self.tables();
+        if !ours(
+            self.containers()?
+                .get(&u32::from(attachment.address).to_be(), 0)
+                .ok(),
+        ) {
             return Ok(Some(format!(
                 "container {} is not in the datapath",
                 attachment.address
             )));
+        }
+        if let Some(address6) = attachment.address6
+            && !ours(tables.containers6_map()?.get(&words_of(address6), 0).ok())
+        {
+            return Ok(Some(format!("container {address6} is not in the datapath")));
         }
         let pin = container_pin(&self.dir, attachment.owner);
         if !attach::tcx_link_is_live(&pin, &attachment.link.host_device, TcAttachType::Ingress) {
@@ -410,31 +514,89 @@ impl Datapath {
                 attachment.link.host_device
             )));
         }
-        let publish = self.tables().publish_map()?;
+        let publish = tables.publish_map()?;
         let ip = u32::from(attachment.address).to_be();
+        let published6 = match attachment.address6 {
+            Some(_) => tables.published6()?,
+            None => StdHashMap::new(),
+        };
         for spec in attachment.specs {
-            for (key, container_port) in spec_keys(spec) {
-                let right = publish.get(&key, 0).is_ok_and(|value| {
+            let right = spec_keys(spec).all(|(key, container_port)| {
+                publish.get(&key, 0).is_ok_and(|value| {
                     value.owner == attachment.owner
                         && value.ip == ip
                         && value.port == container_port.to_be()
-                });
-                if !right {
-                    return Ok(Some(format!(
-                        "{spec} does not forward to {}",
-                        attachment.address
-                    )));
-                }
+                })
+            });
+            if !right {
+                return Ok(Some(format!(
+                    "{spec} does not forward to {}",
+                    attachment.address
+                )));
+            }
+            let Some(address6) = attachment.address6 else {
+                continue;
+            };
+            let right6 = spec_keys6(spec).all(|(key, container_port)| {
+                published6.get(&key).is_some_and(|value| {
+                    value.owner == attachment.owner
+                        && value.ip == words_of(address6)
+                        && value.port == container_port.to_be()
+                })
+            });
+            if !right6 {
+                return Ok(Some(format!("{spec} does not forward to {address6}")));
             }
         }
         Ok(None)
     }
 }
 
+impl Attachment<'_> {
+    /// The per-port keys of its specs, in each family it has an address of.
+    fn keys(&self) -> (HashSet<PublishKey>, HashSet<PublishKey6>) {
+        let keys = self
+            .specs
+            .iter()
+            .flat_map(|spec| spec_keys(spec).map(|(key, _)| key))
+            .collect();
+        let keys6 = match self.address6 {
+            Some(_) => self
+                .specs
+                .iter()
+                .flat_map(|spec| spec_keys6(spec).map(|(key, _)| key))
+                .collect(),
+            None => HashSet::new(),
+        };
+        (keys, keys6)
+    }
+}
+
+/// Removes the entries of `containers` (either family's map) that `owner` added; whether
+/// there were any.
+fn remove_owned<K: aya::Pod + Eq + std::hash::Hash>(
+    mut containers: HashMap<MapData, K, ContainerInfo>,
+    owner: u64,
+) -> bool {
+    let mine: Vec<K> = containers
+        .iter()
+        .filter_map(std::result::Result::ok)
+        .filter(|(_, info)| info.owner == owner)
+        .map(|(key, _)| key)
+        .collect();
+    for key in &mine {
+        let _ = containers.remove(key);
+    }
+    !mine.is_empty()
+}
+
 /// The UDP ports of `keys` (walking the conntrack table for TCP ports would cost a system
-/// call per entry for nothing).
-fn udp_only<'a>(keys: impl Iterator<Item = &'a PublishKey>) -> HashSet<PublishKey> {
-    keys.filter(|key| key.proto == Proto::Udp.number())
+/// call per entry for nothing), of either family (`proto` reads a key's protocol).
+fn udp_only<'a, K: Copy + Eq + std::hash::Hash + 'a>(
+    keys: impl Iterator<Item = &'a K>,
+    proto: impl Fn(&K) -> u8,
+) -> HashSet<K> {
+    keys.filter(|key| proto(key) == Proto::Udp.number())
         .copied()
         .collect()
 }

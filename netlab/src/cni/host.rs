@@ -2,7 +2,10 @@
 //! over rtnetlink: the container's veth and its peer on the bridge, and the external device
 //! published ports are reached on.
 
-use std::{net::Ipv4Addr, path::Path};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
 
 use futures::TryStreamExt as _;
 use netlink_packet_route::{
@@ -36,6 +39,8 @@ pub struct ContainerLink {
 pub struct External {
     pub device: String,
     pub address: Ipv4Addr,
+    /// Its first global IPv6 address, when it has one (ports are published in IPv6 too).
+    pub address6: Option<Ipv6Addr>,
 }
 
 /// Interface `ifname` in the container namespace at `netns` (a path, as `CNI_NETNS` gives
@@ -103,7 +108,8 @@ pub fn container_link(netns: &Path, ifname: &str) -> Result<ContainerLink> {
 }
 
 /// The external device: `device` when the configuration names one, else the device of the
-/// IPv4 default route (`ip -4 route show default`); with its first IPv4 address.
+/// IPv4 default route (`ip -4 route show default`); with its first IPv4 address and its
+/// first IPv6 one that is not link-local.
 pub fn external(device: Option<&str>) -> Result<External> {
     netlink::runtime()?.block_on(async {
         let handle = netlink::connect(&Place::Root)?;
@@ -120,21 +126,32 @@ pub fn external(device: Option<&str>) -> Result<External> {
         let name = link::link_name(&link::by_index(&handle, index).await?)
             .unwrap_or_default()
             .to_owned();
-        let address = link::dump_addresses(&handle)
+        let addresses: Vec<IpAddr> = link::dump_addresses(&handle)
             .await?
             .into_iter()
             .filter(|message| message.header.index == index)
-            .find_map(|message| {
+            .filter_map(|message| {
                 message.attributes.iter().find_map(|attr| match attr {
-                    AddressAttribute::Local(std::net::IpAddr::V4(ip))
-                    | AddressAttribute::Address(std::net::IpAddr::V4(ip)) => Some(*ip),
+                    AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(*ip),
                     _ => None,
                 })
             })
+            .collect();
+        let address = addresses
+            .iter()
+            .find_map(|ip| match ip {
+                IpAddr::V4(ip) => Some(*ip),
+                IpAddr::V6(_) => None,
+            })
             .ok_or_else(|| Error::invalid(format!("{name} has no IPv4 address to publish ports on")))?;
+        let address6 = addresses.iter().find_map(|ip| match ip {
+            IpAddr::V6(ip) if !ip.is_unicast_link_local() => Some(*ip),
+            _ => None,
+        });
         Ok(External {
             device: name,
             address,
+            address6,
         })
     })
 }

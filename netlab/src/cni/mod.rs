@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 
 use self::{
     conf::{NetConf, SUPPORTED_VERSIONS},
-    datapath::{Attachment, Datapath, Network},
+    datapath::{Attachment, Datapath, Network, Network6},
     error::{CniError, code},
 };
-use crate::lab_lock::LabLock;
+use crate::{ipv4net::Ipv4Net, ipv6net::Ipv6Net, lab_lock::LabLock};
 
 /// The environment the runtime sets for one call (`CNI_*`).
 #[derive(Debug, Clone, Default)]
@@ -141,10 +141,11 @@ fn add(env: &Env, conf: &NetConf) -> Result<Option<Value>, CniError> {
     })?;
     prev["cniVersion"] = Value::from(conf.cni_version.as_str());
     let specs = conf.port_specs()?;
-    let Some(address) = conf::container_address(&prev, ifname)? else {
+    let Some(address) = conf::container_address::<Ipv4Net>(&prev, ifname)? else {
         // No IPv4 address on the interface: nothing netlab-cni can publish.
         return Ok(Some(prev));
     };
+    let address6 = conf::container_address::<Ipv6Net>(&prev, ifname)?;
     let gateway = address.gateway.ok_or_else(|| {
         CniError::new(
             code::INVALID_CONFIG,
@@ -165,7 +166,11 @@ fn add(env: &Env, conf: &NetConf) -> Result<Option<Value>, CniError> {
             ),
         ));
     }
-    if let Some(taken) = netlab(code::IO_FAILURE, datapath.taken(owner, &specs))? {
+    let ipv6 = network6(address6, &external);
+    if let Some(taken) = netlab(
+        code::IO_FAILURE,
+        datapath.taken(owner, &specs, ipv6.is_some()),
+    )? {
         return Err(CniError::new(code::PORT_TAKEN, taken));
     }
     let network = Network {
@@ -176,10 +181,12 @@ fn add(env: &Env, conf: &NetConf) -> Result<Option<Value>, CniError> {
         masquerade: conf.masquerade,
         masq_all: conf.masq_all,
         netns_cookie: cookie,
+        ipv6,
     };
     let attachment = Attachment {
         owner,
         address: address.address,
+        address6: ipv6.and(address6).map(|address6| address6.address),
         link: &link,
         specs: &specs,
     };
@@ -191,6 +198,21 @@ fn add(env: &Env, conf: &NetConf) -> Result<Option<Value>, CniError> {
         return Err(CniError::from_netlab(code::IO_FAILURE, &err));
     }
     Ok(Some(prev))
+}
+
+/// The network's IPv6 side: the container's IPv6 address with its gateway, and the
+/// external device's IPv6 address, when both are there (else the container is published
+/// in IPv4 only, as `portmap` publishes a family only where it has addresses).
+fn network6(
+    address6: Option<conf::ContainerAddress<Ipv6Net>>,
+    external: &host::External,
+) -> Option<Network6> {
+    let address6 = address6?;
+    Some(Network6 {
+        subnet: address6.subnet,
+        gateway: address6.gateway?,
+        external: external.address6?,
+    })
 }
 
 fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
@@ -209,14 +231,22 @@ fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         .as_ref()
         .ok_or_else(|| CniError::new(code::INVALID_CONFIG, "CHECK needs prevResult"))?;
     let specs = conf.port_specs()?;
-    let Some(address) = conf::container_address(prev, ifname)? else {
+    let Some(address) = conf::container_address::<Ipv4Net>(prev, ifname)? else {
         return Ok(());
     };
+    let address6 = conf::container_address::<Ipv6Net>(prev, ifname)?;
     let link = netlab(code::CHECK_FAILED, host::container_link(netns, ifname))?;
+    let external = netlab(
+        code::CHECK_FAILED,
+        host::external(conf.external_device.as_deref()),
+    )?;
     let (_lock, datapath, _) = lock(conf)?;
     let attachment = Attachment {
         owner,
         address: address.address,
+        address6: network6(address6, &external)
+            .and(address6)
+            .map(|a| a.address),
         link: &link,
         specs: &specs,
     };

@@ -28,6 +28,7 @@ use crate::{
     bpf_loader::{self, bpffs, pin_link, program, verified},
     crash_point,
     error::{Error, Result},
+    ipv6net::Ipv6Net,
     lab::LabIpv6,
     link,
     nat::{FastPath, Ingress, NatContext},
@@ -332,15 +333,21 @@ fn map_sizes(ctx: NatContext<'_>) -> Vec<(&'static str, u32)> {
     let ct_entries = ctx.options.ct_entries;
     let mut sizes = vec![(map_names::CONNTRACK, ct_entries)];
     if ctx.lab.ipv6.is_some() {
-        sizes.extend([
-            (nat6::maps::CONNTRACK6, ct_entries),
-            (nat6::maps::PUBLISH6, nat::PUBLISH_MAX_ENTRIES),
-            (nat6::maps::CONTAINERS6, nat::CONTAINERS_MAX_ENTRIES),
-            (nat6::maps::FRAGMENTS6, nat::FRAGMENTS_MAX_ENTRIES),
-            (nat6::maps::SOCK_ORIG6, nat::SOCK_ORIG_MAX_ENTRIES),
-        ]);
+        sizes.extend(ipv6_map_sizes(ct_entries));
     }
     sizes
+}
+
+/// The IPv6 maps' sizes in a dual-stack datapath (a lab's or netlab-cni's): their IPv4
+/// counterparts', the conntrack table's `ct_entries`.
+pub(crate) fn ipv6_map_sizes(ct_entries: u32) -> [(&'static str, u32); 5] {
+    [
+        (nat6::maps::CONNTRACK6, ct_entries),
+        (nat6::maps::PUBLISH6, nat::PUBLISH_MAX_ENTRIES),
+        (nat6::maps::CONTAINERS6, nat::CONTAINERS_MAX_ENTRIES),
+        (nat6::maps::FRAGMENTS6, nat::FRAGMENTS_MAX_ENTRIES),
+        (nat6::maps::SOCK_ORIG6, nat::SOCK_ORIG_MAX_ENTRIES),
+    ]
 }
 
 /// The tc programs, the one that takes the verifier longest first (see
@@ -509,24 +516,29 @@ fn write_tables6(bpf: &mut Ebpf, ipv6: &LabIpv6, interfaces: &Interfaces) -> Res
                 Error::ebpf(format!("adding container {address6} to the datapath"), err)
             })?;
     }
-    let subnet = ipv6.subnet;
+    let config = config6(ipv6.subnet, ipv6.gateway, ipv6.external.addr());
+    let mut array: Array<&mut MapData, NatConfig6> = map(bpf, nat6::maps::CONFIG6)?;
+    array
+        .set(0, config, 0)
+        .map_err(|err| Error::ebpf("writing the IPv6 NAT config", err))
+}
+
+/// The IPv6 config of a datapath whose containers are on `subnet` behind `gateway`, with
+/// ports published on `external`.
+pub(crate) fn config6(subnet: Ipv6Net, gateway: Ipv6Addr, external: Ipv6Addr) -> NatConfig6 {
     let mask = Ipv6Addr::from_bits(
         u128::MAX
             .checked_shl(128 - u32::from(subnet.prefix_len()))
             .unwrap_or(0),
     );
-    let config = NatConfig6 {
-        external_ip: words_of(ipv6.external.addr()),
-        gateway_ip: words_of(ipv6.gateway),
+    NatConfig6 {
+        external_ip: words_of(external),
+        gateway_ip: words_of(gateway),
         subnet: words_of(subnet.network()),
         subnet_mask: words_of(mask),
         ready: 1,
         pad: 0,
-    };
-    let mut array: Array<&mut MapData, NatConfig6> = map(bpf, nat6::maps::CONFIG6)?;
-    array
-        .set(0, config, 0)
-        .map_err(|err| Error::ebpf("writing the IPv6 NAT config", err))
+    }
 }
 
 pub(crate) fn map<'a, M>(bpf: &'a mut Ebpf, name: &str) -> Result<M>

@@ -18,8 +18,8 @@ use netlab_common::{
         ct_flags, maps as map_names,
     },
     nat6::{
-        self, CtEntry6, FlowKey6, PortPrefix6, PublishKey6, PublishRange6, PublishValue6,
-        address_of, words_of,
+        self, CtEntry6, FlowKey6, Ipv6Words, NatConfig6, PortPrefix6, PublishKey6, PublishRange6,
+        PublishValue6, address_of, words_of,
     },
 };
 
@@ -158,6 +158,22 @@ impl Tables {
             .map_err(|err| Error::ebpf("opening the containers map", err))
     }
 
+    pub(crate) fn containers6_map(&self) -> Result<HashMap<MapData, Ipv6Words, ContainerInfo>> {
+        HashMap::try_from(Map::HashMap(self.data(nat6::maps::CONTAINERS6)?))
+            .map_err(|err| Error::ebpf("opening the IPv6 containers map", err))
+    }
+
+    /// Writes the datapath's IPv6 configuration (the IPv6 side runs once it and the IPv4
+    /// one are ready).
+    pub(crate) fn write_config6(&self, config: NatConfig6) -> Result<()> {
+        let mut array: Array<MapData, NatConfig6> =
+            Array::try_from(Map::Array(self.data(nat6::maps::CONFIG6)?))
+                .map_err(|err| Error::ebpf("opening the IPv6 config map", err))?;
+        array
+            .set(0, config, 0)
+            .map_err(|err| Error::ebpf("writing the IPv6 NAT config", err))
+    }
+
     fn config_map(&self) -> Result<Array<MapData, NatConfig>> {
         Array::try_from(Map::Array(self.data(map_names::CONFIG)?))
             .map_err(|err| Error::ebpf("opening the config map", err))
@@ -291,7 +307,7 @@ impl Tables {
     }
 
     /// [`Self::remove_ports`] in IPv6.
-    fn remove_ports6(&self, keys: &[PublishKey6], what: &str) -> Result<()> {
+    pub(crate) fn remove_ports6(&self, keys: &[PublishKey6], what: &str) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -300,7 +316,7 @@ impl Tables {
     }
 
     /// [`Self::forget_flows`] in IPv6.
-    fn forget_flows6(&self, gone: &HashSet<PublishKey6>) -> Result<()> {
+    pub(crate) fn forget_flows6(&self, gone: &HashSet<PublishKey6>) -> Result<()> {
         if gone.is_empty() {
             return Ok(());
         }
@@ -858,7 +874,7 @@ pub(crate) fn random_generation() -> Result<u32> {
 }
 
 /// `[address]:port` of an IPv6 address the maps hold.
-pub(super) fn endpoint6(ip: nat6::Ipv6Words, port: u16) -> String {
+pub(super) fn endpoint6(ip: Ipv6Words, port: u16) -> String {
     format!("[{}]:{}", address_of(ip), u16::from_be(port))
 }
 
