@@ -374,7 +374,7 @@ fn unpublishing_ports_partly_gone_removes_the_rest() {
 /// leaves neither map an entry.
 #[test]
 fn every_port_is_a_few_blocks_and_every_port_forwards() {
-    let lab = Lab::up(&["--backend", "ebpf"]);
+    let lab = Lab::up(&["--backend", "ebpf", "--ipv4-only"]);
     lab.netlab_ok(&["unpublish", "netns0", "5000:5000"]);
     let every_port = ["1-65535:1-65535/tcp", "1-65535:1-65535/udp"];
     lab.netlab_ok(&["publish", "netns1", every_port[0], every_port[1]]);
