@@ -21,7 +21,7 @@ use std::{
 use netlab_e2e::{
     fixtures::{MANY_FLOWS, RAW_SYN, UDP_PROBE, UDP_TWICE},
     harness::{
-        Guarded, Mode, Net, PYTHON, Server, Session, TempFile, assert_http, assert_probe,
+        CaseLab, Guarded, Mode, Net, PYTHON, Server, Session, TempFile, assert_http, assert_probe,
         assert_refused, checked, client, default_lab, lab_with, pair, pairs, ports, published,
         root_iptables, run_in, status,
     },
@@ -246,16 +246,20 @@ fn thousand_port_range(backend: &str) {
 /// 10 MiB of random bytes and the server's sha256 of what it read matches the client's; the
 /// server sends 10 MiB of random bytes and the client's sha256 matches the server's.
 fn ten_megabytes_both_ways(backend: &str) {
-    const SIZE: &str = "10485760";
     let lab = default_lab(backend);
-    let net = lab.net;
-    let _bulk = Server::start(&lab, "netns0", Mode::Bulk, &[5000]);
+    bulk_both_ways(&lab, "10485760");
+}
+
+/// `size` bytes from `wan` to netns0 through a published port and back, each way checked
+/// byte for byte (both ends' byte count and digest).
+fn bulk_both_ways(lab: &CaseLab, size: &str) {
+    let _bulk = Server::start(lab, "netns0", Mode::Bulk, &[5000]);
     for direction in ["put", "get"] {
-        let out = client(&lab, "wan", &[direction, net.host_ext, "5000", SIZE]);
+        let out = client(lab, "wan", &[direction, lab.net.host_ext, "5000", size]);
         let client_side = out.lines().find_map(|line| line.strip_prefix("client "));
         let server_side = out.lines().find_map(|line| line.strip_prefix("server "));
         assert!(
-            client_side.is_some_and(|seen| seen.starts_with(&format!("{SIZE} "))),
+            client_side.is_some_and(|seen| seen.starts_with(&format!("{size} "))),
             "{direction}: {out}"
         );
         assert_eq!(client_side, server_side, "{direction}: {out}");
@@ -269,21 +273,9 @@ fn ten_megabytes_both_ways(backend: &str) {
 /// external device computes is wrong and `wan` drops every segment. A megabyte each way
 /// through a published port, byte for byte.
 fn checksums_finished_in_software(backend: &str) {
-    const SIZE: &str = "1048576";
     let lab = default_lab(backend);
-    let net = lab.net;
     lab.sh_ok("host", "ethtool -K eth0 tx off >/dev/null");
-    let _bulk = Server::start(&lab, "netns0", Mode::Bulk, &[5000]);
-    for direction in ["put", "get"] {
-        let out = client(&lab, "wan", &[direction, net.host_ext, "5000", SIZE]);
-        let client_side = out.lines().find_map(|line| line.strip_prefix("client "));
-        let server_side = out.lines().find_map(|line| line.strip_prefix("server "));
-        assert!(
-            client_side.is_some_and(|seen| seen.starts_with(&format!("{SIZE} "))),
-            "{direction}: {out}"
-        );
-        assert_eq!(client_side, server_side, "{direction}: {out}");
-    }
+    bulk_both_ways(&lab, "1048576");
 }
 
 /// Case 9: 200 concurrent connections through one published port: all are established at once,
