@@ -629,6 +629,12 @@ pub fn lab_with(backend: &str, extra: &[&str]) -> CaseLab {
         .filter(|arg| *arg != TX_CSUM_OFF)
         .collect();
     args.extend_from_slice(extra);
+    // The IPv4 configurations' labs are IPv4-only, the `*_v6` ones' dual-stack: each lab has
+    // the families its traffic uses. (The default, dual-stack, lab is `up` as users run it in
+    // `claims.rs`, `crash.rs`, `topology.rs` and `security.rs`.)
+    if Net::of(backend) == Net::V4 && !extra.iter().any(|arg| matches!(*arg, "-f" | "--file")) {
+        args.push("--ipv4-only");
+    }
     let lab = Lab::up(&args);
     let status: Value =
         serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("status JSON");

@@ -190,9 +190,9 @@ impl Drop for Lab {
 /// `ebpf_tc::a`, ..., each calling its case with the configuration's `netlab up` arguments
 /// (plus [`harness::TX_CSUM_OFF`], a marker [`harness::lab_with`] acts on). The 11
 /// configurations are listed here once, for every suite that runs on all of them;
-/// `backend_tests!(ipv6: a, b, c)` runs the cases in IPv6, on dual-stack labs of 8 of the
-/// configurations (both eBPF ingresses, every backend, checksum offload off once for
-/// netfilter and once for eBPF).
+/// `backend_tests!(ipv6: a, b, c)` runs the cases in IPv6, on dual-stack labs of 7 of the
+/// configurations (both eBPF ingresses, the eBPF slow path, every backend, and eBPF with
+/// checksum offload off).
 #[macro_export]
 macro_rules! backend_tests {
     ($($case:ident),+ $(,)?) => {
@@ -220,7 +220,6 @@ macro_rules! backend_tests {
             ebpf_tc_v6: "--backend ebpf --ingress tc --fast-path on --ipv6";
             ebpf_tc_no_fast_path_v6: "--backend ebpf --ingress tc --fast-path off --ipv6";
             ebpf_xdp_v6: "--backend ebpf --ingress xdp --fast-path on --ipv6";
-            iptables_v6_tx_csum_off: "--backend iptables --ipv6 +tx-csum-off";
             ebpf_tc_v6_tx_csum_off: "--backend ebpf --ingress tc --fast-path on --ipv6 +tx-csum-off";
         );
     };

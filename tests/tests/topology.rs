@@ -383,10 +383,10 @@ fn the_built_in_lab_is_dual_stack_unless_asked() {
             serde_json::from_str(&lab.netlab_ok(&["status", "--json"])).expect("status JSON");
         status.to_string().contains("fd00:172:18::")
     };
-    let lab = Lab::up(&["--backend", "none"]);
+    let lab = Lab::up(&["--backend", "iptables"]);
     assert!(subnet6(&lab), "dual-stack by default");
     lab.netlab_ok(&["down"]);
-    lab.netlab_ok(&["up", "--backend", "none", "--ipv4-only"]);
+    lab.netlab_ok(&["up", "--backend", "iptables", "--ipv4-only"]);
     assert!(!subnet6(&lab), "--ipv4-only");
     lab.netlab_ok(&["up"]);
     assert!(!subnet6(&lab), "a running IPv4-only lab stays so");
