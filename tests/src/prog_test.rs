@@ -75,6 +75,16 @@ pub fn tc(bpf: &Ebpf, name: &str, frame: &[u8]) -> (i32, Vec<u8>) {
     (verdict.cast_signed(), out)
 }
 
+/// Runs the XDP program on `frame`; returns its action and the frame it leaves.
+pub fn xdp(bpf: &Ebpf, frame: &[u8]) -> (u32, Vec<u8>) {
+    let program: &Xdp = bpf
+        .program(programs::XDP_EXTERNAL_INGRESS)
+        .expect("program")
+        .try_into()
+        .expect("xdp");
+    test_run(program, frame)
+}
+
 /// How many packets the datapath counted under `stat`.
 pub fn stat(bpf: &Ebpf, stat: Stat) -> u64 {
     let map: PerCpuArray<&MapData, u64> =

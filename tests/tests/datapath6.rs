@@ -385,3 +385,23 @@ fn martians_and_direct_access_from_outside_are_dropped() {
     assert_eq!(dp.tc(programs::TC_EXTERNAL_INGRESS, &frame).0, TC_ACT_SHOT);
     assert_eq!(dp.stat(Stat::DirectAccess), 1);
 }
+
+/// XDP's action that hands a frame on to the stack.
+const XDP_PASS: u32 = 2;
+
+#[test]
+fn xdp_leaves_ipv6_to_the_tc_programs() {
+    let dp = Datapath6::new();
+    let frame = Frame6::tcp((WAN, 40003), (EXT, 5000), SYN, b"").bytes();
+    assert_eq!(
+        prog_test::xdp(&dp.bpf, &frame),
+        (XDP_PASS, frame.clone()),
+        "XDP passes IPv6 on untouched"
+    );
+    let p = parse6(&dp.passes(programs::TC_EXTERNAL_INGRESS, &frame));
+    assert_eq!(
+        (p.dst, p.ports),
+        (C0, (40003, 5000)),
+        "tc translates it after XDP"
+    );
+}
