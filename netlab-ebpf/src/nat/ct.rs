@@ -230,11 +230,13 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<*mut K::Entry> {
 /// Puts back the other direction of a flow that the LRU evicted (its tuple free).
 #[inline(always)]
 fn restore_partner<K: Flow>(key: &K, entry: &K::Entry, now: u64) {
-    let restored = key.reversed().entry_to(
+    let mut restored = K::Entry::default();
+    key.reversed().entry_into(
         entry.flags() ^ ct_flags::REPLY,
         entry.state(),
         entry.counter(),
         now,
+        &mut restored,
     );
     if K::conntrack()
         .insert(partner_of(key, entry), restored, u64::from(BPF_NOEXIST))

@@ -54,9 +54,8 @@ pub trait Flow: Copy + PartialEq + 'static {
     fn pairs_with(&self, entry: &Self::Entry) -> bool;
     /// Whether `to` rewrites a packet showing this tuple to itself.
     fn unchanged(&self, to: &Self::Entry) -> bool;
-    /// An entry that rewrites packets to this tuple (the inverse of [`Self::rewritten`]).
-    fn entry_to(&self, flags: u8, state: u8, counter: CounterRef, now: u64) -> Self::Entry;
-    /// [`Self::entry_to`], written to `out`.
+    /// Writes to `out` an entry that rewrites packets to this tuple (the inverse of
+    /// [`Self::rewritten`]).
     fn entry_into(
         &self,
         flags: u8,
@@ -197,20 +196,6 @@ macro_rules! family_flow {
                     && self.dst_ip == to.dst_ip
                     && self.src_port == to.src_port
                     && self.dst_port == to.dst_port
-            }
-            #[inline(always)]
-            fn entry_to(&self, flags: u8, state: u8, counter: CounterRef, now: u64) -> $entry {
-                $entry {
-                    src_ip: self.src_ip,
-                    dst_ip: self.dst_ip,
-                    src_port: self.src_port,
-                    dst_port: self.dst_port,
-                    flags,
-                    state,
-                    pad: [0; 2],
-                    counter,
-                    last_seen_ns: now,
-                }
             }
             #[inline(always)]
             fn entry_into(

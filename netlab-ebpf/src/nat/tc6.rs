@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 use netlab_common::{
     nat::{CounterRef, MARK_TRANSLATED, NatConfig, Stat, ct_flags, flags},
-    nat6::{CtEntry6, FlowKey6, FragEntry6, Ipv6Words, NatConfig6},
+    nat6::{CtEntry6, FlowKey6, FragEntry6, Ipv6Words, NatConfig6, PublishValue6},
 };
 
 use super::{
@@ -255,22 +255,13 @@ fn create_hairpin(ctx: &TcContext, configs: &Configs, s: &mut Scratch6) -> Resul
     } {
         return Ok(false);
     }
-    let own = k.src_ip == target.ip;
-    s.key = *k;
-    if own || config.flags & flags::MASQ_ALL != 0 {
-        s.key.src_ip = c6.gateway_ip;
-    }
-    s.key.dst_ip = target.ip;
-    s.key.dst_port = target.port;
-    ct::create_into(
-        &s.pkt.key,
-        &s.key,
+    let as_gateway = k.src_ip == target.ip || config.flags & flags::MASQ_ALL != 0;
+    create_to(
+        s,
+        &target,
+        as_gateway.then_some(&c6.gateway_ip),
         ct_flags::DNAT | ct_flags::HAIRPIN,
-        target.counter,
-        true,
-        &mut s.entry,
-    )?;
-    Ok(true)
+    )
 }
 
 /// A new flow for a packet to a port published in IPv6, into `s.entry`; `false` when it is
@@ -285,16 +276,34 @@ fn create_dnat(configs: &Configs, s: &mut Scratch6) -> Result<bool, Stat> {
     let Some(target) = published6(c6, &key.dst_ip, key.dst_port, key.proto, false) else {
         return Ok(false);
     };
-    s.key = *key;
-    if config.flags & flags::MASQ_ALL != 0 {
-        s.key.src_ip = c6.gateway_ip;
+    let as_gateway = config.flags & flags::MASQ_ALL != 0;
+    create_to(
+        s,
+        &target,
+        as_gateway.then_some(&c6.gateway_ip),
+        ct_flags::DNAT,
+    )
+}
+
+/// Creates the flow of the packet in `s` to the published port's `target`, from `src_ip`
+/// instead of the client when given, its forward entry into `s.entry`; `true` once done.
+#[inline(always)]
+fn create_to(
+    s: &mut Scratch6,
+    target: &PublishValue6,
+    src_ip: Option<&Ipv6Words>,
+    flags: u8,
+) -> Result<bool, Stat> {
+    s.key = s.pkt.key;
+    if let Some(src_ip) = src_ip {
+        s.key.src_ip = *src_ip;
     }
     s.key.dst_ip = target.ip;
     s.key.dst_port = target.port;
     ct::create_into(
         &s.pkt.key,
         &s.key,
-        ct_flags::DNAT,
+        flags,
         target.counter,
         true,
         &mut s.entry,
