@@ -628,7 +628,8 @@ pub const MARK_TRANSLATED: u32 = 0x4e4c_0001;
 /// looking the flow up again. Only XDP programs write metadata, and ours starts from none.
 pub const XDP_META_TRANSLATED: u32 = 0x4e4c_0002;
 
-/// How often a flow whose half the LRU evicted may restore it (nanoseconds).
+/// How often a UDP or ICMP flow whose half the LRU evicted may restore it (nanoseconds; TCP
+/// flows restore theirs at once).
 pub const CT_RESTORE_INTERVAL_NS: u64 = 1_000_000_000;
 
 const _: () = assert!(size_of::<NatConfig>() == 64);

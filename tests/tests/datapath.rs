@@ -768,12 +768,17 @@ fn tcp_state_belongs_to_the_flow_and_a_new_syn_reads_the_published_ports_again()
 
 /// The conntrack key of a UDP packet from `src` to `dst`.
 fn udp_key(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> FlowKey {
+    flow_key(UDP, src, dst)
+}
+
+/// The conntrack key of a `proto` packet from `src` to `dst`.
+fn flow_key(proto: u8, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> FlowKey {
     FlowKey {
         src_ip: u32::from(src.0).to_be(),
         dst_ip: u32::from(dst.0).to_be(),
         src_port: src.1.to_be(),
         dst_port: dst.1.to_be(),
-        proto: UDP,
+        proto,
         pad: [0; 3],
     }
 }
@@ -793,6 +798,30 @@ fn an_evicted_half_is_restored_when_the_flow_is_used_again() {
         (back.dst, back.ports.1),
         (C0, 5555),
         "and the reply reaches the container"
+    );
+}
+
+/// A TCP connection that lost its reply half puts it back with its next segment, however
+/// soon: the peer's answer is on its way, and without the mapping it would reach the host,
+/// whose reset would end the connection.
+#[test]
+fn a_tcp_flow_restores_an_evicted_reply_half_at_once() {
+    let mut dp = Datapath::new();
+    let (container, server) = ((C0, 40200), (WAN, 80));
+    let syn = egress(&dp, &Frame::tcp(container, server, SYN, b""));
+    assert_eq!((syn.src, syn.ports), (EXT, (40200, 80)));
+    ingress(&dp, &Frame::tcp(server, (EXT, 40200), SYN | ACK, b""));
+    egress(&dp, &Frame::tcp(container, server, ACK, b""));
+    dp.evict(&flow_key(TCP, server, (EXT, 40200)));
+    // Past the refresh's millisecond, well within the second UDP waits.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    egress(&dp, &Frame::tcp(container, server, ACK, b"request"));
+    assert_eq!(dp.stat(Stat::CtRestored), 1, "the reply half was put back");
+    let answer = ingress(&dp, &Frame::tcp(server, (EXT, 40200), ACK, b"answer"));
+    assert_eq!(
+        (answer.dst, answer.ports.1),
+        (C0, 40200),
+        "the answer reaches the container, not the host"
     );
 }
 

@@ -3,8 +3,8 @@
 //! the tuple to rewrite it to. The TCP state belongs to the flow, so both entries always
 //! carry the same one; entries expire by protocol and state. The map is an LRU: a full table
 //! evicts the least recently used entries rather than refusing new flows, and a flow that
-//! lost one half to eviction restores it when it is used again (at most once per
-//! [`CT_RESTORE_INTERVAL_NS`], which also keeps that half fresh in the LRU). A half whose
+//! lost one half to eviction restores it when it is used again (a TCP flow at once, others
+//! at most once per [`CT_RESTORE_INTERVAL_NS`]: see [`restore_after`]). A half whose
 //! other half's tuple a new flow has taken meanwhile is an orphan: it is dropped, and the
 //! flow's next packet starts it anew on a tuple of its own, so that no reply ever reaches
 //! another flow's socket.
@@ -162,24 +162,35 @@ fn remove_flow<K: Flow>(key: &K, entry: &K::Entry) {
 /// entry's time is refreshed, about once a millisecond of a flow's traffic.
 #[inline(always)]
 pub fn lookup_key<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<K::Entry> {
-    // SAFETY: a pointer into the map's value, valid during the program.
-    live(key, tcp_flags).map(|entry| unsafe { &*entry }.copied())
+    let (entry, restore) = live(key, tcp_flags)?;
+    // SAFETY: a pointer into the map's value, valid until the map's next insert.
+    let entry = unsafe { &*entry }.copied();
+    if restore {
+        restore_partner(key, &entry);
+    }
+    Some(entry)
 }
 
 /// [`lookup_key`], the entry copied to `out` (whether there is one is returned).
 #[inline(always)]
 pub fn lookup_into<K: Flow>(key: &K, tcp_flags: Option<u8>, out: &mut K::Entry) -> bool {
-    let Some(entry) = live(key, tcp_flags) else {
+    let Some((entry, restore)) = live(key, tcp_flags) else {
         return false;
     };
     // SAFETY: as above.
     unsafe { &*entry }.copy_to(out);
+    if restore {
+        restore_partner(key, out);
+    }
     true
 }
 
-/// The live entry of `key`, refreshed, in the map (see [`lookup_key`]).
+/// The live entry of `key`, refreshed, in the map (see [`lookup_key`]), and whether the
+/// flow's other half, which the LRU evicted, is to be put back. The caller copies the entry
+/// before it does: the insert may make the LRU evict again, in a full table even a half just
+/// looked up, and reuse its memory for the new entry.
 #[inline(always)]
-fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<*mut K::Entry> {
+fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)> {
     let entry = K::conntrack().get_ptr_mut(key)?;
     // SAFETY: a pointer into the map's value, valid during the program; racing updates of
     // the same flow on two CPUs only race on timestamps and state, both benign.
@@ -191,7 +202,7 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<*mut K::Entry> {
         return None;
     }
     let Some(tcp_flags) = tcp_flags else {
-        return Some(entry);
+        return Some((entry, false));
     };
     if key.proto() == IPPROTO_TCP {
         if is_syn(tcp_flags) && entry.state() == ct_state::CLOSING {
@@ -208,6 +219,7 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<*mut K::Entry> {
         }
     }
     let idle = now.saturating_sub(entry.last_seen_ns());
+    let mut restore = false;
     // Lifetimes are seconds: a write per millisecond at most spares every packet of a busy
     // flow a store to a line other CPUs read, and the look at the other half a lookup.
     if idle >= LAST_SEEN_GRANULARITY_NS {
@@ -217,25 +229,39 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<*mut K::Entry> {
                 count(Stat::CtOrphaned);
                 return None;
             }
-            OtherHalf::Missing if idle >= CT_RESTORE_INTERVAL_NS => {
-                restore_partner(key, entry, now);
-            }
-            OtherHalf::Missing | OtherHalf::Ours(_) => {}
+            OtherHalf::Missing => restore = idle >= restore_after(key.proto()),
+            OtherHalf::Ours(_) => {}
         }
         entry.set_last_seen_ns(now);
     }
-    Some(entry)
+    Some((entry, restore))
 }
 
-/// Puts back the other direction of a flow that the LRU evicted (its tuple free).
+/// How long a flow that lost its other half to the LRU goes on without it before it is put
+/// back. TCP at its next refresh (a millisecond): its peer answers every segment, and an
+/// answer without the mapping would reach the host, whose reset ends the connection — the
+/// kernel's conntrack never loses a live connection's mapping. Other protocols at most once
+/// a second: a one-way flow's reply half is never looked up, so the LRU evicts it again
+/// first, and putting it back on every refresh would churn a full table.
 #[inline(always)]
-fn restore_partner<K: Flow>(key: &K, entry: &K::Entry, now: u64) {
+fn restore_after(proto: u8) -> u64 {
+    if proto == IPPROTO_TCP {
+        LAST_SEEN_GRANULARITY_NS
+    } else {
+        CT_RESTORE_INTERVAL_NS
+    }
+}
+
+/// Puts back the other direction of a flow that the LRU evicted (its tuple free); `entry`
+/// is a copy of the half that is left.
+#[inline(always)]
+fn restore_partner<K: Flow>(key: &K, entry: &K::Entry) {
     let mut restored = K::Entry::default();
     key.reversed().entry_into(
         entry.flags() ^ ct_flags::REPLY,
         entry.state(),
         entry.counter(),
-        now,
+        entry.last_seen_ns(),
         &mut restored,
     );
     if K::conntrack()
