@@ -4,7 +4,7 @@
 //! carry the same one; entries expire by protocol and state. The map is an LRU: a full table
 //! evicts the least recently used entries rather than refusing new flows, and a flow that
 //! lost one half to eviction restores it when it is used again (a TCP flow at once, others
-//! at most once per [`CT_RESTORE_INTERVAL_NS`]: see [`restore_after`]). A half whose
+//! at most once per [`CT_RESTORE_INTERVAL_NS`]: see [`live`]). A half whose
 //! other half's tuple a new flow has taken meanwhile is an orphan: it is dropped, and the
 //! flow's next packet starts it anew on a tuple of its own, so that no reply ever reaches
 //! another flow's socket.
@@ -229,27 +229,20 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)
                 count(Stat::CtOrphaned);
                 return None;
             }
-            OtherHalf::Missing => restore = idle >= restore_after(key.proto()),
+            // TCP at this refresh: its peer answers every segment, and an answer without the
+            // mapping would reach the host, whose reset ends the connection (the kernel's
+            // conntrack never loses a live connection's mapping). Other protocols at most
+            // once a second: a one-way flow's reply half is never looked up, so the LRU
+            // evicts it again first, and putting it back on every refresh would churn a
+            // full table.
+            OtherHalf::Missing => {
+                restore = key.proto() == IPPROTO_TCP || idle >= CT_RESTORE_INTERVAL_NS;
+            }
             OtherHalf::Ours(_) => {}
         }
         entry.set_last_seen_ns(now);
     }
     Some((entry, restore))
-}
-
-/// How long a flow that lost its other half to the LRU goes on without it before it is put
-/// back. TCP at its next refresh (a millisecond): its peer answers every segment, and an
-/// answer without the mapping would reach the host, whose reset ends the connection — the
-/// kernel's conntrack never loses a live connection's mapping. Other protocols at most once
-/// a second: a one-way flow's reply half is never looked up, so the LRU evicts it again
-/// first, and putting it back on every refresh would churn a full table.
-#[inline(always)]
-fn restore_after(proto: u8) -> u64 {
-    if proto == IPPROTO_TCP {
-        LAST_SEEN_GRANULARITY_NS
-    } else {
-        CT_RESTORE_INTERVAL_NS
-    }
 }
 
 /// Puts back the other direction of a flow that the LRU evicted (its tuple free); `entry`
