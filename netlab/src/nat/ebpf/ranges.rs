@@ -34,6 +34,9 @@ pub(crate) trait Prefix: aya::Pod + Eq + std::hash::Hash + std::fmt::Debug {
     const MAP: &'static str;
     /// The port (network order): a block's first.
     fn port(&self) -> u16;
+    /// The prefix of `spec`'s block starting at host port `first`, or `None` when `spec` is
+    /// not published in this family.
+    fn of_spec(spec: &PortSpec, first: u16) -> Option<Self>;
 }
 
 impl Prefix for PortPrefix {
@@ -43,6 +46,15 @@ impl Prefix for PortPrefix {
     fn port(&self) -> u16 {
         self.port
     }
+    fn of_spec(spec: &PortSpec, first: u16) -> Option<Self> {
+        let ip = spec.host_ip4()?.map_or(0, |ip| u32::from(ip).to_be());
+        Some(Self {
+            ip,
+            proto: spec.proto.number(),
+            pad: 0,
+            port: first.to_be(),
+        })
+    }
 }
 
 impl Prefix for PortPrefix6 {
@@ -51,6 +63,15 @@ impl Prefix for PortPrefix6 {
     const MAP: &'static str = nat6::maps::PUBLISH_RANGES6;
     fn port(&self) -> u16 {
         self.port
+    }
+    fn of_spec(spec: &PortSpec, first: u16) -> Option<Self> {
+        let ip = spec.host_ip6()?.map_or([0; 4], words_of);
+        Some(Self {
+            ip,
+            proto: spec.proto.number(),
+            pad: 0,
+            port: first.to_be(),
+        })
     }
 }
 
@@ -122,44 +143,26 @@ impl<P: Prefix> RangeKey<P> {
     }
 }
 
-/// The IPv6 trie keys of range `spec`, one per block (none for a spec published on IPv4
-/// only).
-pub(crate) fn range_keys6(spec: &PortSpec) -> Vec<RangeKey6> {
-    let Some(host_ip) = spec.host_ip6() else {
-        return Vec::new();
-    };
-    let ip = host_ip.map_or([0; 4], words_of);
-    blocks(spec.host.start, spec.host.end)
-        .into_iter()
-        .map(|block| RangeKey {
-            prefix: PortPrefix6 {
-                ip,
-                proto: spec.proto.number(),
-                pad: 0,
-                port: block.first.to_be(),
-            },
-            block,
-        })
-        .collect()
-}
-
 /// The IPv4 trie keys of range `spec`, one per block (none for a spec published on IPv6
 /// only).
 pub(crate) fn range_keys(spec: &PortSpec) -> Vec<RangeKey> {
-    let Some(host_ip) = spec.host_ip4() else {
-        return Vec::new();
-    };
-    let ip = host_ip.map_or(0, |ip| u32::from(ip).to_be());
+    keys_of(spec)
+}
+
+/// The IPv6 trie keys of range `spec`, one per block (none for a spec published on IPv4
+/// only).
+pub(crate) fn range_keys6(spec: &PortSpec) -> Vec<RangeKey6> {
+    keys_of(spec)
+}
+
+fn keys_of<P: Prefix>(spec: &PortSpec) -> Vec<RangeKey<P>> {
     blocks(spec.host.start, spec.host.end)
         .into_iter()
-        .map(|block| RangeKey {
-            prefix: PortPrefix {
-                ip,
-                proto: spec.proto.number(),
-                pad: 0,
-                port: block.first.to_be(),
-            },
-            block,
+        .map_while(|block| {
+            Some(RangeKey {
+                prefix: P::of_spec(spec, block.first)?,
+                block,
+            })
         })
         .collect()
 }
