@@ -28,7 +28,7 @@ use super::{
     maps6::{FRAGMENTS6, container6, in_subnet6, published6, to_container6},
     packet::{ETH_HLEN, Frag, IPPROTO_TCP, IPPROTO_UDP, skb_ptr_at},
     packet6::{ICMPV6_ECHO_REQUEST, IPPROTO_ICMPV6, Ipv6Hdr, Packet6, parse6},
-    tc::{Verdict, action, set_macs},
+    tc::{Verdict, action, own_head_if_gso, set_macs},
 };
 
 const AF_INET6: u8 = 10;
@@ -439,6 +439,7 @@ fn to_container_peer(ctx: &TcContext, dst_ip: &Ipv6Words, config: &NatConfig) ->
     let Some(info) = container6(dst_ip) else {
         return Verdict::PASS;
     };
+    own_head_if_gso(ctx);
     let Some(iph) = skb_ptr_at::<Ipv6Hdr>(ctx, ETH_HLEN) else {
         return Verdict::PASS;
     };
@@ -497,6 +498,7 @@ fn fib_reply(ctx: &TcContext, s: &Scratch6) -> Result<Verdict, Stat> {
     if rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH || pkt.hop_limit <= 1 {
         return Ok(Verdict::PASS);
     }
+    own_head_if_gso(ctx);
     rewrite(ctx, s)?;
     count_port(&entry.counter, u64::from(pkt.len));
     decrement_hop_limit(ctx)?;
