@@ -159,7 +159,7 @@ fn l4_read(proto: u8) -> usize {
 /// Puts the first `len` bytes of the packet (or all it has) in the skb's linear part,
 /// unless they are there already.
 #[inline(always)]
-fn make_linear(ctx: &TcContext, len: usize) -> Result<(), Skip> {
+pub fn make_linear(ctx: &TcContext, len: usize) -> Result<(), Skip> {
     if ctx.data() + len <= ctx.data_end() {
         return Ok(());
     }

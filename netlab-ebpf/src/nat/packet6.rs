@@ -11,7 +11,7 @@ use netlab_common::{
 
 use super::{
     maps6::{in_subnet6, is_loopback6},
-    packet::{ETH_HLEN, Frag, IPPROTO_TCP, IPPROTO_UDP, skb_ptr_at},
+    packet::{ETH_HLEN, Frag, IPPROTO_TCP, IPPROTO_UDP, make_linear, skb_ptr_at},
 };
 
 pub const ETH_P_IPV6: u16 = 0x86dd;
@@ -122,12 +122,9 @@ const HEADERS_MAX: usize = ETH_HLEN + IPV6_HLEN + 16;
 /// container subnet or `::1` is a martian. The packet is written to `out`.
 #[inline(always)]
 pub fn parse6(ctx: &TcContext, wire: Option<&NatConfig6>, out: &mut Packet6) -> Result<(), Stat> {
-    if ctx.data() + HEADERS_MAX > ctx.data_end() {
-        let want = core::cmp::min(HEADERS_MAX as u32, ctx.len());
-        if ctx.data() + want as usize > ctx.data_end() {
-            ctx.pull_data(want).map_err(|_| Stat::Truncated)?;
-        }
-    }
+    // 70 bytes: never more than a TCP segment's headers, so no payload is pulled (see
+    // `packet::parse`).
+    make_linear(ctx, HEADERS_MAX)?;
     let iph: *const Ipv6Hdr = skb_ptr_at(ctx, ETH_HLEN).ok_or(Stat::Truncated)?;
     // SAFETY: bounds checked by skb_ptr_at.
     let ip = unsafe { &*iph };
