@@ -21,6 +21,8 @@ use netlab_e2e::{
 
 /// One case at a time: each floods a lab with tens of thousands of flows, and two at once on
 /// two cores measure the machine's overload rather than the NAT.
+/// `cargo xtask test` runs this suite alone, after the others, one test at a time; this lock
+/// keeps a plain `cargo test --test exhaustion` to that too.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {

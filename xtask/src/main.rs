@@ -4,7 +4,9 @@ mod bootstrap;
 mod bpffs;
 mod build_ebpf;
 mod demo;
+mod e2e;
 mod test;
+mod totals;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
