@@ -341,8 +341,7 @@ impl Datapath {
         }
         // A new container on a UDP port must not get the datagrams of the previous one's
         // flows (as portmap deletes the port's UDP conntrack entries on ADD).
-        tables.forget_flows(&udp_only(wanted.0.iter(), |key| key.proto))?;
-        tables.forget_flows6(&udp_only(wanted.1.iter(), |key| key.proto))
+        forget_udp_flows(&tables, wanted.0.iter(), wanted.1.iter())
     }
 
     /// The ports attachment `owner` publishes, in each family.
@@ -370,13 +369,11 @@ impl Datapath {
         let tables = self.tables();
         if !keys.is_empty() {
             tables.remove_ports(keys, &format!("{} ports", keys.len()))?;
-            tables.forget_flows(&udp_only(keys.iter(), |key| key.proto))?;
         }
         if !keys6.is_empty() {
             tables.remove_ports6(keys6, &format!("{} IPv6 ports", keys6.len()))?;
-            tables.forget_flows6(&udp_only(keys6.iter(), |key| key.proto))?;
         }
-        Ok(())
+        forget_udp_flows(&tables, keys.iter(), keys6.iter())
     }
 
     /// Removes everything of attachment `owner`: its ports (and their UDP flows), its
@@ -590,8 +587,26 @@ fn remove_owned<K: aya::Pod + Eq + std::hash::Hash>(
     !mine.is_empty()
 }
 
-/// The UDP ports of `keys` (walking the conntrack table for TCP ports would cost a system
-/// call per entry for nothing), of either family (`proto` reads a key's protocol).
+/// Forgets the flows of the UDP ports among `keys` and `keys6`; TCP connections end on
+/// their own, as with the kernel's conntrack (and walking the conntrack table for TCP ports
+/// would cost a system call per entry for nothing).
+fn forget_udp_flows<'a>(
+    tables: &Tables,
+    keys: impl Iterator<Item = &'a PublishKey>,
+    keys6: impl Iterator<Item = &'a PublishKey6>,
+) -> Result<()> {
+    let udp: HashSet<PublishKey> = udp_only(keys, |key| key.proto);
+    if !udp.is_empty() {
+        tables.forget_flows(|key| udp.contains(key))?;
+    }
+    let udp6: HashSet<PublishKey6> = udp_only(keys6, |key| key.proto);
+    if !udp6.is_empty() {
+        tables.forget_flows6(|key| udp6.contains(key))?;
+    }
+    Ok(())
+}
+
+/// The UDP ports of `keys`, of either family (`proto` reads a key's protocol).
 fn udp_only<'a, K: Copy + Eq + std::hash::Hash + 'a>(
     keys: impl Iterator<Item = &'a K>,
     proto: impl Fn(&K) -> u8,
