@@ -695,38 +695,40 @@ fn loopback_port_is_not_reachable_from_outside(backend: &str) {
 
 /// Case 17: unpublishing a UDP port also stops a flow that is already running: a client that
 /// keeps sending from the same socket is not forwarded by the old mapping (Docker flushes
-/// conntrack for UDP mappings it removes).
+/// conntrack for UDP mappings it removes). The same for a port of a range.
 fn unpublish_udp_forgets_running_flows(backend: &str) {
     let lab = default_lab(backend);
     let net = lab.net;
     let _echo = Server::start(&lab, "netns1", Mode::Udp, &[6200]);
-    lab.netlab_ok(&["publish", "netns1", "6200:6200/udp"]);
-    let mut client = Guarded::spawn(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.ns("wan"),
-                PYTHON,
-                "-c",
-                UDP_TWICE,
-                net.host_ext,
-                "6200",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
-    );
-    let mut stdin = client.0.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(client.0.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a first reply").expect("utf-8");
-    assert_eq!(first, "one", "the flow works while published");
-    lab.netlab_ok(&["unpublish", "netns1", "6200:6200/udp"]);
-    writeln!(stdin, "go").expect("signal the client");
-    let second = lines.next().expect("a second line").expect("utf-8");
-    assert_eq!(
-        second, "timeout",
-        "the old mapping still forwarded after unpublish"
-    );
+    for spec in ["6200:6200/udp", "6190-6210:6190-6210/udp"] {
+        lab.netlab_ok(&["publish", "netns1", spec]);
+        let mut client = Guarded::spawn(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &lab.ns("wan"),
+                    PYTHON,
+                    "-c",
+                    UDP_TWICE,
+                    net.host_ext,
+                    "6200",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        );
+        let mut stdin = client.0.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(client.0.stdout.take().expect("stdout")).lines();
+        let first = lines.next().expect("a first reply").expect("utf-8");
+        assert_eq!(first, "one", "{spec}: the flow works while published");
+        lab.netlab_ok(&["unpublish", "netns1", spec]);
+        writeln!(stdin, "go").expect("signal the client");
+        let second = lines.next().expect("a second line").expect("utf-8");
+        assert_eq!(
+            second, "timeout",
+            "{spec}: the old mapping still forwarded after unpublish"
+        );
+    }
 }
 
 /// Every case, on every configuration (`backend_tests!`) and, in IPv6, on those that carry
