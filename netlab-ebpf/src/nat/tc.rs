@@ -485,15 +485,15 @@ pub fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Sta
 }
 
 /// Gives a GSO packet a head of its own if it shares one, as the kernel's forwarding does
-/// (`skb_cow` in `ip_forward`) and the fast path, which skips it, must do itself. A TCP
-/// segment from a local socket is a clone that shares its head with the sender's copy, and
+/// (`skb_cow` in `ip_forward`) and the fast path for replies, which skips it, must do itself.
+/// A TCP segment from a local socket is a clone that shares its head with the sender's copy,
+/// and
 /// a receiving socket never merges a segment into a cloned one before it
 /// (`skb_try_coalesce`): bulk TCP through the fast path lost a tenth of its throughput to
 /// that. A segment that came off a NIC owns its head, and this costs it one helper call.
 #[inline(always)]
 pub fn own_head_if_gso(ctx: &TcContext) {
-    // SAFETY: a field of the program's own context.
-    if unsafe { (*ctx.skb.skb).gso_segs } > 1 {
+    if is_gso(ctx) {
         // With no room asked for, the helper is `skb_cow`: a copy of the head when it is
         // shared, nothing otherwise; the packet stays as it is either way.
         // SAFETY: the program's own skb; no flags.
@@ -501,14 +501,33 @@ pub fn own_head_if_gso(ctx: &TcContext) {
     }
 }
 
+/// Whether the packet is a GSO segment, several MTU-sized segments in one skb: bulk TCP
+/// from a local sender (a NIC's GRO makes them too).
+#[inline(always)]
+pub fn is_gso(ctx: &TcContext) -> bool {
+    // SAFETY: a field of the program's own context.
+    let segs = unsafe { (*ctx.skb.skb).gso_segs };
+    segs > 1
+}
+
 /// Fast path into a container: straight to the peer of its host-side veth, skipping the
 /// host's routing and bridge. Falls back to the stack whenever it cannot be sure.
+///
+/// A GSO segment takes the stack's way. On a veth link, one TCP flow's segments reach the
+/// external device's backlogs on both CPUs (the sender transmits from the softirq of each
+/// acknowledgement too); delivered straight into the container, they overtook each other
+/// twice as often as after the host's forwarding, the sender took the reordering for loss,
+/// and a bulk upload ran at 0.7-0.9× iptables'. Through the stack it runs level with
+/// iptables (BENCHMARKS.md, "Bulk TCP"). One forwarding per 64 KiB segment costs little;
+/// small packets, where the fast path pays, still take it.
 #[inline(always)]
 fn to_container_peer(ctx: &TcContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) -> Verdict {
+    if is_gso(ctx) {
+        return Verdict::PASS;
+    }
     let Some(info) = container(config, dst_ip) else {
         return Verdict::PASS;
     };
-    own_head_if_gso(ctx);
     if pkt.ttl <= 1 || decrement_ttl(ctx, pkt).is_err() {
         return Verdict::PASS;
     }

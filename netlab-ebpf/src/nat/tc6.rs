@@ -28,7 +28,7 @@ use super::{
     maps6::{FRAGMENTS6, container6, in_subnet6, published6, to_container6},
     packet::{ETH_HLEN, Frag, IPPROTO_TCP, IPPROTO_UDP, skb_ptr_at},
     packet6::{ICMPV6_ECHO_REQUEST, IPPROTO_ICMPV6, Ipv6Hdr, Packet6, parse6},
-    tc::{Verdict, action, own_head_if_gso, set_macs},
+    tc::{Verdict, action, is_gso, own_head_if_gso, set_macs},
 };
 
 const AF_INET6: u8 = 10;
@@ -433,13 +433,16 @@ fn decrement_hop_limit(ctx: &TcContext) -> Result<(), Stat> {
     Ok(())
 }
 
-/// Fast path into a container: straight to the peer of its host-side veth.
+/// Fast path into a container: straight to the peer of its host-side veth. A GSO segment
+/// takes the stack's way, as in IPv4 (`tc::to_container_peer` says why).
 #[inline(never)]
 fn to_container_peer(ctx: &TcContext, dst_ip: &Ipv6Words, config: &NatConfig) -> Verdict {
+    if is_gso(ctx) {
+        return Verdict::PASS;
+    }
     let Some(info) = container6(dst_ip) else {
         return Verdict::PASS;
     };
-    own_head_if_gso(ctx);
     let Some(iph) = skb_ptr_at::<Ipv6Hdr>(ctx, ETH_HLEN) else {
         return Verdict::PASS;
     };
