@@ -487,8 +487,7 @@ pub fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Sta
 /// Gives a GSO packet a head of its own if it shares one, as the kernel's forwarding does
 /// (`skb_cow` in `ip_forward`) and the fast path for replies, which skips it, must do itself.
 /// A TCP segment from a local socket is a clone that shares its head with the sender's copy,
-/// and
-/// a receiving socket never merges a segment into a cloned one before it
+/// and a receiving socket never merges a segment into a cloned one before it
 /// (`skb_try_coalesce`): bulk TCP through the fast path lost a tenth of its throughput to
 /// that. A segment that came off a NIC owns its head, and this costs it one helper call.
 #[inline(always)]
