@@ -43,7 +43,12 @@ struct Datapath {
 
 impl Datapath {
     fn new() -> Self {
-        let (mut bpf, dir) = prog_test::load(&[]);
+        Self::with_sizes(&[])
+    }
+
+    /// [`Self::new`], with maps sized by `sizes` (by name).
+    fn with_sizes(sizes: &[(&str, u32)]) -> Self {
+        let (mut bpf, dir) = prog_test::load(sizes);
         let be = |ip: Ipv4Addr| u32::from(ip).to_be();
         let config = NatConfig {
             external_ip: be(EXT),
@@ -823,6 +828,65 @@ fn a_tcp_flow_restores_an_evicted_reply_half_at_once() {
         (C0, 40200),
         "the answer reaches the container, not the host"
     );
+}
+
+/// In a full table, a new flow's two entries go in one after the other, and the second
+/// insert may make the LRU evict the first, never looked up yet: the answer to the packet
+/// that created the flow would then reach the host, whose reset ends the connection. Here
+/// the table is full of live connections, each used both ways between new flows, so that
+/// the LRU finds few idle entries to evict instead; the new flows and the live ones take
+/// turns on the two CPUs, whose free lists the LRU keeps apart. (With this table and these
+/// 25 live flows, a run here put back a new flow's evicted reply entry 67 times.)
+#[test]
+fn in_a_full_table_a_new_flow_keeps_both_halves() {
+    const LIVE: usize = 25;
+    let dp = Datapath::with_sizes(&[(maps::CONNTRACK, 64)]);
+    let server = (WAN, 80);
+    let mut live = std::collections::VecDeque::new();
+    for port in 20000..20300 {
+        let container = (C0, port);
+        let cpu = usize::from(port % 2);
+        pin_to_cpu(cpu);
+        let syn = egress(&dp, &Frame::tcp(container, server, SYN, b""));
+        let answer = ingress(&dp, &Frame::tcp(server, (EXT, syn.ports.0), SYN | ACK, b""));
+        assert_eq!(
+            (answer.dst, answer.ports.1),
+            (C0, port),
+            "the answer to flow {port}'s SYN reaches its container"
+        );
+        egress(&dp, &Frame::tcp(container, server, ACK, b""));
+        live.push_back((container, syn.ports.0));
+        if live.len() > LIVE {
+            live.pop_front();
+        }
+        // Past a tick of the coarse clock (4 ms here) and the refresh's millisecond: a live
+        // flow that lost a half puts it back with its next packet.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        pin_to_cpu(cpu ^ 1);
+        for &(container, external_port) in &live {
+            let sent = egress(&dp, &Frame::tcp(container, server, ACK, b"request"));
+            let answer = ingress(
+                &dp,
+                &Frame::tcp(server, (EXT, sent.ports.0), ACK, b"answer"),
+            );
+            assert_eq!(
+                (sent.ports.0, answer.dst, answer.ports.1),
+                (external_port, container.0, container.1),
+                "live flow {container:?} keeps its mapping"
+            );
+        }
+    }
+}
+
+/// Moves this thread to CPU `cpu`: a test run runs the program on the caller's CPU.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: an all-zero set is valid, `CPU_SET` writes within it, and the call reads it.
+    let pinned = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set)
+    };
+    assert_eq!(pinned, 0, "pinning the test to CPU {cpu}");
 }
 
 /// Flow A (C0:5555) loses its reply tuple, EXT:5555, to flow B (C1:5555): A's forward half

@@ -257,12 +257,24 @@ fn restore_partner<K: Flow>(key: &K, entry: &K::Entry) {
         entry.last_seen_ns(),
         &mut restored,
     );
+    let partner = partner_of(key, entry);
     if K::conntrack()
-        .insert(partner_of(key, entry), restored, u64::from(BPF_NOEXIST))
+        .insert(partner, restored, u64::from(BPF_NOEXIST))
         .is_ok()
     {
+        mark_used(&partner);
         count(Stat::CtRestored);
     }
+}
+
+/// Marks the entry at `key` used, as a lookup does. The LRU evicts entries never looked up
+/// first: an entry just inserted is one, and the next insert anywhere (in a full table,
+/// often this very flow's other half) may take it before the packet it is for arrives —
+/// the reply to the segment that created or restored it, which the host would then reset.
+/// Returns whether the entry is there.
+#[inline(always)]
+fn mark_used<K: Flow>(key: &K) -> bool {
+    K::conntrack().get_ptr(key).is_some()
 }
 
 /// Whether the entry at `reply_key` may be overwritten by a new flow whose packets show
@@ -488,6 +500,14 @@ fn add_forward<K: Flow>(search: &mut PortSearch<K>, out: &mut K::Entry) -> Resul
         .insert(&search.orig, &search.forward, u64::from(BPF_NOEXIST))
         .is_ok()
     {
+        // In a full table, this insert may have evicted the reply entry the search just
+        // added, never looked up yet: put it back, the forward entry marked used first so
+        // that this insert spares it.
+        if !mark_used(&search.reply_key) {
+            mark_used(&search.orig);
+            let _ = K::conntrack().insert(&search.reply_key, &search.reply, u64::from(BPF_NOEXIST));
+            mark_used(&search.reply_key);
+        }
         search.forward.copy_to(out);
         return Ok(());
     }
