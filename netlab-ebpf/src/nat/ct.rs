@@ -3,8 +3,10 @@
 //! the tuple to rewrite it to. The TCP state belongs to the flow, so both entries always
 //! carry the same one; entries expire by protocol and state. The map is an LRU: a full table
 //! evicts the least recently used entries rather than refusing new flows, and a flow that
-//! lost one half to eviction restores it when it is used again (a TCP flow at once, others
-//! at most once per [`CT_RESTORE_INTERVAL_NS`]: see [`live`]). A half whose
+//! lost one half to eviction restores it when it is used again (a TCP flow with its first
+//! packet once its entry's time is due a refresh, a tick of the coarse clock at most; others
+//! at most once per [`CT_RESTORE_INTERVAL_NS`]: see [`live`]); a new flow whose forward
+//! entry's insert evicted its reply entry puts that back at once ([`mark_used`]). A half whose
 //! other half's tuple a new flow has taken meanwhile is an orphan: it is dropped, and the
 //! flow's next packet starts it anew on a tuple of its own, so that no reply ever reaches
 //! another flow's socket.
