@@ -1015,15 +1015,7 @@ fn a_reply_to_a_host_process_is_never_hairpinned() {
 #[test]
 fn a_recreated_container_is_reached_through_its_new_device() {
     // One CPU, so that both packets meet the same CPU's cache.
-    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
-            0
-        );
-    }
+    pin_to_cpu(0);
     let mut dp = Datapath::new();
     dp.add_flags(flags::FAST_PATH);
     let (old_mac, new_mac) = ([2, 0, 0, 0, 0, 0x10], [2, 0, 0, 0, 0, 0x11]);
@@ -1043,6 +1035,46 @@ fn a_recreated_container_is_reached_through_its_new_device() {
         (verdict, &out[..6]),
         (TC_ACT_REDIRECT, &new_mac[..]),
         "to the re-created container, not through the cached copy of the old one"
+    );
+}
+
+/// A flow that brought a GSO segment into a container takes the stack's way from then on,
+/// its small segments too (straight in, they would overtake the GSO ones still in the
+/// stack's backlog); another flow keeps the fast path.
+#[test]
+fn a_flow_that_brought_a_gso_segment_takes_the_stack_from_then_on() {
+    let mut dp = Datapath::new();
+    dp.add_flags(flags::FAST_PATH);
+    dp.add_container(C0, 4242);
+    let (bulk, other) = ((WAN, 41300), (WAN, 41301));
+    let segment =
+        |client, flags, payload: &[u8]| Frame::tcp(client, (EXT, 5000), flags, payload).bytes();
+    let syn = segment(bulk, SYN, b"");
+    assert_eq!(
+        dp.tc(programs::TC_EXTERNAL_INGRESS, &syn).0,
+        TC_ACT_REDIRECT,
+        "a SYN takes the fast path"
+    );
+    let gso = segment(bulk, ACK, &[7; 2000]);
+    let (verdict, out) = prog_test::tc_gso(&dp.bpf, programs::TC_EXTERNAL_INGRESS, &gso, 2, 1000);
+    assert_eq!(
+        verdict, TC_ACT_UNSPEC,
+        "a GSO segment takes the stack's way"
+    );
+    assert_eq!(parse(&out).dst, C0, "translated");
+    for payload in [&b"the tail"[..], b"and a request"] {
+        let (verdict, out) = dp.tc(programs::TC_EXTERNAL_INGRESS, &segment(bulk, ACK, payload));
+        assert_eq!(
+            (verdict, parse(&out).dst),
+            (TC_ACT_UNSPEC, C0),
+            "the flow's small segments follow it"
+        );
+    }
+    assert_eq!(
+        dp.tc(programs::TC_EXTERNAL_INGRESS, &segment(other, SYN, b""))
+            .0,
+        TC_ACT_REDIRECT,
+        "another flow keeps the fast path"
     );
 }
 

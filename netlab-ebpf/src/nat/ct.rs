@@ -554,6 +554,16 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
     create(key, new, ct_flags::DNAT, target.counter, true).map(Some)
 }
 
+/// Marks the entry at `key` with `flags` (in the map: every later lookup sees them).
+#[inline(always)]
+pub fn add_flags<K: Flow>(key: &K, flags: u8) {
+    if let Some(entry) = K::conntrack().get_ptr_mut(key) {
+        // SAFETY: a pointer into the map's value, valid during the program; a racing update
+        // of the same flow on another CPU sets the same bit.
+        unsafe { (*entry).add_flags(flags) };
+    }
+}
+
 /// Whether a packet showing `key` belongs to a flow that was translated before it got here
 /// (by XDP, which runs first): its reply direction is known.
 #[inline(always)]

@@ -19,6 +19,7 @@ use super::{ct::PortSearch, host_sockets, maps::CONNTRACK, maps6::CONNTRACK6};
 pub trait Entry: Copy + Default {
     /// [`netlab_common::nat::ct_flags`].
     fn flags(&self) -> u8;
+    fn add_flags(&mut self, flags: u8);
     /// [`netlab_common::nat::ct_state`].
     fn state(&self) -> u8;
     fn set_state(&mut self, state: u8);
@@ -77,6 +78,10 @@ macro_rules! family_flow {
             #[inline(always)]
             fn flags(&self) -> u8 {
                 self.flags
+            }
+            #[inline(always)]
+            fn add_flags(&mut self, flags: u8) {
+                self.flags |= flags;
             }
             #[inline(always)]
             fn state(&self) -> u8 {

@@ -27,7 +27,7 @@ use netlab_common::nat::{
 
 use super::{
     csum, ct,
-    flow::Flow as _,
+    flow::Flow,
     frag, host_sockets, icmp, log,
     maps::{NEXT_HOP, config, container, count, count_port, count_untranslated, published},
     maps6::configs,
@@ -216,7 +216,7 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     };
     rewrite(ctx, &pkt, &entry)?;
     count_port(&entry.counter, u64::from(pkt.len));
-    if fast_path {
+    if fast_path && !via_stack(ctx, &pkt.key, entry.flags) {
         return Ok(to_container_peer(ctx, &pkt, entry.dst_ip, config));
     }
     Ok(Verdict::PASS)
@@ -509,21 +509,34 @@ pub fn is_gso(ctx: &TcContext) -> bool {
     segs > 1
 }
 
-/// Fast path into a container: straight to the peer of its host-side veth, skipping the
-/// host's routing and bridge. Falls back to the stack whenever it cannot be sure.
+/// Whether a packet of the flow whose entry at `key` has `flags` takes the stack's way into
+/// its container rather than the fast path: a GSO segment does, and so does every packet of
+/// its flow after it (the flow is marked).
 ///
-/// A GSO segment takes the stack's way. On a veth link, one TCP flow's segments reach the
-/// external device's backlogs on both CPUs (the sender transmits from the softirq of each
-/// acknowledgement too); delivered straight into the container, they overtook each other
-/// twice as often as after the host's forwarding, the sender took the reordering for loss,
-/// and a bulk upload ran at 0.7-0.9× iptables'. Through the stack it runs level with
-/// iptables (BENCHMARKS.md, "Bulk TCP"). One forwarding per 64 KiB segment costs little;
-/// small packets, where the fast path pays, still take it.
+/// On a veth link, one TCP flow's segments reach the external device's backlogs on both
+/// CPUs (the sender transmits from the softirq of each acknowledgement too); delivered
+/// straight into the container, they overtook each other twice as often as after the host's
+/// forwarding, the sender took the reordering for loss, and a bulk upload ran at 0.7-0.9×
+/// iptables'. One forwarding per 64 KiB segment costs little. The flow's small segments
+/// follow its GSO ones: straight in, they would overtake those still in the stack's
+/// backlog. Other flows' small packets, where the fast path pays, still take it.
+#[inline(always)]
+pub fn via_stack<K: Flow>(ctx: &TcContext, key: &K, flags: u8) -> bool {
+    if flags & ct_flags::VIA_STACK != 0 {
+        return true;
+    }
+    if !is_gso(ctx) {
+        return false;
+    }
+    ct::add_flags(key, ct_flags::VIA_STACK);
+    true
+}
+
+/// Fast path into a container: straight to the peer of its host-side veth, skipping the
+/// host's routing and bridge. Falls back to the stack whenever it cannot be sure. (No GSO
+/// segment gets here: see [`via_stack`].)
 #[inline(always)]
 fn to_container_peer(ctx: &TcContext, pkt: &Packet, dst_ip: u32, config: &NatConfig) -> Verdict {
-    if is_gso(ctx) {
-        return Verdict::PASS;
-    }
     let Some(info) = container(config, dst_ip) else {
         return Verdict::PASS;
     };

@@ -28,7 +28,7 @@ use super::{
     maps6::{FRAGMENTS6, container6, in_subnet6, published6, to_container6},
     packet::{ETH_HLEN, Frag, IPPROTO_TCP, IPPROTO_UDP, skb_ptr_at},
     packet6::{ICMPV6_ECHO_REQUEST, IPPROTO_ICMPV6, Ipv6Hdr, Packet6, parse6},
-    tc::{Verdict, action, is_gso, own_head_if_gso, set_macs},
+    tc::{Verdict, action, own_head_if_gso, set_macs, via_stack},
 };
 
 const AF_INET6: u8 = 10;
@@ -113,7 +113,7 @@ fn try_ext_ingress(ctx: &TcContext, configs: &Configs, s: &mut Scratch6) -> Resu
     }
     rewrite(ctx, s)?;
     count_port(&s.entry.counter, u64::from(s.pkt.len));
-    if fast_path {
+    if fast_path && !via_stack(ctx, &s.pkt.key, s.entry.flags) {
         return Ok(to_container_peer(ctx, &s.entry.dst_ip, config));
     }
     Ok(Verdict::PASS)
@@ -433,13 +433,10 @@ fn decrement_hop_limit(ctx: &TcContext) -> Result<(), Stat> {
     Ok(())
 }
 
-/// Fast path into a container: straight to the peer of its host-side veth. A GSO segment
-/// takes the stack's way, as in IPv4 (`tc::to_container_peer` says why).
+/// Fast path into a container: straight to the peer of its host-side veth. (No GSO segment
+/// gets here: see `tc::via_stack`.)
 #[inline(never)]
 fn to_container_peer(ctx: &TcContext, dst_ip: &Ipv6Words, config: &NatConfig) -> Verdict {
-    if is_gso(ctx) {
-        return Verdict::PASS;
-    }
     let Some(info) = container6(dst_ip) else {
         return Verdict::PASS;
     };
