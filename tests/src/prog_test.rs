@@ -66,13 +66,7 @@ pub fn load(sizes: &[(&str, u32)]) -> (Ebpf, PinDir) {
 
 /// Runs tc program `name` on `frame`; returns its verdict and the frame it leaves.
 pub fn tc(bpf: &Ebpf, name: &str, frame: &[u8]) -> (i32, Vec<u8>) {
-    let program: &SchedClassifier = bpf
-        .program(name)
-        .expect("program")
-        .try_into()
-        .expect("classifier");
-    let (verdict, out) = test_run(program, frame);
-    (verdict.cast_signed(), out)
+    tc_with_context(bpf, name, frame, None)
 }
 
 /// [`tc`] on a GSO segment of `segs` segments of `size` bytes, as a bulk sender's TCP makes:
@@ -83,22 +77,17 @@ pub fn tc_gso(bpf: &Ebpf, name: &str, frame: &[u8], segs: u32, size: u32) -> (i3
     let mut context = [0u8; 192];
     context[164..168].copy_from_slice(&segs.to_ne_bytes());
     context[176..180].copy_from_slice(&size.to_ne_bytes());
+    tc_with_context(bpf, name, frame, Some(&context))
+}
+
+fn tc_with_context(bpf: &Ebpf, name: &str, frame: &[u8], context: Option<&[u8]>) -> (i32, Vec<u8>) {
     let program: &SchedClassifier = bpf
         .program(name)
         .expect("program")
         .try_into()
         .expect("classifier");
-    let mut out = vec![0u8; frame.len() + 256];
-    let result = program
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ctx_in: Some(&context),
-            ..Default::default()
-        })
-        .expect("BPF_PROG_TEST_RUN with a GSO context");
-    out.truncate(result.data_size_out as usize);
-    (result.return_value.cast_signed(), out)
+    let (verdict, out) = test_run(program, frame, context);
+    (verdict.cast_signed(), out)
 }
 
 /// Runs the XDP program on `frame`; returns its action and the frame it leaves.
@@ -108,7 +97,7 @@ pub fn xdp(bpf: &Ebpf, frame: &[u8]) -> (u32, Vec<u8>) {
         .expect("program")
         .try_into()
         .expect("xdp");
-    test_run(program, frame)
+    test_run(program, frame, None)
 }
 
 /// How many packets the datapath counted under `stat`.
@@ -118,8 +107,9 @@ pub fn stat(bpf: &Ebpf, stat: Stat) -> u64 {
     map.get(&(stat as u32), 0).expect("stat").iter().sum()
 }
 
-/// `BPF_PROG_TEST_RUN`: the program's return value and the frame it leaves.
-pub fn test_run<P>(program: &P, frame: &[u8]) -> (u32, Vec<u8>)
+/// `BPF_PROG_TEST_RUN` (with `context`, a `struct __sk_buff`, if given): the program's
+/// return value and the frame it leaves.
+pub fn test_run<P>(program: &P, frame: &[u8], context: Option<&[u8]>) -> (u32, Vec<u8>)
 where
     P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::programs::TestRunResult>,
 {
@@ -128,6 +118,7 @@ where
         .test_run(TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: context,
             ..Default::default()
         })
         .expect("BPF_PROG_TEST_RUN");

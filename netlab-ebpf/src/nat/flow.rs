@@ -19,6 +19,7 @@ use super::{ct::PortSearch, host_sockets, maps::CONNTRACK, maps6::CONNTRACK6};
 pub trait Entry: Copy + Default {
     /// [`netlab_common::nat::ct_flags`].
     fn flags(&self) -> u8;
+    /// Sets `flags` in [`Self::flags`].
     fn add_flags(&mut self, flags: u8);
     /// [`netlab_common::nat::ct_state`].
     fn state(&self) -> u8;
