@@ -318,12 +318,24 @@ pub fn conntrack(lab: &Lab) -> Vec<Value> {
 /// `netlab inspect host`. Only the eBPF backend has them: panics when `name` is missing.
 #[track_caller]
 pub fn datapath_stat(lab: &Lab, name: &str) -> u64 {
+    inspected_figure(lab, &format!("stat {name}: "), "")
+}
+
+/// How many entries eBPF map `name` holds, from the `map NAME: N entries` lines of `netlab
+/// inspect host` (eBPF backend only: panics when the map is missing).
+#[track_caller]
+pub fn map_entries(lab: &Lab, name: &str) -> u64 {
+    inspected_figure(lab, &format!("map {name}: "), " entries")
+}
+
+/// The number between `prefix` and `suffix` on a line of `netlab inspect host`.
+#[track_caller]
+fn inspected_figure(lab: &Lab, prefix: &str, suffix: &str) -> u64 {
     let text = lab.netlab_ok(&["inspect", "host"]);
-    let prefix = format!("stat {name}: ");
     text.lines()
-        .find_map(|line| line.trim().strip_prefix(&prefix))
+        .find_map(|line| line.trim().strip_prefix(prefix)?.strip_suffix(suffix))
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `stat {name}` in `inspect host`:\n{text}"))
+        .unwrap_or_else(|| panic!("no `{prefix}…{suffix}` in `inspect host`:\n{text}"))
 }
 
 /// The MAC address of device `dev` in `node`: where crafted frames are sent to reach it.

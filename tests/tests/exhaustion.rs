@@ -14,9 +14,12 @@
 
 use std::{io::Write as _, time::Duration};
 
+use netlab_common::nat::maps;
 use netlab_e2e::{
     fixtures::MANY_FLOWS,
-    harness::{Mode, PYTHON, Server, Session, WAN, checked, datapath_stat, lab_with, run_in},
+    harness::{
+        Mode, PYTHON, Server, Session, WAN, checked, datapath_stat, lab_with, map_entries, run_in,
+    },
 };
 
 /// One case at a time: each floods a lab with tens of thousands of flows, and two at once on
@@ -116,7 +119,7 @@ fn a_full_conntrack_table_keeps_flows_in_use(backend: &str) {
     if is_ebpf(backend) {
         // Each flow answered had both its entries in the table: more than 32 answered, the
         // LRU made room. (Had the size been ignored, the table would hold all 1,280.)
-        let held = conntrack_entries(&lab);
+        let held = map_entries(&lab, maps::CONNTRACK);
         assert!(
             answered > 32 && held <= 64,
             "{backend}: {answered} flows answered, {held} entries held by a table of 64"
@@ -141,16 +144,6 @@ fn a_full_conntrack_table_keeps_flows_in_use(backend: &str) {
         (20, 0),
         "{backend}: new flows after the flood"
     );
-}
-
-/// How many entries the eBPF conntrack table of `lab` holds (IPv4).
-fn conntrack_entries(lab: &netlab_e2e::Lab) -> u64 {
-    let text = lab.netlab_ok(&["inspect", "host"]);
-    text.lines()
-        .find_map(|line| line.trim().strip_prefix("map NETLAB_NAT_CT: "))
-        .and_then(|rest| rest.strip_suffix(" entries"))
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("no conntrack map in `inspect host`:\n{text}"))
 }
 
 fn masquerade_ports_exhausted_towards_one_destination(backend: &str) {

@@ -503,7 +503,7 @@ pub fn own_head_if_gso(ctx: &TcContext) {
 /// Whether the packet is a GSO segment, several MTU-sized segments in one skb: bulk TCP
 /// from a local sender (a NIC's GRO makes them too).
 #[inline(always)]
-pub fn is_gso(ctx: &TcContext) -> bool {
+fn is_gso(ctx: &TcContext) -> bool {
     // SAFETY: a field of the program's own context.
     let segs = unsafe { (*ctx.skb.skb).gso_segs };
     segs > 1
