@@ -15,8 +15,8 @@ use aya::{
 };
 use netlab_common::nat::{
     ContainerInfo, CounterRef, CtEntry, FlowKey, NatConfig, PORT_PREFIX_FIXED_BITS, PortPrefix,
-    PublishKey, PublishRange, PublishValue, Stat, XDP_META_TRANSLATED, ct_state, flags, maps,
-    programs,
+    PublishKey, PublishRange, PublishValue, Stat, XDP_META_TRANSLATED, ct_flags, ct_state, flags,
+    maps, programs,
 };
 use netlab_e2e::{
     frames::{Frame, ICMP, TCP, UDP, parse},
@@ -1076,6 +1076,56 @@ fn a_flow_that_brought_a_gso_segment_takes_the_stack_from_then_on() {
         TC_ACT_REDIRECT,
         "another flow keeps the fast path"
     );
+}
+
+/// The same on the way out: a container's reply that is a GSO segment (a download) goes to
+/// the stack untouched, where the external device's egress program translates it, and so
+/// does every later reply of its flow. (Where a small reply goes through the fast path
+/// depends on the test's own routes: the mark in the flow's entry is what is checked.)
+#[test]
+fn a_flow_whose_container_sent_a_gso_segment_leaves_through_the_stack_from_then_on() {
+    let mut dp = Datapath::new();
+    dp.add_flags(flags::FAST_PATH);
+    dp.add_container(C0, 4242);
+    let client = (WAN, 41310);
+    let marked = |dp: &Datapath| {
+        let map: HashMap<&MapData, FlowKey, CtEntry> =
+            HashMap::try_from(dp.bpf.map(maps::CONNTRACK).expect("conntrack map")).expect("hash");
+        let reply = map
+            .get(&flow_key(TCP, (C0, 5000), client), 0)
+            .expect("the reply's entry");
+        reply.flags & ct_flags::VIA_STACK != 0
+    };
+    let reply = |flags, payload: &[u8]| Frame::tcp((C0, 5000), client, flags, payload).bytes();
+    dp.tc(
+        programs::TC_EXTERNAL_INGRESS,
+        &Frame::tcp(client, (EXT, 5000), SYN, b"").bytes(),
+    );
+    dp.tc(programs::TC_CONTAINER_INGRESS, &reply(SYN | ACK, b""));
+    assert!(
+        !marked(&dp),
+        "a small reply leaves its flow on the fast path"
+    );
+    let gso = reply(ACK, &[7; 2000]);
+    assert_eq!(
+        prog_test::tc_gso(&dp.bpf, programs::TC_CONTAINER_INGRESS, &gso, 2, 1000),
+        (TC_ACT_UNSPEC, gso.to_vec()),
+        "a GSO reply goes to the stack untouched"
+    );
+    assert!(marked(&dp), "its flow is marked");
+    let tail = reply(ACK, b"the tail");
+    assert_eq!(
+        dp.tc(programs::TC_CONTAINER_INGRESS, &tail),
+        (TC_ACT_UNSPEC, tail.to_vec()),
+        "the flow's small replies follow it"
+    );
+    let out = egress(&dp, &Frame::tcp((C0, 5000), client, ACK, &[7; 2000]));
+    assert_eq!(
+        (out.src, out.ports.0),
+        (EXT, 5000),
+        "the external device's egress translates it"
+    );
+    assert_checksums(&out);
 }
 
 #[test]

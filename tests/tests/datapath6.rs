@@ -9,8 +9,8 @@ use aya::{
     maps::{Array, HashMap, MapData},
 };
 use netlab_common::{
-    nat::{CounterRef, NatConfig, Stat, flags, maps, programs},
-    nat6::{self, NatConfig6, PublishKey6, PublishValue6, words_of},
+    nat::{CounterRef, NatConfig, Stat, ct_flags, flags, maps, programs},
+    nat6::{self, CtEntry6, FlowKey6, NatConfig6, PublishKey6, PublishValue6, words_of},
 };
 use netlab_e2e::{
     frames6::{
@@ -151,6 +151,59 @@ fn tcp_to_a_published_port_is_dnatted_and_the_reply_reverse_translated() {
         "payload untouched"
     );
     assert_eq!(dp.stat(Stat::Translated), 3);
+}
+
+/// A container's reply that is a GSO segment (a download) goes to the stack untouched, where
+/// the external device's egress program translates it, and so does every later reply of its
+/// flow, as in IPv4. (Where a small reply goes through the fast path depends on the test's
+/// own routes: the mark in the flow's entry is what is checked.)
+#[test]
+fn a_flow_whose_container_sent_a_gso_segment_leaves_through_the_stack_from_then_on() {
+    let mut dp = Datapath6::new();
+    let mut config: Array<&mut MapData, NatConfig> =
+        Array::try_from(dp.bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
+    let mut fast = config.get(&0, 0).expect("config");
+    fast.flags |= flags::FAST_PATH;
+    config.set(0, fast, 0).expect("writing the config");
+    let client: (Ipv6Addr, u16) = (WAN, 41310);
+    let marked = || {
+        let map: HashMap<&MapData, FlowKey6, CtEntry6> =
+            HashMap::try_from(dp.bpf.map(nat6::maps::CONNTRACK6).expect("conntrack map"))
+                .expect("hash");
+        let key = FlowKey6 {
+            src_ip: words_of(C0),
+            dst_ip: words_of(client.0),
+            src_port: 5000u16.to_be(),
+            dst_port: client.1.to_be(),
+            proto: TCP,
+            pad: [0; 3],
+        };
+        map.get(&key, 0).expect("the reply's entry").flags & ct_flags::VIA_STACK != 0
+    };
+    let reply = |flags, payload: &[u8]| Frame6::tcp((C0, 5000), client, flags, payload).bytes();
+    dp.ingress(&Frame6::tcp(client, (EXT, 5000), SYN, b""));
+    dp.tc(programs::TC_CONTAINER_INGRESS, &reply(SYN | ACK, b""));
+    assert!(!marked(), "a small reply leaves its flow on the fast path");
+    let gso = reply(ACK, &[7; 2000]);
+    assert_eq!(
+        prog_test::tc_gso(&dp.bpf, programs::TC_CONTAINER_INGRESS, &gso, 2, 1000),
+        (TC_ACT_UNSPEC, gso.clone()),
+        "a GSO reply goes to the stack untouched"
+    );
+    assert!(marked(), "its flow is marked");
+    let tail = reply(ACK, b"the tail");
+    assert_eq!(
+        dp.tc(programs::TC_CONTAINER_INGRESS, &tail),
+        (TC_ACT_UNSPEC, tail.clone()),
+        "the flow's small replies follow it"
+    );
+    let out = dp.egress(&Frame6::tcp((C0, 5000), client, ACK, &[7; 2000]));
+    assert_eq!(
+        (out.src, out.ports.0),
+        (EXT, 5000),
+        "the external device's egress translates it"
+    );
+    assert_checksum(&out);
 }
 
 #[test]

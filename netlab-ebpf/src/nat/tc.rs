@@ -13,10 +13,7 @@ use aya_ebpf::{
         BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT, TC_ACT_UNSPEC, bpf_fib_lookup,
     },
-    helpers::{
-        bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer,
-        bpf_skb_change_head,
-    },
+    helpers::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer},
     macros::classifier,
     programs::TcContext,
 };
@@ -374,7 +371,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
     }
     let reply_to_outside =
         entry.flags & (ct_flags::DNAT | ct_flags::REPLY) == ct_flags::DNAT | ct_flags::REPLY;
-    if config.flags & flags::FAST_PATH != 0 && reply_to_outside {
+    if config.flags & flags::FAST_PATH != 0 && reply_to_outside && !via_stack(ctx, k, entry.flags) {
         return fast_reply(ctx, &pkt, &entry);
     }
     // Translated on the external device's egress, after the stack has routed it.
@@ -484,22 +481,6 @@ pub fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), Sta
     Ok(())
 }
 
-/// Gives a GSO packet a head of its own if it shares one, as the kernel's forwarding does
-/// (`skb_cow` in `ip_forward`) and the fast path for replies, which skips it, must do itself.
-/// A TCP segment from a local socket is a clone that shares its head with the sender's copy,
-/// and a receiving socket never merges a segment into a cloned one before it
-/// (`skb_try_coalesce`): bulk TCP through the fast path lost a tenth of its throughput to
-/// that. A segment that came off a NIC owns its head, and this costs it one helper call.
-#[inline(always)]
-pub fn own_head_if_gso(ctx: &TcContext) {
-    if is_gso(ctx) {
-        // With no room asked for, the helper is `skb_cow`: a copy of the head when it is
-        // shared, nothing otherwise; the packet stays as it is either way.
-        // SAFETY: the program's own skb; no flags.
-        let _ = unsafe { bpf_skb_change_head(ctx.skb.skb, 0, 0) };
-    }
-}
-
 /// Whether the packet is a GSO segment, several MTU-sized segments in one skb: bulk TCP
 /// from a local sender (a NIC's GRO makes them too).
 #[inline(always)]
@@ -509,17 +490,17 @@ fn is_gso(ctx: &TcContext) -> bool {
     segs > 1
 }
 
-/// Whether a packet of the flow whose entry at `key` has `flags` takes the stack's way into
-/// its container rather than the fast path: a GSO segment does, and so does every packet of
-/// its flow after it (the flow is marked).
+/// Whether a packet of the flow whose entry at `key` has `flags` takes the stack's way
+/// rather than the fast path, into its container or out of it: a GSO segment does, and so
+/// does every packet of its flow in that direction after it (the entry is marked).
 ///
-/// On a veth link, one TCP flow's segments reach the external device's backlogs on both
-/// CPUs (the sender transmits from the softirq of each acknowledgement too); delivered
-/// straight into the container, they overtook each other twice as often as after the host's
-/// forwarding, the sender took the reordering for loss, and a bulk upload ran at 0.7-0.9×
-/// iptables'. One forwarding per 64 KiB segment costs little. The flow's small segments
-/// follow its GSO ones: straight in, they would overtake those still in the stack's
-/// backlog. Other flows' small packets, where the fast path pays, still take it.
+/// On a veth link, one TCP flow's segments reach the next device's backlogs on both CPUs
+/// (the sender transmits from the softirq of each acknowledgement too). Sent straight on,
+/// they overtook each other far more often than after the host's forwarding; the sender
+/// took the reordering for loss, and bulk TCP ran at 0.7-0.9× iptables' into a container
+/// and 0.65-0.8× out of one. One forwarding per 64 KiB segment costs little. The flow's
+/// small segments follow its GSO ones: sent straight on, they would overtake those still in
+/// the stack's backlog. Other flows' small packets, where the fast path pays, still take it.
 #[inline(always)]
 pub fn via_stack<K: Flow>(ctx: &TcContext, key: &K, flags: u8) -> bool {
     if flags & ct_flags::VIA_STACK != 0 {
@@ -590,7 +571,6 @@ fn fast_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict,
 /// Rewrites a fast-pathed reply (addresses, ports, TTL), counts it and marks it.
 #[inline(always)]
 fn translate_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<(), Stat> {
-    own_head_if_gso(ctx);
     rewrite(ctx, pkt, entry)?;
     count_port(&entry.counter, u64::from(pkt.len));
     decrement_ttl(ctx, pkt)?;
@@ -625,9 +605,9 @@ fn fib_reply(ctx: &TcContext, pkt: &Packet, entry: &CtEntry) -> Result<Verdict, 
     params.l4_protocol = pkt.key.proto;
     params.sport = entry.src_port;
     params.dport = entry.dst_port;
-    // tot_len stays 0: the kernel then checks the MTU against the skb, exempting GSO
-    // packets (a TCP sender's 64 KB segments), as Cilium does; with the IP length given, a
-    // GSO packet would be "too big" and every bulk reply would take the slow way.
+    // tot_len stays 0: the kernel then checks the MTU against the skb, and reports the
+    // device's MTU, which the remembered next hop keeps. (No GSO segment gets here: see
+    // [`via_stack`].)
     // SAFETY: ctx wraps the kernel's __sk_buff.
     params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
     params.__bindgen_anon_3.ipv4_src = entry.src_ip;

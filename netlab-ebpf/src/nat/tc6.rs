@@ -28,7 +28,7 @@ use super::{
     maps6::{FRAGMENTS6, container6, in_subnet6, published6, to_container6},
     packet::{ETH_HLEN, Frag, IPPROTO_TCP, IPPROTO_UDP, skb_ptr_at},
     packet6::{ICMPV6_ECHO_REQUEST, IPPROTO_ICMPV6, Ipv6Hdr, Packet6, parse6},
-    tc::{Verdict, action, own_head_if_gso, set_macs, via_stack},
+    tc::{Verdict, action, set_macs, via_stack},
 };
 
 const AF_INET6: u8 = 10;
@@ -194,7 +194,10 @@ fn try_ctr_ingress(ctx: &TcContext, configs: &Configs, s: &mut Scratch6) -> Resu
     }
     let reply_to_outside =
         s.entry.flags & (ct_flags::DNAT | ct_flags::REPLY) == ct_flags::DNAT | ct_flags::REPLY;
-    if config.flags & flags::FAST_PATH != 0 && reply_to_outside {
+    if config.flags & flags::FAST_PATH != 0
+        && reply_to_outside
+        && !via_stack(ctx, &s.pkt.key, s.entry.flags)
+    {
         return fib_reply(ctx, s);
     }
     Ok(Verdict::PASS)
@@ -498,7 +501,6 @@ fn fib_reply(ctx: &TcContext, s: &Scratch6) -> Result<Verdict, Stat> {
     if rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH || pkt.hop_limit <= 1 {
         return Ok(Verdict::PASS);
     }
-    own_head_if_gso(ctx);
     rewrite(ctx, s)?;
     count_port(&entry.counter, u64::from(pkt.len));
     decrement_hop_limit(ctx)?;
