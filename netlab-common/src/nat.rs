@@ -41,10 +41,13 @@ pub mod maps {
     /// [`super::NatConfig::containers_generation`]: an established flow into a container
     /// costs its conntrack lookup and an array access.
     pub const CONTAINER_CACHE: &str = "NETLAB_NAT_CONTAINER_CACHE";
+    /// `PerCpuArray<u64>`, one slot: until when each CPU looks at a TCP flow's other half
+    /// on every packet (the table is evicting live flows: it put one back within a second).
+    pub const CT_PRESSURE: &str = "NETLAB_NAT_CT_PRESSURE";
 
     /// Every NAT map. The eBPF side must spell its map names as literals; a unit test of
     /// netlab checks the built object against this list, so the two cannot drift apart.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         CONFIG,
         PUBLISH,
         PUBLISH_RANGES,
@@ -58,6 +61,7 @@ pub mod maps {
         DROP_LOG,
         NEXT_HOP,
         CONTAINER_CACHE,
+        CT_PRESSURE,
     ];
 }
 

@@ -830,6 +830,53 @@ fn a_tcp_flow_restores_an_evicted_reply_half_at_once() {
     );
 }
 
+/// A CPU that had to put an evicted half back looks at the other half of every TCP packet's
+/// flow for a second after: in a table that evicts live flows, a busy connection's reply
+/// half comes back with its next segment, not at its entry's next refresh (a tick of the
+/// coarse clock), when an answer in between would have reached the host and been reset.
+#[test]
+fn a_cpu_that_put_a_half_back_checks_every_tcp_segments_other_half() {
+    // One CPU: the mark is per CPU.
+    pin_to_cpu(0);
+    let mut dp = Datapath::new();
+    let server = (WAN, 80);
+    let open = |dp: &Datapath, port| {
+        let container = (C0, port);
+        egress(dp, &Frame::tcp(container, server, SYN, b""));
+        ingress(dp, &Frame::tcp(server, (EXT, port), SYN | ACK, b""));
+        egress(dp, &Frame::tcp(container, server, ACK, b""));
+    };
+    // No half put back yet: a segment within its entry's refresh does not look.
+    open(&dp, 40300);
+    dp.evict(&flow_key(TCP, server, (EXT, 40300)));
+    egress(&dp, &Frame::tcp((C0, 40300), server, ACK, b"request"));
+    let quiet = dp.stat(Stat::CtRestored);
+    assert!(quiet <= 1, "restored at a refresh at most");
+    // A half put back (past the refresh's millisecond): from now on, every segment looks.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    egress(&dp, &Frame::tcp((C0, 40300), server, ACK, b"request"));
+    assert_eq!(dp.stat(Stat::CtRestored), 1, "the reply half was put back");
+    // Three fresh connections lose their reply halves and send at once, each within its
+    // entry's millisecond (unless a tick of the clock falls in between, which three in a
+    // row will not all see).
+    for (round, port) in (40301..40304).enumerate() {
+        open(&dp, port);
+        dp.evict(&flow_key(TCP, server, (EXT, port)));
+        egress(&dp, &Frame::tcp((C0, port), server, ACK, b"request"));
+        assert_eq!(
+            dp.stat(Stat::CtRestored),
+            2 + round as u64,
+            "flow {port}'s reply half was put back with its next segment"
+        );
+        let answer = ingress(&dp, &Frame::tcp(server, (EXT, port), ACK, b"answer"));
+        assert_eq!(
+            (answer.dst, answer.ports.1),
+            (C0, port),
+            "the answer reaches the container, not the host"
+        );
+    }
+}
+
 /// In a full table, a new flow's two entries go in one after the other, and the second
 /// insert may make the LRU evict the first, never looked up yet: the answer to the packet
 /// that created the flow would then reach the host, whose reset ends the connection. Here

@@ -4,8 +4,9 @@
 //! carry the same one; entries expire by protocol and state. The map is an LRU: a full table
 //! evicts the least recently used entries rather than refusing new flows, and a flow that
 //! lost one half to eviction restores it when it is used again (a TCP flow with its first
-//! packet once its entry's time is due a refresh, a tick of the coarse clock at most; others
-//! at most once per [`CT_RESTORE_INTERVAL_NS`]: see [`live`]); a new flow whose forward
+//! packet once its entry's time is due a refresh, a tick of the coarse clock at most, or at
+//! once while the table evicts live flows; others at most once per
+//! [`CT_RESTORE_INTERVAL_NS`]: see [`live`]); a new flow whose forward
 //! entry's insert evicted its reply entry puts that back at once ([`mark_used`]). A half whose
 //! other half's tuple a new flow has taken meanwhile is an orphan: it is dropped, and the
 //! flow's next packet starts it anew on a tuple of its own, so that no reply ever reaches
@@ -27,7 +28,7 @@ use netlab_common::nat::{
 
 use super::{
     flow::{Entry, Flow},
-    maps::{config, count, published},
+    maps::{CT_PRESSURE, config, count, published},
     packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet},
     packet6::IPPROTO_ICMPV6,
 };
@@ -223,8 +224,11 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)
     let idle = now.saturating_sub(entry.last_seen_ns());
     let mut restore = false;
     // Lifetimes are seconds: a write per millisecond at most spares every packet of a busy
-    // flow a store to a line other CPUs read, and the look at the other half a lookup.
-    if idle >= LAST_SEEN_GRANULARITY_NS {
+    // flow a store to a line other CPUs read, and the look at the other half a lookup;
+    // but a table that evicts live flows gets that look on every TCP packet (see
+    // [`under_pressure`]).
+    let due = idle >= LAST_SEEN_GRANULARITY_NS;
+    if due || key.proto() == IPPROTO_TCP && under_pressure(now) {
         match other_half(key, entry) {
             OtherHalf::Taken => {
                 let _ = K::conntrack().remove(key);
@@ -242,9 +246,35 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)
             }
             OtherHalf::Ours(_) => {}
         }
-        entry.set_last_seen_ns(now);
+        if due {
+            entry.set_last_seen_ns(now);
+        }
     }
     Some((entry, restore))
+}
+
+/// How long a CPU that put an evicted half back looks at the other half of every TCP
+/// packet's flow.
+const PRESSURE_NS: u64 = 1_000_000_000;
+
+/// Whether this CPU put an evicted half back within the last [`PRESSURE_NS`]: the table is
+/// full and the LRU evicts halves of live flows. A busy TCP flow's half would otherwise
+/// come back only at its flow's next refresh (a tick of the coarse clock, 4 ms here), and
+/// an answer in between would reach the host, whose reset ends the connection. Looking the
+/// other half up on every packet puts it back at the flow's next packet, and marks it used,
+/// so that the LRU takes idle entries first. One array access per TCP packet otherwise.
+#[inline(always)]
+fn under_pressure(now: u64) -> bool {
+    CT_PRESSURE.get(0).is_some_and(|until| now < *until)
+}
+
+/// Notes that this CPU put an evicted half back (see [`under_pressure`]).
+#[inline(always)]
+fn note_pressure(now: u64) {
+    if let Some(until) = CT_PRESSURE.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; nothing else writes it meanwhile.
+        unsafe { *until = now + PRESSURE_NS };
+    }
 }
 
 /// Puts back the other direction of a flow that the LRU evicted (its tuple free); `entry`
@@ -265,6 +295,7 @@ fn restore_partner<K: Flow>(key: &K, entry: &K::Entry) {
         .is_ok()
     {
         mark_used(&partner);
+        note_pressure(now());
         count(Stat::CtRestored);
     }
 }
@@ -509,6 +540,7 @@ fn add_forward<K: Flow>(search: &mut PortSearch<K>, out: &mut K::Entry) -> Resul
             mark_used(&search.orig);
             let _ = K::conntrack().insert(&search.reply_key, &search.reply, u64::from(BPF_NOEXIST));
             mark_used(&search.reply_key);
+            note_pressure(search.now);
         }
         search.forward.copy_to(out);
         return Ok(());

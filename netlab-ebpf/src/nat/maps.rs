@@ -54,6 +54,11 @@ pub static NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::pinned(CACHE_SLOTS, 0);
 #[map(name = "NETLAB_NAT_CONTAINER_CACHE")]
 pub static CONTAINER_CACHE: PerCpuArray<CachedContainer> = PerCpuArray::pinned(CACHE_SLOTS, 0);
 
+/// Until when (the coarse clock) each CPU looks at a TCP flow's other half on every packet:
+/// a second after it last had to put an evicted half back (see `ct::live`).
+#[map(name = "NETLAB_NAT_CT_PRESSURE")]
+pub static CT_PRESSURE: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
+
 /// When each CPU last logged a drop (`bpf_ktime_get_ns`), to rate-limit drop events.
 #[map(name = "NETLAB_NAT_DROP_LOG")]
 pub static LAST_DROP_LOG: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
