@@ -271,9 +271,10 @@ enum Merging {
     /// with the sender's copy (a clone, as a local socket sends: the sender keeps its copy
     /// until the receiver, which has not processed the backlog yet, acknowledges it), or the
     /// new one carries payload in a head of its own. The host's routing gives a forwarded
-    /// segment its own head (`skb_cow`); the fast path, which skips the routing, must do the
-    /// same, and no datapath may pull payload into the head. Either fault stopped all such
-    /// merging, and bulk TCP ran a tenth to a sixth slower than through iptables. Here one
+    /// segment its own head (`skb_cow`), so a GSO segment must not skip it (the eBPF fast
+    /// path hands GSO segments to the stack), and no datapath may pull payload into the
+    /// head. Either fault stopped all such merging, and bulk TCP ran a tenth to a sixth
+    /// slower than through iptables. Here one
     /// segment in 10 to 90 merges this way, whatever the datapath; at least one in 50 must.
     Checked,
     NotChecked,
