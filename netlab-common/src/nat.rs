@@ -299,9 +299,10 @@ pub mod ct_flags {
     /// masquerade never gives a container the same tuple (the rewrite is the identity unless
     /// the host's tuple had to be moved off a container's, as the kernel's NAT does).
     pub const HOST: u8 = 16;
-    /// The flow brought a GSO segment into a container: from then on, every packet of the
-    /// flow into the container takes the host's stack, not the fast path (see the
-    /// datapath's `tc::via_stack`).
+    /// This direction of the flow carried a GSO segment (into a container in a forward
+    /// entry, out of one in a reply entry): from then on, every packet of the flow in this
+    /// direction takes the host's stack, not the fast path (see the datapath's
+    /// `tc::via_stack`).
     pub const VIA_STACK: u8 = 32;
 }
 
