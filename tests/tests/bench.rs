@@ -146,7 +146,13 @@ fn programs_are_costed(records: &[Value]) {
 #[test]
 fn versus_routed_records_a_ratio_per_round() {
     let (text, records, _) = bench(&["--versus-routed", "--quick"], false);
-    for metric in ["connections", "rr_p50", "udp_pps"] {
+    for metric in [
+        "connections",
+        "rr_p50",
+        "udp_pps",
+        "udp_reached_pps",
+        "udp_pps_1",
+    ] {
         for ports in [1, 100] {
             let ratio = records
                 .iter()
@@ -164,7 +170,7 @@ fn versus_routed_records_a_ratio_per_round() {
                 "{ratio}"
             );
             assert!(
-                text.contains(&format!("{metric:<12} N={ports:<6}")),
+                text.contains(&format!("{metric:<15} N={ports:<6}")),
                 "no verdict for {metric} N={ports}:\n{text}"
             );
         }
@@ -219,7 +225,13 @@ fn ipv6_bench_records_every_configuration() {
         "ebpf-tc-v6",
         "ebpf-xdp-v6",
     ] {
-        for metric in ["connections", "rr_p50", "udp_pps"] {
+        for metric in [
+            "connections",
+            "rr_p50",
+            "udp_pps",
+            "udp_reached_pps",
+            "udp_pps_1",
+        ] {
             let record = records
                 .iter()
                 .find(|r| r["config"] == config && r["metric"] == metric)

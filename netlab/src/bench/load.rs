@@ -103,19 +103,26 @@ impl Server {
         self.udp_received.load(Ordering::Relaxed)
     }
 
-    /// UDP datagrams that reached the container's sockets so far: queued, or dropped
-    /// because the socket's buffer was full (the kernel's `Udp` counters of its namespace).
+    /// UDP datagrams that reached the container's sockets so far, of both families: queued,
+    /// or dropped because the socket's buffer was full (the kernel's `Udp` and `Udp6`
+    /// counters of its namespace).
     fn udp_reached(&self) -> Result<u64> {
-        let snmp = netns::run_in(&self.ns, || {
-            std::fs::read_to_string("/proc/thread-self/net/snmp")
-                .map_err(|err| Error::io("reading /proc/net/snmp", err))
+        let (snmp, snmp6) = netns::run_in(&self.ns, || {
+            let read = |file: &str| {
+                std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))
+                    .map_err(|err| Error::io(format!("reading /proc/net/{file}"), err))
+            };
+            Ok((read("snmp")?, read("snmp6")?))
         })?;
-        udp_reached_sockets(&snmp).ok_or_else(|| {
-            Error::invalid(format!(
-                "no UDP counters in /proc/net/snmp of namespace {:?}",
-                self.ns
-            ))
-        })
+        udp_reached_sockets(&snmp)
+            .zip(udp6_reached_sockets(&snmp6))
+            .map(|(v4, v6)| v4 + v6)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "no UDP counters in /proc/net/snmp or snmp6 of namespace {:?}",
+                    self.ns
+                ))
+            })
     }
 }
 
@@ -130,6 +137,17 @@ fn udp_reached_sockets(snmp: &str) -> Option<u64> {
         .filter_map(|(name, value)| Some((name, value.parse().ok()?)))
         .collect();
     Some(counters.get("InDatagrams")? + counters.get("RcvbufErrors")?)
+}
+
+/// `Udp6InDatagrams + Udp6RcvbufErrors` of `/proc/net/snmp6` (a name and a value a line).
+fn udp6_reached_sockets(snmp6: &str) -> Option<u64> {
+    let counter = |wanted: &str| {
+        snmp6.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.next()? == wanted).then(|| fields.next()?.parse::<u64>().ok())?
+        })
+    };
+    Some(counter("Udp6InDatagrams")? + counter("Udp6RcvbufErrors")?)
 }
 
 impl Drop for Server {
@@ -396,7 +414,7 @@ fn join<T>(handle: JoinHandle<Result<T>>) -> Result<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::udp_reached_sockets;
+    use super::{udp_reached_sockets, udp6_reached_sockets};
 
     #[test]
     fn udp_reached_sockets_adds_read_and_buffer_overflows() {
@@ -408,5 +426,18 @@ mod tests {
         assert_eq!(udp_reached_sockets(snmp), Some(979_957 + 1_054_825));
         assert_eq!(udp_reached_sockets("Udp: InDatagrams\nUdp: 5\n"), None);
         assert_eq!(udp_reached_sockets(""), None);
+    }
+
+    #[test]
+    fn udp6_reached_sockets_adds_read_and_buffer_overflows() {
+        let snmp6 = "Ip6InReceives                   \t12\n\
+            Udp6InDatagrams                 \t4051\n\
+            Udp6NoPorts                     \t1\n\
+            Udp6RcvbufErrors                \t977\n\
+            UdpLite6InDatagrams             \t5\n\
+            UdpLite6RcvbufErrors            \t8\n";
+        assert_eq!(udp6_reached_sockets(snmp6), Some(4051 + 977));
+        assert_eq!(udp6_reached_sockets("Udp6InDatagrams 3\n"), None);
+        assert_eq!(udp6_reached_sockets(""), None);
     }
 }
