@@ -141,18 +141,21 @@ fn programs_are_costed(records: &[Value]) {
     );
 }
 
+/// The metrics of the NAT-versus-routing comparison, which `--family 6` takes too.
+const COMPARISON_METRICS: [&str; 5] = [
+    "connections",
+    "rr_p50",
+    "udp_pps",
+    "udp_reached_pps",
+    "udp_pps_1",
+];
+
 /// `bench --versus-routed --quick`: routed and ebpf-tc measured in turn, and one ratio per
 /// round for each metric and N, with the verdict on each target printed.
 #[test]
 fn versus_routed_records_a_ratio_per_round() {
     let (text, records, _) = bench(&["--versus-routed", "--quick"], false);
-    for metric in [
-        "connections",
-        "rr_p50",
-        "udp_pps",
-        "udp_reached_pps",
-        "udp_pps_1",
-    ] {
+    for metric in COMPARISON_METRICS {
         for ports in [1, 100] {
             let ratio = records
                 .iter()
@@ -225,13 +228,7 @@ fn ipv6_bench_records_every_configuration() {
         "ebpf-tc-v6",
         "ebpf-xdp-v6",
     ] {
-        for metric in [
-            "connections",
-            "rr_p50",
-            "udp_pps",
-            "udp_reached_pps",
-            "udp_pps_1",
-        ] {
+        for metric in COMPARISON_METRICS {
             let record = records
                 .iter()
                 .find(|r| r["config"] == config && r["metric"] == metric)
