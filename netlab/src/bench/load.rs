@@ -105,24 +105,31 @@ impl Server {
 
     /// UDP datagrams that reached the container's sockets so far, of both families: queued,
     /// or dropped because the socket's buffer was full (the kernel's `Udp` and `Udp6`
-    /// counters of its namespace).
+    /// counters of its namespace; a kernel without IPv6 has no `snmp6`, and no IPv6
+    /// datagram).
     fn udp_reached(&self) -> Result<u64> {
         let (snmp, snmp6) = netns::run_in(&self.ns, || {
-            let read = |file: &str| {
-                std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))
-                    .map_err(|err| Error::io(format!("reading /proc/net/{file}"), err))
+            let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp")
+                .map_err(|err| Error::io("reading /proc/net/snmp", err))?;
+            let snmp6 = match std::fs::read_to_string("/proc/thread-self/net/snmp6") {
+                Ok(text) => Some(text),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => return Err(Error::io("reading /proc/net/snmp6", err)),
             };
-            Ok((read("snmp")?, read("snmp6")?))
+            Ok((snmp, snmp6))
         })?;
-        udp_reached_sockets(&snmp)
-            .zip(udp6_reached_sockets(&snmp6))
-            .map(|(v4, v6)| v4 + v6)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "no UDP counters in /proc/net/snmp or snmp6 of namespace {:?}",
-                    self.ns
-                ))
-            })
+        let missing = |file: &str| {
+            Error::invalid(format!(
+                "no UDP counters in /proc/net/{file} of namespace {:?}",
+                self.ns
+            ))
+        };
+        let v4 = udp_reached_sockets(&snmp).ok_or_else(|| missing("snmp"))?;
+        let v6 = match snmp6 {
+            Some(snmp6) => udp6_reached_sockets(&snmp6).ok_or_else(|| missing("snmp6"))?,
+            None => 0,
+        };
+        Ok(v4 + v6)
     }
 }
 

@@ -362,8 +362,8 @@ fn measure_traffic(
     let udp = load::udp_rate(&wan, target, &server, 2, duration)?;
     samples.push(name, "udp_pps", n, "pps", udp.received);
     samples.push(name, "udp_reached_pps", n, "pps", udp.reached);
-    // One sender leaves the receiver a core of its own: what it reads is then the
-    // datapath's rate, not the scheduler's share.
+    // One sender leaves the receiver a core of its own: what it reads is then what the
+    // sender's core, which runs the datapath too, gets through, not the scheduler's share.
     let one = load::udp_rate(&wan, target, &server, 1, duration)?;
     samples.push(name, "udp_pps_1", n, "pps", one.received);
     if ebpf {
