@@ -95,6 +95,15 @@ impl Datapath6 {
         publish.insert(key, value, 0).expect("publishing");
     }
 
+    /// Adds `flags` to the (IPv4) config's, which holds the flags of both families.
+    fn add_flags(&mut self, flags: u32) {
+        let mut array: Array<&mut MapData, NatConfig> =
+            Array::try_from(self.bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
+        let mut config = array.get(&0, 0).expect("config");
+        config.flags |= flags;
+        array.set(0, config, 0).expect("writing the config");
+    }
+
     fn tc(&self, name: &str, frame: &[u8]) -> (i32, Vec<u8>) {
         prog_test::tc(&self.bpf, name, frame)
     }
@@ -160,11 +169,7 @@ fn tcp_to_a_published_port_is_dnatted_and_the_reply_reverse_translated() {
 #[test]
 fn a_flow_whose_container_sent_a_gso_segment_leaves_through_the_stack_from_then_on() {
     let mut dp = Datapath6::new();
-    let mut config: Array<&mut MapData, NatConfig> =
-        Array::try_from(dp.bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
-    let mut fast = config.get(&0, 0).expect("config");
-    fast.flags |= flags::FAST_PATH;
-    config.set(0, fast, 0).expect("writing the config");
+    dp.add_flags(flags::FAST_PATH);
     let client: (Ipv6Addr, u16) = (WAN, 41310);
     let marked = || {
         let map: HashMap<&MapData, FlowKey6, CtEntry6> =
