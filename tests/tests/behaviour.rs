@@ -281,10 +281,11 @@ enum Merging {
     NotChecked,
 }
 
-/// How many transfers a direction gets to show merging. A reader that the scheduler starves
-/// for a whole transfer never holds the socket when a segment arrives, so none waits in its
-/// backlog: a CI run under load once saw 0 of 175 merged through a sound datapath. The
-/// faults [`Merging`] guards against merge none in any transfer.
+/// How many transfers a direction gets to show merging. Merging depends on when segments
+/// arrive while the reader holds the socket: a CI run once saw 0 of 175 merged through a
+/// sound datapath, though by hand every transfer merged 6 to 68 (alone, with sender and
+/// receiver on one CPU or on two, and beside three CPU hogs). The faults [`Merging`] guards
+/// against merge 0 or 1 in every transfer.
 const MERGE_TRANSFERS: u64 = 3;
 
 /// `size` bytes from `sender` to netns0 through a published port and back, each way checked
