@@ -273,10 +273,10 @@ enum Merging {
     /// new one carries payload in a head of its own. The host's routing gives a forwarded
     /// segment its own head (`skb_cow`), so a GSO segment must not skip it (the eBPF fast
     /// path hands GSO segments to the stack), and no datapath may pull payload into the
-    /// head. Either fault stopped all such merging (0 or 1 segment of about 185 per 10 MiB),
-    /// and bulk TCP ran a tenth to a sixth slower than through iptables. Here one segment
-    /// in 3 to 30 merges this way, whatever the datapath; at least one in 50 must, over up to
-    /// [`MERGE_TRANSFERS`] transfers.
+    /// head. Either fault stopped nearly all such merging (the first: 0 or 1 segment of about
+    /// 185 in each 10 MiB, by hand), and bulk TCP ran a tenth to a sixth slower than through
+    /// iptables. Here one segment in 3 to 30 merges this way, whatever the datapath; at least
+    /// one in 50 must, over up to [`MERGE_TRANSFERS`] transfers.
     Checked,
     NotChecked,
 }
@@ -285,7 +285,8 @@ enum Merging {
 /// arrive while the reader holds the socket: a CI run once saw 0 of 175 merged through a
 /// sound datapath, though by hand every transfer merged 6 to 68 (alone, with sender and
 /// receiver on one CPU or on two, and beside three CPU hogs). The faults [`Merging`] guards
-/// against merge 0 or 1 in every transfer.
+/// against merge next to none in every transfer: mutants `gso-upload-via-stack(-v6)` and
+/// `headers-only-pulled` still fail this check.
 const MERGE_TRANSFERS: u64 = 3;
 
 /// `size` bytes from `sender` to netns0 through a published port and back, each way checked
