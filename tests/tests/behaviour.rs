@@ -275,8 +275,8 @@ enum Merging {
     /// path hands GSO segments to the stack), and no datapath may pull payload into the
     /// head. Either fault stopped nearly all such merging (the first: 0 or 1 segment of about
     /// 185 in each 10 MiB, by hand), and bulk TCP ran a tenth to a sixth slower than through
-    /// iptables. Here one segment in 3 to 30 merges this way, whatever the datapath; at least
-    /// one in 50 must, over up to [`MERGE_TRANSFERS`] transfers.
+    /// iptables. By hand, one segment in 30 or more merged this way, whatever the datapath;
+    /// at least one in 50 must, over up to [`MERGE_TRANSFERS`] transfers.
     Checked,
     NotChecked,
 }
