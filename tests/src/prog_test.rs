@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray},
+    maps::{Array, MapData, PerCpuArray},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
-use netlab_common::nat::{Stat, maps, programs};
+use netlab_common::nat::{NatConfig, Stat, maps, programs};
 
 use crate::unique;
 
@@ -62,6 +62,25 @@ pub fn load(sizes: &[(&str, u32)]) -> (Ebpf, PinDir) {
         .expect("xdp");
     xdp.load().expect("verifier accepts the XDP program");
     (bpf, dir)
+}
+
+/// Writes the datapath's (IPv4) config, which also holds the flags of both families.
+pub fn set_config(bpf: &mut Ebpf, config: NatConfig) {
+    config_map(bpf)
+        .set(0, config, 0)
+        .expect("writing the config");
+}
+
+/// Changes the datapath's config through `change`.
+pub fn edit_config(bpf: &mut Ebpf, change: impl FnOnce(&mut NatConfig)) {
+    let mut array = config_map(bpf);
+    let mut config = array.get(&0, 0).expect("config");
+    change(&mut config);
+    array.set(0, config, 0).expect("writing the config");
+}
+
+fn config_map(bpf: &mut Ebpf) -> Array<&mut MapData, NatConfig> {
+    Array::try_from(bpf.map_mut(maps::CONFIG).expect("config map")).expect("array")
 }
 
 /// Runs tc program `name` on `frame`; returns its verdict and the frame it leaves.

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use aya::{
     Ebpf,
     maps::{
-        Array, DevMapHash, HashMap, MapData,
+        DevMapHash, HashMap, MapData,
         lpm_trie::{Key, LpmTrie},
     },
     programs::{TestRun, TestRunOptions, Xdp},
@@ -58,9 +58,7 @@ impl Datapath {
             flags: flags::READY | flags::MASQUERADE,
             ..NatConfig::default()
         };
-        let mut array: Array<&mut MapData, NatConfig> =
-            Array::try_from(bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
-        array.set(0, config, 0).expect("writing the config");
+        prog_test::set_config(&mut bpf, config);
         let mut datapath = Self { bpf, _dir: dir };
         datapath.publish(5000, TCP, C0, 5000);
         datapath.publish(6000, UDP, C1, 6000);
@@ -69,11 +67,7 @@ impl Datapath {
 
     /// Changes the config through `change`.
     fn edit_config(&mut self, change: impl FnOnce(&mut NatConfig)) {
-        let mut array: Array<&mut MapData, NatConfig> =
-            Array::try_from(self.bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
-        let mut config = array.get(&0, 0).expect("config");
-        change(&mut config);
-        array.set(0, config, 0).expect("writing the config");
+        prog_test::edit_config(&mut self.bpf, change);
     }
 
     /// Adds `flags` to the config's.

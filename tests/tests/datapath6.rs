@@ -9,7 +9,7 @@ use aya::{
     maps::{Array, HashMap, MapData},
 };
 use netlab_common::{
-    nat::{CounterRef, NatConfig, Stat, ct_flags, flags, maps, programs},
+    nat::{CounterRef, NatConfig, Stat, ct_flags, flags, programs},
     nat6::{self, CtEntry6, FlowKey6, NatConfig6, PublishKey6, PublishValue6, words_of},
 };
 use netlab_e2e::{
@@ -54,9 +54,7 @@ impl Datapath6 {
             flags: flags::READY | flags::MASQUERADE,
             ..NatConfig::default()
         };
-        let mut array: Array<&mut MapData, NatConfig> =
-            Array::try_from(bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
-        array.set(0, config, 0).expect("writing the config");
+        prog_test::set_config(&mut bpf, config);
         let config6 = NatConfig6 {
             external_ip: words_of(EXT),
             gateway_ip: words_of(GATEWAY),
@@ -97,11 +95,7 @@ impl Datapath6 {
 
     /// Adds `flags` to the (IPv4) config's, which holds the flags of both families.
     fn add_flags(&mut self, flags: u32) {
-        let mut array: Array<&mut MapData, NatConfig> =
-            Array::try_from(self.bpf.map_mut(maps::CONFIG).expect("config map")).expect("array");
-        let mut config = array.get(&0, 0).expect("config");
-        config.flags |= flags;
-        array.set(0, config, 0).expect("writing the config");
+        prog_test::edit_config(&mut self.bpf, |config| config.flags |= flags);
     }
 
     fn tc(&self, name: &str, frame: &[u8]) -> (i32, Vec<u8>) {
