@@ -487,10 +487,14 @@ pub enum Stat {
     CtOrphaned = 18,
     /// IPv6 packets with more extension headers than the datapath walks: passed untouched.
     ExtHeaders = 19,
+    /// TCP flows started anew in place: a SYN reused a closed flow's tuple and would have
+    /// been translated as that flow was (same published port, container and source), so
+    /// its two entries were reset instead of removed and inserted again.
+    CtRestarted = 20,
 }
 
 /// Number of [`Stat`] slots.
-pub const STAT_COUNT: u32 = 20;
+pub const STAT_COUNT: u32 = 21;
 
 impl Stat {
     /// All stats with their names, in index order.
@@ -515,6 +519,7 @@ impl Stat {
         (Stat::NextHopRemembered, "next_hop_remembered"),
         (Stat::CtOrphaned, "ct_orphaned"),
         (Stat::ExtHeaders, "ext_headers"),
+        (Stat::CtRestarted, "ct_restarted"),
     ];
 }
 

@@ -28,6 +28,7 @@ const EXT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 1);
 const C0: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 10);
 const C1: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 20);
+const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const XDP_DROP: u32 = 1;
@@ -714,8 +715,9 @@ fn martians_and_direct_access_from_outside_are_dropped() {
     );
 }
 
-/// The TCP state of both entries of the flow whose original tuple is `key`'s.
-fn states(dp: &Datapath, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+/// Both entries of the flow between `src` and `dst` (either end as a packet of the flow
+/// shows it, before or after the rewrite), with their keys.
+fn halves(dp: &Datapath, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<(FlowKey, CtEntry)> {
     let map: HashMap<&MapData, FlowKey, CtEntry> =
         HashMap::try_from(dp.bpf.map(maps::CONNTRACK).expect("conntrack map")).expect("hash");
     let be = |ip: Ipv4Addr| u32::from(ip).to_be();
@@ -730,13 +732,32 @@ fn states(dp: &Datapath, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> 
             ];
             ends.contains(&(be(src.0), src.1.to_be())) && ends.contains(&(be(dst.0), dst.1.to_be()))
         })
+        .collect()
+}
+
+/// The TCP state of both entries of the flow between `src` and `dst`.
+fn states(dp: &Datapath, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+    halves(dp, src, dst)
+        .into_iter()
         .map(|(_, entry)| entry.state)
         .collect()
 }
 
+/// Opens a connection from `client` to 5000/tcp (published to netns0), establishes it, and
+/// closes it from the container's side.
+fn open_and_close(dp: &Datapath, client: (Ipv4Addr, u16)) {
+    assert_eq!(
+        ingress(dp, &Frame::tcp(client, (EXT, 5000), SYN, b"")).dst,
+        C0
+    );
+    egress(dp, &Frame::tcp((C0, 5000), client, SYN | ACK, b""));
+    ingress(dp, &Frame::tcp(client, (EXT, 5000), ACK, b""));
+    egress(dp, &Frame::tcp((C0, 5000), client, FIN | ACK, b""));
+    assert_eq!(states(dp, client, (EXT, 5000)), [ct_state::CLOSING; 2]);
+}
+
 #[test]
 fn tcp_state_belongs_to_the_flow_and_a_new_syn_reads_the_published_ports_again() {
-    const FIN: u8 = 0x01;
     let mut dp = Datapath::new();
     let client = (WAN, 40100);
     assert_eq!(
@@ -763,6 +784,87 @@ fn tcp_state_belongs_to_the_flow_and_a_new_syn_reads_the_published_ports_again()
         again.dst, C1,
         "the reused tuple reaches the port's new container"
     );
+    assert_eq!(dp.stat(Stat::CtRestarted), 0, "a new flow, not a restart");
+    let reply = egress(&dp, &Frame::tcp((C1, 5000), client, SYN | ACK, b""));
+    assert_eq!((reply.src, reply.ports), (EXT, (5000, client.1)));
+    assert_checksums(&reply);
+}
+
+/// A SYN on a closed flow's tuple that the published ports, read again, would translate as
+/// before starts the flow anew in place: both halves new, nothing of the old flow's kept
+/// (the GSO mark), and the flow works as a new one. Its entries are not removed and
+/// inserted again (`ct_restarted` counts it).
+#[test]
+fn a_syn_on_a_closed_flows_tuple_restarts_it_in_place_when_its_translation_stands() {
+    let mut dp = Datapath::new();
+    let client = (WAN, 40200);
+    open_and_close(&dp, client);
+    let old = halves(&dp, client, (EXT, 5000));
+    let mut map: HashMap<&mut MapData, FlowKey, CtEntry> =
+        HashMap::try_from(dp.bpf.map_mut(maps::CONNTRACK).expect("conntrack map")).expect("hash");
+    for (key, mut entry) in old {
+        entry.flags |= ct_flags::VIA_STACK;
+        map.insert(key, entry, 0).expect("marking the old flow");
+    }
+    let again = ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b""));
+    assert_eq!((again.dst, again.ports), (C0, (client.1, 5000)));
+    assert_checksums(&again);
+    assert_eq!(dp.stat(Stat::CtRestarted), 1, "restarted in place");
+    let mut flags: Vec<_> = halves(&dp, client, (EXT, 5000))
+        .iter()
+        .map(|(_, entry)| (entry.state, entry.flags))
+        .collect();
+    flags.sort_unstable();
+    assert_eq!(
+        flags,
+        [
+            (ct_state::NEW, ct_flags::DNAT),
+            (ct_state::NEW, ct_flags::DNAT | ct_flags::REPLY)
+        ],
+        "a new flow's halves, the old one's GSO mark gone"
+    );
+    let reply = egress(&dp, &Frame::tcp((C0, 5000), client, SYN | ACK, b""));
+    assert_eq!((reply.src, reply.ports), (EXT, (5000, client.1)));
+    assert_checksums(&reply);
+    ingress(&dp, &Frame::tcp(client, (EXT, 5000), ACK, b""));
+    assert_eq!(states(&dp, client, (EXT, 5000)), [ct_state::ESTABLISHED; 2]);
+}
+
+/// A closed flow whose source port had to move (its reply tuple was another flow's) is not
+/// restarted in place: the new flow tries the client's own port first, as any new flow does.
+#[test]
+fn a_closed_flow_whose_source_port_moved_is_created_anew() {
+    let mut dp = Datapath::new();
+    dp.publish(5001, TCP, C0, 5000);
+    let client = (WAN, 40300);
+    // The same client port to another published port of the same container port takes the
+    // reply tuple first.
+    let first = ingress(&dp, &Frame::tcp(client, (EXT, 5001), SYN, b""));
+    assert_eq!(first.ports, (client.1, 5000));
+    let moved = ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b""));
+    assert_ne!(
+        moved.ports.0, client.1,
+        "the second flow moved its source port"
+    );
+    // The first flow ends and is forgotten; the second closes.
+    dp.evict(&flow_key(TCP, client, (EXT, 5001)));
+    dp.evict(&flow_key(TCP, (C0, 5000), client));
+    egress(
+        &dp,
+        &Frame::tcp((C0, 5000), (WAN, moved.ports.0), SYN | ACK, b""),
+    );
+    ingress(&dp, &Frame::tcp(client, (EXT, 5000), ACK, b""));
+    egress(
+        &dp,
+        &Frame::tcp((C0, 5000), (WAN, moved.ports.0), FIN | ACK, b""),
+    );
+    let again = ingress(&dp, &Frame::tcp(client, (EXT, 5000), SYN, b""));
+    assert_eq!(
+        again.ports,
+        (client.1, 5000),
+        "the new flow has the client's own port, free now"
+    );
+    assert_eq!(dp.stat(Stat::CtRestarted), 0);
 }
 
 /// The conntrack key of a UDP packet from `src` to `dst`.

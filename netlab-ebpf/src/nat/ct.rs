@@ -16,6 +16,7 @@
 //! IPv6 ones in `NETLAB_NAT6_CT`.
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::{__sk_buff, BPF_NOEXIST},
     cty::c_void,
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns, bpf_loop},
@@ -28,6 +29,7 @@ use netlab_common::nat::{
 
 use super::{
     flow::{Entry, Flow},
+    log,
     maps::{CT_PRESSURE, config, count, published},
     packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet},
     packet6::IPPROTO_ICMPV6,
@@ -68,12 +70,29 @@ fn next_state(state: u8, flags: u8) -> u8 {
 }
 
 /// The live entry for this packet's tuple, refreshed (time, TCP state); a flow whose two
-/// directions are both expired is removed and reported as missing, and so is a closing TCP
-/// flow that a new SYN reuses (the caller then creates it anew, reading the published ports
-/// again, as the kernel does for a SYN that meets a connection in `TIME_WAIT`).
+/// directions are both expired is removed and reported as missing. A new SYN on a closing
+/// TCP flow's tuple starts a new flow, as the kernel does for a SYN that meets a connection
+/// in `TIME_WAIT`: in place when the published ports, read again, would translate it as
+/// before (see [`restartable`]); otherwise the old flow is removed and reported as
+/// missing, and the caller creates the new one.
 #[inline(always)]
-pub fn lookup(pkt: &Packet) -> Option<CtEntry> {
-    lookup_key(&pkt.key, Some(pkt.tcp_flags))
+pub fn lookup<C: EbpfContext>(ctx: &C, pkt: &Packet) -> Option<CtEntry> {
+    let (entry, then) = live(&pkt.key, Some(pkt.tcp_flags))?;
+    // SAFETY: a pointer into the map's value, valid until the map's next insert.
+    let entry = unsafe { &*entry }.copied();
+    match then {
+        Then::RestorePartner => restore_partner(&pkt.key, &entry),
+        Then::LogNewFlow => {
+            let kind = if entry.flags & ct_flags::HAIRPIN != 0 {
+                "hairpin"
+            } else {
+                "dnat"
+            };
+            log::new_flow(ctx, kind, &pkt.key, &entry);
+        }
+        Then::Nothing => {}
+    }
+    Some(entry)
 }
 
 /// The key of the other direction of the flow that `entry` at `key` belongs to.
@@ -165,10 +184,10 @@ fn remove_flow<K: Flow>(key: &K, entry: &K::Entry) {
 /// entry's time is refreshed, about once a millisecond of a flow's traffic.
 #[inline(always)]
 pub fn lookup_key<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<K::Entry> {
-    let (entry, restore) = live(key, tcp_flags)?;
+    let (entry, then) = live(key, tcp_flags)?;
     // SAFETY: a pointer into the map's value, valid until the map's next insert.
     let entry = unsafe { &*entry }.copied();
-    if restore {
+    if then == Then::RestorePartner {
         restore_partner(key, &entry);
     }
     Some(entry)
@@ -177,23 +196,33 @@ pub fn lookup_key<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<K::Entry> {
 /// [`lookup_key`], the entry copied to `out` (whether there is one is returned).
 #[inline(always)]
 pub fn lookup_into<K: Flow>(key: &K, tcp_flags: Option<u8>, out: &mut K::Entry) -> bool {
-    let Some((entry, restore)) = live(key, tcp_flags) else {
+    let Some((entry, then)) = live(key, tcp_flags) else {
         return false;
     };
     // SAFETY: as above.
     unsafe { &*entry }.copy_to(out);
-    if restore {
+    if then == Then::RestorePartner {
         restore_partner(key, out);
     }
     true
 }
 
-/// The live entry of `key`, refreshed, in the map (see [`lookup_key`]), and whether the
-/// flow's other half, which the LRU evicted, is to be put back. The caller copies the entry
-/// before it does: the insert may make the LRU evict again, in a full table even a half just
-/// looked up, and reuse its memory for the new entry.
+/// What [`live`]'s caller does once it has copied the entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Nothing,
+    /// Put back the flow's other half, which the LRU evicted.
+    RestorePartner,
+    /// Log the flow as new: a SYN restarted it in place.
+    LogNewFlow,
+}
+
+/// The live entry of `key`, refreshed, in the map (see [`lookup`]), and what is left to do
+/// ([`Then`]). The caller copies the entry before it puts an evicted half back: the insert
+/// may make the LRU evict again, in a full table even a half just looked up, and reuse its
+/// memory for the new entry.
 #[inline(always)]
-fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)> {
+fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, Then)> {
     let entry = K::conntrack().get_ptr_mut(key)?;
     // SAFETY: a pointer into the map's value, valid during the program; racing updates of
     // the same flow on two CPUs only race on timestamps and state, both benign.
@@ -205,10 +234,17 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)
         return None;
     }
     let Some(tcp_flags) = tcp_flags else {
-        return Some((entry, false));
+        return Some((entry, Then::Nothing));
     };
     if key.proto() == IPPROTO_TCP {
         if is_syn(tcp_flags) && entry.state() == ct_state::CLOSING {
+            if let Some(other) = restartable(key, entry) {
+                entry.restart(now);
+                // SAFETY: as above.
+                unsafe { (*other).restart(now) };
+                count(Stat::CtRestarted);
+                return Some((entry, Then::LogNewFlow));
+            }
             remove_flow(key, entry);
             return None;
         }
@@ -222,7 +258,7 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)
         }
     }
     let idle = now.saturating_sub(entry.last_seen_ns());
-    let mut restore = false;
+    let mut then = Then::Nothing;
     // Lifetimes are seconds: a write per millisecond at most spares every packet of a busy
     // flow a store to a line other CPUs read, and the look at the other half a lookup;
     // but a table that evicts live flows gets that look on every TCP packet (see
@@ -242,7 +278,9 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)
             // evicts it again first, and putting it back on every refresh would churn a
             // full table.
             OtherHalf::Missing => {
-                restore = key.proto() == IPPROTO_TCP || idle >= CT_RESTORE_INTERVAL_NS;
+                if key.proto() == IPPROTO_TCP || idle >= CT_RESTORE_INTERVAL_NS {
+                    then = Then::RestorePartner;
+                }
             }
             OtherHalf::Ours(_) => {}
         }
@@ -250,7 +288,29 @@ fn live<K: Flow>(key: &K, tcp_flags: Option<u8>) -> Option<(*mut K::Entry, bool)
             entry.set_last_seen_ns(now);
         }
     }
-    Some((entry, restore))
+    Some((entry, then))
+}
+
+/// The other half of a closing flow that a SYN on `key`'s tuple may start anew in place, or
+/// `None` when the new flow must be created from scratch. It may when `entry` is a DNAT
+/// flow's forward half, both halves are there, and the published ports, read again, would
+/// give the new flow the same translation, counters and reply tuple: removing the old flow
+/// and creating the new one would write the same two entries (the source-port search tries
+/// the kept port first, and finds it free once the old flow is gone). This spares a busy
+/// client, which reuses its ports, two deletes and two inserts per connection, each a trip
+/// through the LRU's lists. Masqueraded and host flows are created anew: whether a host
+/// socket owns the reply tuple now is for the search to ask.
+#[inline(always)]
+fn restartable<K: Flow>(key: &K, entry: &K::Entry) -> Option<*mut K::Entry> {
+    if entry.flags() & (ct_flags::DNAT | ct_flags::REPLY) != ct_flags::DNAT
+        || !key.dnat_unchanged(entry)
+    {
+        return None;
+    }
+    match other_half(key, entry) {
+        OtherHalf::Ours(other) => Some(other),
+        OtherHalf::Missing | OtherHalf::Taken => None,
+    }
 }
 
 /// How long a CPU that put an evicted half back looks at the other half of every TCP

@@ -9,11 +9,16 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use netlab_common::{
-    nat::{CounterRef, CtEntry, FlowKey},
+    nat::{CounterRef, CtEntry, FlowKey, ct_flags, ct_state},
     nat6::{CtEntry6, FlowKey6},
 };
 
-use super::{ct::PortSearch, host_sockets, maps::CONNTRACK, maps6::CONNTRACK6};
+use super::{
+    ct::PortSearch,
+    host_sockets,
+    maps::{self, CONNTRACK},
+    maps6::{self, CONNTRACK6},
+};
 
 /// A conntrack entry: how to rewrite one direction of a flow.
 pub trait Entry: Copy + Default {
@@ -27,6 +32,9 @@ pub trait Entry: Copy + Default {
     fn last_seen_ns(&self) -> u64;
     fn set_last_seen_ns(&mut self, now: u64);
     fn counter(&self) -> CounterRef;
+    /// Makes this half of a closed TCP flow the half of a new one on the same tuple and
+    /// translation: state new, seen `now`, and nothing learned from the old flow's packets.
+    fn restart(&mut self, now: u64);
     /// A copy taken in 8-byte loads: a plain copy of the struct compiles to a call to
     /// `memmove` (a BPF function, ~8 % of a fast-pathed reply's time).
     fn copied(&self) -> Self;
@@ -66,6 +74,9 @@ pub trait Flow: Copy + PartialEq + 'static {
         now: u64,
         out: &mut Self::Entry,
     );
+    /// Whether a new flow of a packet showing this tuple would be translated as the DNAT
+    /// flow whose forward entry is `entry` is (the published ports read again).
+    fn dnat_unchanged(&self, entry: &Self::Entry) -> bool;
     /// Whether a socket of the host node (the namespace of `ctx`) would receive a packet
     /// showing this tuple.
     fn host_owned(&self, ctx: &TcContext) -> bool;
@@ -74,7 +85,7 @@ pub trait Flow: Copy + PartialEq + 'static {
 /// Implements [`Entry`] and [`Flow`] for a family's key and entry types, which have the
 /// same fields (addresses of the family's type).
 macro_rules! family_flow {
-    ($key:ident, $entry:ident, $map:expr, $search:expr, $owns:path) => {
+    ($key:ident, $entry:ident, $map:expr, $search:expr, $owns:path, $dnat_unchanged:path) => {
         impl Entry for $entry {
             #[inline(always)]
             fn flags(&self) -> u8 {
@@ -103,6 +114,12 @@ macro_rules! family_flow {
             #[inline(always)]
             fn counter(&self) -> CounterRef {
                 self.counter
+            }
+            #[inline(always)]
+            fn restart(&mut self, now: u64) {
+                self.flags &= !ct_flags::VIA_STACK;
+                self.state = ct_state::NEW;
+                self.last_seen_ns = now;
             }
             #[inline(always)]
             fn copied(&self) -> Self {
@@ -223,6 +240,10 @@ macro_rules! family_flow {
                 out.last_seen_ns = now;
             }
             #[inline(always)]
+            fn dnat_unchanged(&self, entry: &$entry) -> bool {
+                $dnat_unchanged(self, entry)
+            }
+            #[inline(always)]
             fn host_owned(&self, ctx: &TcContext) -> bool {
                 $owns(ctx, self)
             }
@@ -238,5 +259,19 @@ static SEARCH: PerCpuArray<PortSearch<FlowKey>> = PerCpuArray::with_max_entries(
 #[map(name = "NETLAB_CT_SEARCH6")]
 static SEARCH6: PerCpuArray<PortSearch<FlowKey6>> = PerCpuArray::with_max_entries(1, 0);
 
-family_flow!(FlowKey, CtEntry, CONNTRACK, SEARCH, host_sockets::owns);
-family_flow!(FlowKey6, CtEntry6, CONNTRACK6, SEARCH6, host_sockets::owns6);
+family_flow!(
+    FlowKey,
+    CtEntry,
+    CONNTRACK,
+    SEARCH,
+    host_sockets::owns,
+    maps::dnat_unchanged
+);
+family_flow!(
+    FlowKey6,
+    CtEntry6,
+    CONNTRACK6,
+    SEARCH6,
+    host_sockets::owns6,
+    maps6::dnat_unchanged6
+);

@@ -10,7 +10,7 @@ use netlab_common::nat::{
     CounterRef, CtEntry, FRAGMENTS_MAX_ENTRIES, FlowKey, FragEntry, FragKey, NatConfig, NextHop,
     PORT_COUNTER_SLOTS, PORT_PREFIX_FIXED_BITS, PUBLISH_MAX_ENTRIES, PUBLISH_RANGES_MAX_ENTRIES,
     PortPrefix, PublishKey, PublishRange, PublishValue, SOCK_ORIG_MAX_ENTRIES, STAT_COUNT, SockKey,
-    SockOrig, Stat, TrafficCounters, cache_slot, flags,
+    SockOrig, Stat, TrafficCounters, cache_slot, ct_flags, flags,
 };
 
 use aya_ebpf::EbpfContext;
@@ -168,6 +168,31 @@ pub fn published(
         return None;
     }
     published_on(0, port, proto)
+}
+
+/// Whether a new flow for a packet showing `key` would be translated as the DNAT flow whose
+/// forward entry is `entry`: the port still leads to the same container port, counted in
+/// the same slot, and the source is kept (or shown as the gateway) as it was.
+#[inline(always)]
+pub fn dnat_unchanged(key: &FlowKey, entry: &CtEntry) -> bool {
+    let Some(config) = config() else {
+        return false;
+    };
+    let Some(target) = published(config, key.dst_ip, key.dst_port, key.proto, false) else {
+        return false;
+    };
+    let as_gateway = config.flags & flags::MASQ_ALL != 0
+        || entry.flags & ct_flags::HAIRPIN != 0 && key.src_ip == target.ip;
+    let src_ip = if as_gateway {
+        config.gateway_ip
+    } else {
+        key.src_ip
+    };
+    entry.dst_ip == target.ip
+        && entry.dst_port == target.port
+        && entry.counter == target.counter
+        && entry.src_ip == src_ip
+        && entry.src_port == key.src_port
 }
 
 /// The port published on exactly `ip` (0: every address): a single port, else the range

@@ -4,7 +4,7 @@
 
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, lpm_trie::Key};
 use netlab_common::{
-    nat::{ContainerInfo, NatConfig, PUBLISH_RANGES_MAX_ENTRIES},
+    nat::{ContainerInfo, NatConfig, PUBLISH_RANGES_MAX_ENTRIES, ct_flags, flags},
     nat6::{
         CtEntry6, FlowKey6, FragEntry6, FragKey6, Ipv6Words, NatConfig6, PORT_PREFIX6_FIXED_BITS,
         PortPrefix6, PublishKey6, PublishRange6, PublishValue6, SockKey6, SockOrig6,
@@ -12,6 +12,8 @@ use netlab_common::{
 };
 
 use aya_ebpf::macros::map;
+
+use super::maps::config;
 
 #[map(name = "NETLAB_NAT6_CONFIG")]
 pub static CONFIG6: Array<NatConfig6> = Array::pinned(1, 0);
@@ -90,6 +92,29 @@ pub fn published6(
     published_on6(&[0; 4], port, proto)
 }
 
+/// [`super::maps::dnat_unchanged`] for IPv6.
+#[inline(always)]
+pub fn dnat_unchanged6(key: &FlowKey6, entry: &CtEntry6) -> bool {
+    let Some((config, c6)) = configs() else {
+        return false;
+    };
+    let Some(target) = published6(c6, &key.dst_ip, key.dst_port, key.proto, false) else {
+        return false;
+    };
+    let as_gateway = config.flags & flags::MASQ_ALL != 0
+        || entry.flags & ct_flags::HAIRPIN != 0 && key.src_ip == target.ip;
+    let src_ip = if as_gateway {
+        &c6.gateway_ip
+    } else {
+        &key.src_ip
+    };
+    entry.dst_ip == target.ip
+        && entry.dst_port == target.port
+        && entry.counter == target.counter
+        && entry.src_ip == *src_ip
+        && entry.src_port == key.src_port
+}
+
 /// The port published in IPv6 on exactly `ip` (all zero: every address).
 #[inline(always)]
 fn published_on6(ip: &Ipv6Words, port: u16, proto: u8) -> Option<PublishValue6> {
@@ -120,5 +145,5 @@ fn published_on6(ip: &Ipv6Words, port: u16, proto: u8) -> Option<PublishValue6> 
 /// Whether both families' configs are written: the IPv6 datapath runs.
 #[inline(always)]
 pub fn configs() -> Option<(&'static NatConfig, &'static NatConfig6)> {
-    Some((super::maps::config()?, config6()?))
+    Some((config()?, config6()?))
 }

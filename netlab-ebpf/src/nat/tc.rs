@@ -180,7 +180,7 @@ fn try_ext_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
             _ => Ok(Verdict::PASS),
         };
     }
-    let entry = if let Some(entry) = ct::lookup(&pkt) {
+    let entry = if let Some(entry) = ct::lookup(ctx, &pkt) {
         entry
     } else if let Some(entry) = ct::create_dnat(config, &pkt.key)? {
         log::new_flow(ctx, "dnat", &pkt.key, &entry);
@@ -254,7 +254,7 @@ fn try_ext_egress(ctx: &TcContext) -> Result<Verdict, Stat> {
         icmp::translate_error(ctx, &pkt, false)?;
         return Ok(Verdict::PASS);
     }
-    let entry = if let Some(entry) = ct::lookup(&pkt) {
+    let entry = if let Some(entry) = ct::lookup(ctx, &pkt) {
         entry
     } else if !pkt.has_ports() {
         return Ok(Verdict::PASS);
@@ -316,7 +316,7 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         });
     }
     let k = &pkt.key;
-    let entry = if let Some(entry) = ct::lookup(&pkt) {
+    let entry = if let Some(entry) = ct::lookup(ctx, &pkt) {
         entry
     } else {
         // A container reaching a published port through a host address: hairpin. (The

@@ -84,7 +84,7 @@ fn try_ext_xdp(ctx: &XdpContext) -> Result<u32, Stat> {
             }
             None => return Err(Stat::FragmentsDropped),
         }
-    } else if let Some(entry) = ct::lookup(&pkt) {
+    } else if let Some(entry) = ct::lookup(ctx, &pkt) {
         // The host's own connections keep their address: tc, after us, translates them (were
         // we to rewrite one moved off a container's tuple, tc would take it for that flow).
         if entry.flags & ct_flags::HOST != 0 {
