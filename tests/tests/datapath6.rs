@@ -156,6 +156,40 @@ fn tcp_to_a_published_port_is_dnatted_and_the_reply_reverse_translated() {
     assert_eq!(dp.stat(Stat::Translated), 3);
 }
 
+/// A SYN on a closed flow's tuple takes its entries over in place while the published ports
+/// would translate it as before, and is created anew once the port leads elsewhere, as in
+/// IPv4.
+#[test]
+fn a_syn_on_a_closed_flows_tuple_restarts_it_in_place_until_the_port_moves() {
+    const FIN: u8 = 0x01;
+    let mut dp = Datapath6::new();
+    let client = (WAN, 40200);
+    let open_and_close = |dp: &Datapath6, container: Ipv6Addr| {
+        let p = dp.ingress(&Frame6::tcp(client, (EXT, 5000), SYN, b""));
+        assert_eq!((p.dst, p.ports), (container, (client.1, 5000)));
+        assert_checksum(&p);
+        let p = dp.egress(&Frame6::tcp((container, 5000), client, SYN | ACK, b""));
+        assert_eq!((p.src, p.ports), (EXT, (5000, client.1)));
+        assert_checksum(&p);
+        dp.ingress(&Frame6::tcp(client, (EXT, 5000), ACK, b""));
+        dp.egress(&Frame6::tcp((container, 5000), client, FIN | ACK, b""));
+    };
+    open_and_close(&dp, C0);
+    open_and_close(&dp, C0);
+    assert_eq!(
+        dp.stat(Stat::CtRestarted),
+        1,
+        "the second SYN restarted the flow"
+    );
+    dp.publish(5000, TCP, C1);
+    open_and_close(&dp, C1);
+    assert_eq!(
+        dp.stat(Stat::CtRestarted),
+        1,
+        "a port that leads elsewhere now starts a new flow"
+    );
+}
+
 /// A container's reply that is a GSO segment (a download) goes to the stack untouched, where
 /// the external device's egress program translates it, and so does every later reply of its
 /// flow, as in IPv4. (Where a small reply goes through the fast path depends on the test's
