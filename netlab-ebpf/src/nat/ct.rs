@@ -24,13 +24,13 @@ use aya_ebpf::{
 };
 use netlab_common::nat::{
     CT_RESTORE_INTERVAL_NS, CounterRef, CtEntry, CtTimeouts, FlowKey, NatConfig, SNAT_PORT_MIN,
-    SNAT_RETRIES, Stat, ct_flags, ct_state, flags,
+    SNAT_RETRIES, Stat, ct_flags, ct_state,
 };
 
 use super::{
     flow::{Entry, Flow},
     log,
-    maps::{CT_PRESSURE, config, count, published},
+    maps::{CT_PRESSURE, config, count, published, source_as_gateway},
     packet::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Packet},
     packet6::IPPROTO_ICMPV6,
 };
@@ -621,7 +621,7 @@ fn add_forward<K: Flow>(search: &mut PortSearch<K>, out: &mut K::Entry) -> Resul
 }
 
 /// A new flow for a packet to a published port (DNAT, the source kept unless its reply
-/// tuple clashes with another flow's; with [`flags::MASQ_ALL`], the source becomes the
+/// tuple clashes with another flow's; with `MASQ_ALL`, the source becomes the
 /// bridge's address and a port of its own), or `None` when the packet is not for a published
 /// port.
 #[inline(always)]
@@ -632,7 +632,7 @@ pub fn create_dnat(config: &NatConfig, key: &FlowKey) -> Result<Option<CtEntry>,
     let Some(target) = published(config, key.dst_ip, key.dst_port, key.proto, false) else {
         return Ok(None);
     };
-    let src_ip = if config.flags & flags::MASQ_ALL != 0 {
+    let src_ip = if source_as_gateway(config, false, false) {
         config.gateway_ip
     } else {
         key.src_ip

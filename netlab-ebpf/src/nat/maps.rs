@@ -170,6 +170,15 @@ pub fn published(
     published_on(0, port, proto)
 }
 
+/// Whether a new DNAT flow shows its client as the gateway: with [`flags::MASQ_ALL`], or
+/// when it is a container reaching its own published port through a host address
+/// (`hairpin` and `from_target`), whose replies must come back through us (a packet from
+/// its own address would be dropped as martian).
+#[inline(always)]
+pub fn source_as_gateway(config: &NatConfig, hairpin: bool, from_target: bool) -> bool {
+    config.flags & flags::MASQ_ALL != 0 || hairpin && from_target
+}
+
 /// Whether a new flow for a packet showing `key` would be translated as the DNAT flow whose
 /// forward entry is `entry`: the port still leads to the same container port, counted in
 /// the same slot, and the source is kept (or shown as the gateway) as it was.
@@ -181,9 +190,8 @@ pub fn dnat_unchanged(key: &FlowKey, entry: &CtEntry) -> bool {
     let Some(target) = published(config, key.dst_ip, key.dst_port, key.proto, false) else {
         return false;
     };
-    let as_gateway = config.flags & flags::MASQ_ALL != 0
-        || entry.flags & ct_flags::HAIRPIN != 0 && key.src_ip == target.ip;
-    let src_ip = if as_gateway {
+    let hairpin = entry.flags & ct_flags::HAIRPIN != 0;
+    let src_ip = if source_as_gateway(config, hairpin, key.src_ip == target.ip) {
         config.gateway_ip
     } else {
         key.src_ip

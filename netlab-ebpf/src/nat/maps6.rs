@@ -4,7 +4,7 @@
 
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, lpm_trie::Key};
 use netlab_common::{
-    nat::{ContainerInfo, NatConfig, PUBLISH_RANGES_MAX_ENTRIES, ct_flags, flags},
+    nat::{ContainerInfo, NatConfig, PUBLISH_RANGES_MAX_ENTRIES, ct_flags},
     nat6::{
         CtEntry6, FlowKey6, FragEntry6, FragKey6, Ipv6Words, NatConfig6, PORT_PREFIX6_FIXED_BITS,
         PortPrefix6, PublishKey6, PublishRange6, PublishValue6, SockKey6, SockOrig6,
@@ -13,7 +13,7 @@ use netlab_common::{
 
 use aya_ebpf::macros::map;
 
-use super::maps::config;
+use super::maps::{config, source_as_gateway};
 
 #[map(name = "NETLAB_NAT6_CONFIG")]
 pub static CONFIG6: Array<NatConfig6> = Array::pinned(1, 0);
@@ -101,9 +101,8 @@ pub fn dnat_unchanged6(key: &FlowKey6, entry: &CtEntry6) -> bool {
     let Some(target) = published6(c6, &key.dst_ip, key.dst_port, key.proto, false) else {
         return false;
     };
-    let as_gateway = config.flags & flags::MASQ_ALL != 0
-        || entry.flags & ct_flags::HAIRPIN != 0 && key.src_ip == target.ip;
-    let src_ip = if as_gateway {
+    let hairpin = entry.flags & ct_flags::HAIRPIN != 0;
+    let src_ip = if source_as_gateway(config, hairpin, key.src_ip == target.ip) {
         &c6.gateway_ip
     } else {
         &key.src_ip

@@ -26,7 +26,10 @@ use super::{
     csum, ct,
     flow::Flow,
     frag, host_sockets, icmp, log,
-    maps::{NEXT_HOP, config, container, count, count_port, count_untranslated, published},
+    maps::{
+        NEXT_HOP, config, container, count, count_port, count_untranslated, published,
+        source_as_gateway,
+    },
     maps6::configs,
     packet::{
         self, Frag, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Packet,
@@ -339,11 +342,9 @@ fn try_ctr_ingress(ctx: &TcContext) -> Result<Verdict, Stat> {
         } {
             return Ok(Verdict::PASS);
         }
-        // Its own port: the reply must come back through us, so the source becomes the
-        // gateway (a packet from its own address would be dropped as martian). With
-        // `MASQ_ALL`, every client is shown as the gateway.
+        // Its own port: the source becomes the gateway (see `source_as_gateway`).
         let own = k.src_ip == target.ip;
-        let src_ip = if own || config.flags & flags::MASQ_ALL != 0 {
+        let src_ip = if source_as_gateway(config, true, own) {
             config.gateway_ip
         } else {
             k.src_ip

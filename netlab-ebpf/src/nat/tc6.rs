@@ -24,7 +24,7 @@ use super::{
     csum, ct,
     flow::Flow as _,
     icmp6,
-    maps::{count, count_port},
+    maps::{count, count_port, source_as_gateway},
     maps6::{FRAGMENTS6, container6, in_subnet6, published6, to_container6},
     packet::{ETH_HLEN, Frag, IPPROTO_TCP, IPPROTO_UDP, skb_ptr_at},
     packet6::{ICMPV6_ECHO_REQUEST, IPPROTO_ICMPV6, Ipv6Hdr, Packet6, parse6},
@@ -258,7 +258,7 @@ fn create_hairpin(ctx: &TcContext, configs: &Configs, s: &mut Scratch6) -> Resul
     } {
         return Ok(false);
     }
-    let as_gateway = k.src_ip == target.ip || config.flags & flags::MASQ_ALL != 0;
+    let as_gateway = source_as_gateway(config, true, k.src_ip == target.ip);
     create_to(
         s,
         &target,
@@ -279,7 +279,7 @@ fn create_dnat(configs: &Configs, s: &mut Scratch6) -> Result<bool, Stat> {
     let Some(target) = published6(c6, &key.dst_ip, key.dst_port, key.proto, false) else {
         return Ok(false);
     };
-    let as_gateway = config.flags & flags::MASQ_ALL != 0;
+    let as_gateway = source_as_gateway(config, false, false);
     create_to(
         s,
         &target,
