@@ -66,6 +66,7 @@ fn quick_bench_produces_every_record() {
     ] {
         for metric in [
             "connections",
+            "connection_cpu",
             "connections_32",
             "rr_p50",
             "rr_p99",
@@ -142,8 +143,9 @@ fn programs_are_costed(records: &[Value]) {
 }
 
 /// The metrics of the NAT-versus-routing comparison, which `--family 6` takes too.
-const COMPARISON_METRICS: [&str; 5] = [
+const COMPARISON_METRICS: [&str; 6] = [
     "connections",
+    "connection_cpu",
     "rr_p50",
     "udp_pps",
     "udp_reached_pps",

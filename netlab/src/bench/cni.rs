@@ -262,13 +262,8 @@ fn measure(
         BASE_PORT + ports - 1,
     ));
     load::connection_rate(&wan, target, 2, duration / 4)?;
-    let (rate, failures) = load::connection_rate(&wan, target, 2, duration)?;
-    if failures > 0 && rate == 0.0 {
-        return Err(Error::invalid(format!(
-            "{name}: no connection to {target} succeeded"
-        )));
-    }
-    samples.push(name, "connections", n, "conn/s", rate);
+    let made = load::connection_rate(&wan, target, 2, duration)?.some_succeeded(name, target)?;
+    samples.push(name, "connections", n, "conn/s", made.per_second);
     let rtts = load::request_response(&wan, target, duration)?;
     let p50 = rtts
         .get(rtts.len().saturating_sub(1) / 2)

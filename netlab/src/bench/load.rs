@@ -238,14 +238,35 @@ fn connect(target: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// What a connection loop made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Connections {
+    /// Connections per second, summed over the clients.
+    pub per_second: f64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+impl Connections {
+    /// `self`, or an error if every connection `who` tried to `target` failed.
+    pub fn some_succeeded(self, who: &str, target: SocketAddr) -> Result<Self> {
+        if self.failed > 0 && self.done == 0 {
+            return Err(Error::invalid(format!(
+                "{who}: no connection to {target} succeeded"
+            )));
+        }
+        Ok(self)
+    }
+}
+
 /// New connections per second: `threads` clients each connect, exchange one message and
-/// close, for `duration`. Returns (connections/s, failures).
+/// close, for `duration`.
 pub fn connection_rate(
     ns: &str,
     target: SocketAddr,
     threads: usize,
     duration: Duration,
-) -> Result<(f64, u64)> {
+) -> Result<Connections> {
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             netns::spawn_in(ns, move || {
@@ -265,13 +286,14 @@ pub fn connection_rate(
             })
         })
         .collect::<Result<_>>()?;
-    let (mut rate, mut failures) = (0.0, 0);
+    let mut made = Connections::default();
     for handle in handles {
         let (done, failed, elapsed) = join(handle)?;
-        rate += done as f64 / elapsed.as_secs_f64();
-        failures += failed;
+        made.per_second += done as f64 / elapsed.as_secs_f64();
+        made.done += done;
+        made.failed += failed;
     }
-    Ok((rate, failures))
+    Ok(made)
 }
 
 /// Pins the calling thread to one CPU, or lets it run on all. The latency test pins both

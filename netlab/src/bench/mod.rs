@@ -9,6 +9,7 @@
 )]
 
 pub mod cni;
+pub mod cpu_time;
 pub mod every_port;
 pub mod load;
 pub mod prog_cost;
@@ -317,21 +318,27 @@ fn measure_traffic(
     } else {
         prog_cost::Snapshot::new()
     };
-    let (rate, failures) = load::connection_rate(&wan, target, 2, duration)?;
-    if failures > 0 && rate == 0.0 {
-        return Err(crate::Error::invalid(format!(
-            "{}: no connection to {target} succeeded",
-            config.name
-        )));
+    let busy = cpu_time::BusyTime::now()?;
+    let made =
+        load::connection_rate(&wan, target, 2, duration)?.some_succeeded(config.name, target)?;
+    let busy = busy.elapsed()?;
+    samples.push(name, "connections", n, "conn/s", made.per_second);
+    if made.done > 0 {
+        samples.push(
+            name,
+            "connection_cpu",
+            n,
+            "us",
+            busy.as_secs_f64() * 1e6 / made.done as f64,
+        );
     }
-    samples.push(name, "connections", n, "conn/s", rate);
     if traffic == Traffic::Connections {
         return Ok(());
     }
     if all {
         // Many at once, as Cilium's TCP_CRR runs: 32 client flows.
-        let (rate, _) = load::connection_rate(&wan, target, 32, duration)?;
-        samples.push(name, "connections_32", n, "conn/s", rate);
+        let made = load::connection_rate(&wan, target, 32, duration)?;
+        samples.push(name, "connections_32", n, "conn/s", made.per_second);
     }
     let rtts = load::request_response(&wan, target, duration)?;
     let pct = |p: f64| {

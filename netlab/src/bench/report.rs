@@ -17,10 +17,14 @@ use super::Record;
 use crate::error::{Error, Result};
 use crate::text_table::{self, Column, Destination};
 
-const METRICS: [(&str, &str); 20] = [
+const METRICS: [(&str, &str); 21] = [
     (
         "connections",
         "new TCP connections/s (connect, 32-byte request/response, close)",
+    ),
+    (
+        "connection_cpu",
+        "CPU time per new TCP connection, µs, whole machine (the 2 clients' connections above)",
     ),
     (
         "connections_32",
